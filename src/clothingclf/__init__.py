@@ -1,0 +1,22 @@
+"""clothingclf: tell which clothing article a photo shows.
+
+The public API, declared once here (each module keeps its own ``__all__``):
+
+* :func:`prepare_dataset`, :func:`load_splits`, :class:`DatasetSplits`, :class:`ClothingDataset`
+* :class:`ClothingClassifier` and its :class:`Prediction`
+* :mod:`clothingclf.analysis`: FLOPs and receptive fields by tracing the model
+* :mod:`clothingclf.exceptions`: every error raised on purpose
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from . import exceptions
+from .images import open_image
+
+__all__ = [
+    "__version__",
+    "exceptions",
+    "open_image",
+]

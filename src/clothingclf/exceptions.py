@@ -1,0 +1,109 @@
+"""Every error that clothingclf raises on purpose.
+
+Each one subclasses a built-in exception, so code that already catches ``ValueError``
+or ``FileNotFoundError`` keeps working, and :class:`ClothingClfError` catches them all::
+
+    ClothingClfError(Exception)
+    ├── DatasetError(ValueError)              a table or folder that cannot be used as a dataset
+    │   ├── MissingColumnsError               images.csv lacks a required column
+    │   ├── EmptyDatasetError                 nothing left to train or split on
+    │   ├── DuplicateImageError               two rows name the same image id
+    │   └── UnsafePathError                   an image id that would read outside the root
+    ├── DatasetNotFoundError(FileNotFoundError)   the root or images.csv is missing
+    ├── InvalidImageError(ValueError)         a file or array that is not a decodable image
+    ├── ImageNotFoundError(FileNotFoundError) an image file that does not exist
+    ├── ModelFileError(ValueError)            a file that is not a clothingclf model
+    │   └── UnsupportedFormatError            a model file of a newer format version
+    ├── WeightsUnavailableError(RuntimeError) pretrained weights could not be obtained
+    ├── NotFittedError(ValueError, AttributeError)   a model used before ``fit``
+    ├── TrainingDivergedError(FloatingPointError)    the loss became NaN or infinite
+    ├── AnalysisError(ValueError)             a model the analysis cannot handle
+    └── ExportError(RuntimeError)             an export to ONNX or TorchScript failed
+
+Messages say what was expected, what was found, and what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AnalysisError",
+    "ClothingClfError",
+    "DatasetError",
+    "DatasetNotFoundError",
+    "DuplicateImageError",
+    "EmptyDatasetError",
+    "ExportError",
+    "ImageNotFoundError",
+    "InvalidImageError",
+    "MissingColumnsError",
+    "ModelFileError",
+    "NotFittedError",
+    "TrainingDivergedError",
+    "UnsafePathError",
+    "UnsupportedFormatError",
+    "WeightsUnavailableError",
+]
+
+
+class ClothingClfError(Exception):
+    """Base class of every error that clothingclf raises on purpose."""
+
+
+class DatasetError(ClothingClfError, ValueError):
+    """A table or folder that cannot be used as a dataset."""
+
+
+class MissingColumnsError(DatasetError):
+    """A table lacks a column that is required."""
+
+
+class EmptyDatasetError(DatasetError):
+    """Nothing is left to split or train on (empty table, every row excluded, ...)."""
+
+
+class DuplicateImageError(DatasetError):
+    """Two rows of a table name the same image id."""
+
+
+class UnsafePathError(DatasetError):
+    """An image id contains a path separator or ``..`` and would read outside the root."""
+
+
+class DatasetNotFoundError(ClothingClfError, FileNotFoundError):
+    """The dataset folder, or its ``images.csv``, does not exist."""
+
+
+class InvalidImageError(ClothingClfError, ValueError):
+    """A file, byte string or array that is not a decodable image."""
+
+
+class ImageNotFoundError(ClothingClfError, FileNotFoundError):
+    """An image path that does not exist."""
+
+
+class ModelFileError(ClothingClfError, ValueError):
+    """A file that is not a clothingclf model file (corrupt, truncated, foreign or unsafe)."""
+
+
+class UnsupportedFormatError(ModelFileError):
+    """A model file written by a newer clothingclf, in a format version this one cannot read."""
+
+
+class WeightsUnavailableError(ClothingClfError, RuntimeError):
+    """Pretrained weights could not be downloaded or read."""
+
+
+class NotFittedError(ClothingClfError, ValueError, AttributeError):
+    """A classifier was used before :meth:`~clothingclf.ClothingClassifier.fit` was called."""
+
+
+class TrainingDivergedError(ClothingClfError, FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class AnalysisError(ClothingClfError, ValueError):
+    """A model or input that the analysis cannot handle."""
+
+
+class ExportError(ClothingClfError, RuntimeError):
+    """Exporting a model to ONNX or TorchScript failed."""

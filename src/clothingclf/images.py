@@ -1,0 +1,236 @@
+"""Decoding images: the one place that turns files, bytes and arrays into RGB pictures.
+
+Every reader in clothingclf (dataset verification, training, prediction) goes through
+:func:`open_image`, so every bad image gets the same clear error: an
+:class:`~clothingclf.exceptions.InvalidImageError` or
+:class:`~clothingclf.exceptions.ImageNotFoundError` that names the file and says why.
+
+Outcomes per kind of input:
+
+* JPEG, PNG, GIF, WebP, BMP, TIFF: decoded; EXIF orientation applied.
+* Greyscale, 16-bit, CMYK and palette images: converted to 8-bit RGB.
+* Images with transparency (RGBA, LA, palette with a transparent colour): composited on white.
+* Zero-byte, truncated or non-image files, directories, images over Pillow's
+  decompression-bomb limit: :class:`~clothingclf.exceptions.InvalidImageError`.
+* A path that does not exist: :class:`~clothingclf.exceptions.ImageNotFoundError`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .exceptions import ImageNotFoundError, InvalidImageError
+
+__all__ = ["ImageInput", "check_image", "open_image", "to_rgb"]
+
+#: Anything that :func:`open_image` accepts as one image.
+ImageInput = Union[str, "os.PathLike[str]", bytes, Image.Image, np.ndarray, torch.Tensor]
+
+_WHITE = (255, 255, 255)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert a decoded Pillow image of any mode to 8-bit RGB.
+
+    Transparent pixels are composited on white (not on black, which is what a plain
+    ``convert("RGB")`` gives); 16-bit and 32-bit greyscale is scaled to 8 bits.
+
+    Args:
+        image: A decoded Pillow image.
+
+    Returns:
+        An image in mode ``"RGB"``.
+
+    Example:
+        >>> from PIL import Image
+        >>> to_rgb(Image.new("RGBA", (2, 2), (255, 0, 0, 0))).getpixel((0, 0))
+        (255, 255, 255)
+    """
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        if mode.startswith("I;16"):
+            array = array / 257.0
+        else:
+            high = float(array.max()) if array.size else 0.0
+            array = array * (255.0 / high) if high > 255.0 else array
+        grey = np.clip(np.rint(array), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*_WHITE, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _from_array(array: np.ndarray, what: str) -> Image.Image:
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise InvalidImageError(
+            f"{what} has shape {tuple(array.shape)}; expected H×W×3 (RGB), H×W×4 (RGBA) "
+            "or H×W (greyscale). Convert the array to one of these layouts."
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise InvalidImageError(f"{what} has shape {tuple(array.shape)}: it holds no pixels.")
+    if array.dtype != np.uint8:
+        if np.issubdtype(array.dtype, np.floating):
+            if not np.isfinite(array).all():
+                raise InvalidImageError(f"{what} contains NaN or infinite values.")
+            if array.min() < 0.0 or array.max() > 1.0:
+                raise InvalidImageError(
+                    f"{what} is a float array with values outside [0, 1] "
+                    f"(found {array.min():.3g} to {array.max():.3g}); expected uint8 in "
+                    "[0, 255] or floats in [0, 1]."
+                )
+            array = np.rint(array * 255.0).astype(np.uint8)
+        elif np.issubdtype(array.dtype, np.integer):
+            if array.min() < 0 or array.max() > 255:
+                raise InvalidImageError(
+                    f"{what} is an integer array of dtype {array.dtype} with values outside "
+                    "[0, 255]; expected uint8 pixel values."
+                )
+            array = array.astype(np.uint8)
+        else:
+            raise InvalidImageError(
+                f"{what} has dtype {array.dtype}; expected uint8 or float pixel values."
+            )
+    return to_rgb(Image.fromarray(np.ascontiguousarray(array)))
+
+
+def _decode(
+    opener: str | io.BytesIO, what: str, draft_size: tuple[int, int] | None
+) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            # Photos between Pillow's warning and error limits are legitimate; only the
+            # DecompressionBombError above twice the limit is refused.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(opener) as image:
+                if draft_size is not None and image.format == "JPEG":
+                    image.draft("RGB", draft_size)
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                return to_rgb(image)
+    except Image.DecompressionBombError as error:
+        raise InvalidImageError(
+            f"{what} is refused as a possible decompression bomb ({error}). "
+            "If you trust it, raise PIL.Image.MAX_IMAGE_PIXELS or shrink the image."
+        ) from None
+    except UnidentifiedImageError:
+        raise InvalidImageError(
+            f"{what} is not an image Pillow can read (expected JPEG, PNG, GIF, WebP, BMP or "
+            "TIFF). Remove it or replace it with a valid image."
+        ) from None
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        raise InvalidImageError(
+            f"{what} could not be decoded ({type(error).__name__}: {error}); the file is "
+            "probably truncated or corrupt. Re-export or remove it."
+        ) from None
+
+
+def open_image(source: ImageInput, *, draft_size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode one image into an 8-bit RGB Pillow image.
+
+    Args:
+        source: A file path, the encoded bytes of an image file, a Pillow image, a NumPy
+            array (H×W×3 or H×W×4 ``uint8``, H×W greyscale, or floats in [0, 1]), or a
+            tensor (3×H×W or 1×H×W, ``uint8`` or floats in [0, 1]).
+        draft_size: For JPEG files, let the decoder shrink the image by a power of two
+            while it decodes, as long as the result stays at least this (width, height).
+            Much faster when the target is far smaller than the photo.
+
+    Returns:
+        The image in mode ``"RGB"`` with EXIF orientation applied.
+
+    Raises:
+        ImageNotFoundError: ``source`` is a path that does not exist.
+        InvalidImageError: ``source`` is not a decodable image; the message names the file
+            and the reason.
+
+    Example:
+        >>> import numpy as np
+        >>> open_image(np.zeros((4, 6), dtype=np.uint8)).size
+        (6, 4)
+    """
+    if isinstance(source, Image.Image):
+        try:
+            return to_rgb(ImageOps.exif_transpose(source))
+        except (OSError, ValueError) as error:
+            raise InvalidImageError(f"The Pillow image could not be converted: {error}") from None
+    if isinstance(source, torch.Tensor):
+        tensor = source.detach().cpu()
+        if tensor.ndim != 3 or tensor.shape[0] not in (1, 3):
+            raise InvalidImageError(
+                f"The tensor has shape {tuple(tensor.shape)}; expected 3×H×W (RGB) or 1×H×W."
+            )
+        if tensor.dtype == torch.bfloat16 or tensor.dtype == torch.float16:
+            tensor = tensor.float()
+        return _from_array(tensor.permute(1, 2, 0).numpy(), "The tensor")
+    if isinstance(source, np.ndarray):
+        return _from_array(source, "The array")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise InvalidImageError("The byte string is empty; expected an encoded image file.")
+        return _decode(io.BytesIO(bytes(source)), "The byte string", draft_size)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise ImageNotFoundError(
+                f"Image file {str(path)!r} does not exist. Check the path, or remove the row "
+                "that names it."
+            )
+        if path.is_dir():
+            raise InvalidImageError(
+                f"{str(path)!r} is a directory, not an image file. Point to an image inside it."
+            )
+        if not os.access(path, os.R_OK):
+            raise InvalidImageError(
+                f"Image file {str(path)!r} is not readable (permission denied). Fix its "
+                "permissions or remove it."
+            )
+        try:
+            if path.stat().st_size == 0:
+                raise InvalidImageError(
+                    f"Image file {str(path)!r} is empty (0 bytes). Re-export or remove it."
+                )
+        except OSError as error:
+            raise InvalidImageError(f"Image file {str(path)!r} cannot be read: {error}") from None
+        return _decode(str(path), f"Image file {str(path)!r}", draft_size)
+    raise InvalidImageError(
+        f"Cannot read an image from a {type(source).__name__}; expected a path, bytes, a "
+        "PIL.Image, a NumPy array or a torch tensor."
+    )
+
+
+def check_image(path: str | os.PathLike[str]) -> str | None:
+    """Fully decode an image file and say what is wrong with it, if anything.
+
+    Args:
+        path: The image file.
+
+    Returns:
+        ``None`` if the file decodes to an image, otherwise the reason it does not.
+
+    Example:
+        >>> check_image("no-such-file.jpg")
+        "Image file 'no-such-file.jpg' does not exist. Check the path, or remove the row that names it."
+    """
+    try:
+        open_image(path)
+    except (InvalidImageError, ImageNotFoundError) as error:
+        return str(error)
+    return None
