@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import clothingclf  # noqa: E402
+import clothingclf
 
 project = "clothingclf"
 author = "clothingclf developers"
@@ -26,11 +26,18 @@ extensions = [
 # torchvision, pandas) cannot be fetched, so references to those projects stay plain
 # text. Nitpicky mode still checks every reference into clothingclf itself.
 nitpicky = True
+_EXTERNAL = (
+    "torch|torchvision|numpy|np|pandas|pd|PIL|sklearn|timm|os|pathlib|collections|typing|"
+    "typing_extensions|argparse|io|enum|dataclasses|concurrent|onnx|onnxruntime|matplotlib"
+)
+_BARE_NAMES = (
+    "Path|Module|Tensor|DataFrame|ndarray|Image|Sequence|Mapping|Iterable|Iterator|Callable|"
+    "Literal|Any|Self|PathLike|ImageInput|Dataset|DataLoader|NDArray|dtype|device|Transform|"
+    "Compose|int|float|str|bool|bytes|list|dict|tuple|set|None|object|type|optional|callable"
+)
 nitpick_ignore_regex = [
-    (r"py:.*", r"(torch|torchvision|numpy|np|pandas|pd|PIL|sklearn|timm|os|pathlib|collections|typing|typing_extensions|argparse|io|enum|dataclasses|concurrent|onnx|onnxruntime|matplotlib)(\..*)?"),
-    (r"py:.*", r"(Path|Module|Tensor|DataFrame|ndarray|Image|Sequence|Mapping|Iterable|Iterator|Callable|Literal|Any|Self|PathLike|ImageInput|Dataset|DataLoader|NDArray|dtype|device|Transform|Compose)"),
-    (r"py:.*", r"(int|float|str|bool|bytes|list|dict|tuple|set|None|object|type)"),
-    (r"py:.*", r"(optional|callable|array-like|np\.float32|np\.float64)"),
+    (r"py:.*", rf"({_EXTERNAL})(\..*)?"),
+    (r"py:.*", rf"({_BARE_NAMES})"),
 ]
 
 autodoc_member_order = "bysource"

@@ -94,7 +94,7 @@ class WeightsUnavailableError(ClothingClfError, RuntimeError):
 
 
 class NotFittedError(ClothingClfError, ValueError, AttributeError):
-    """A classifier was used before :meth:`~clothingclf.ClothingClassifier.fit` was called."""
+    """A classifier was used before ``fit`` was called."""
 
 
 class TrainingDivergedError(ClothingClfError, FloatingPointError):
