@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import torch
+
+if TYPE_CHECKING:
+    from clothingclf import DatasetSplits
 
 
 @pytest.fixture(autouse=True)
@@ -17,3 +22,26 @@ def _seed_everything() -> Iterator[None]:
     np.random.seed(0)
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic dataset on disk: 4 classes x 24 images, 64 px (read-only: copy it
+    before changing anything)."""
+    from clothingclf.datasets import make_synthetic
+
+    return make_synthetic(
+        tmp_path_factory.mktemp("synthetic"),
+        classes=("Dress", "Pants", "Shoes", "T-Shirt"),
+        n_per_class=24,
+        image_size=64,
+        seed=0,
+    )
+
+
+@pytest.fixture(scope="session")
+def synthetic_splits(synthetic_root: Path) -> DatasetSplits:
+    """`prepare_dataset(synthetic_root)`: 78 train / 8 val / 10 test images, 4 classes."""
+    from clothingclf import prepare_dataset
+
+    return prepare_dataset(synthetic_root)

@@ -1,0 +1,910 @@
+"""From the clothing-dataset folder to verified, stratified train / validation / test splits.
+
+:func:`prepare_dataset` reads ``images.csv`` and the images folder, drops what cannot be
+used (excluded labels, missing files, undecodable files) and says so in a
+:class:`DatasetReport`, maps labels to integer ids, splits deterministically, and
+computes balanced class weights. :func:`load_splits` reads saved splits back, and
+:class:`ClothingDataset` feeds a split to PyTorch.
+
+Split sizes: ``test_size`` is a fraction of all kept rows; ``val_size`` is a fraction of
+what remains after the test split (train + validation), as in the original study, which
+got 4182 / 466 / 518 images from 5166 kept rows with ``test_size=val_size=0.1``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch.utils.data
+
+from .exceptions import (
+    DatasetError,
+    DatasetNotFoundError,
+    DuplicateImageError,
+    EmptyDatasetError,
+    MissingColumnsError,
+    UnsafePathError,
+)
+from .images import check_image, open_image
+
+__all__ = [
+    "IMAGE_FOLDERS",
+    "ClothingDataset",
+    "DatasetReport",
+    "DatasetSplits",
+    "load_splits",
+    "prepare_dataset",
+]
+
+#: Folder names searched, in this order, for the images beside ``images.csv``: the GitHub
+#: release uses ``images/``; the Kaggle release ships ``images_compressed/`` (used by the
+#: study) and ``images_original/``.
+IMAGE_FOLDERS = ("images", "images_compressed", "images_original")
+
+_REQUIRED = ("image", "label")
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff")
+_SPLITS = ("train", "val", "test")
+_SHOWN = 10  # names listed in a summary before "... and N more"
+
+
+@dataclass(frozen=True)
+class DatasetReport:
+    """What :func:`prepare_dataset` dropped and why, and what it kept.
+
+    Attributes:
+        root: The dataset folder (absolute).
+        images_dir: The images folder that was read (absolute).
+        n_rows: Rows in ``images.csv``.
+        excluded: Label -> rows removed because the label is in ``exclude``.
+        stripped_labels: Rows whose label had surrounding whitespace (stripped and kept).
+        missing_files: Image ids whose file does not exist (rows dropped).
+        unreadable: Image id -> why its file could not be decoded (rows dropped).
+        unreferenced_files: Files in the images folder that no row names (ignored).
+        small_classes: Classes too small to be split (fewer images than non-empty splits);
+            all their images were put in the train split.
+        counts: Split name -> label -> number of images.
+        settings: The arguments of :func:`prepare_dataset` that shaped the splits.
+        warnings: Human-readable warnings that were also emitted as ``UserWarning``.
+
+    Example:
+        >>> report = DatasetReport(root="/data", images_dir="/data/images", n_rows=3,
+        ...                        excluded={"Skip": 1})
+        >>> print(report.summary().splitlines()[1])
+        Excluded labels: Skip (1)
+    """
+
+    root: str
+    images_dir: str
+    n_rows: int
+    excluded: dict[str, int] = field(default_factory=dict)
+    stripped_labels: int = 0
+    missing_files: tuple[str, ...] = ()
+    unreadable: dict[str, str] = field(default_factory=dict)
+    unreferenced_files: tuple[str, ...] = ()
+    small_classes: tuple[str, ...] = ()
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def n_dropped(self) -> int:
+        """Rows dropped for any reason (excluded, missing file, unreadable file)."""
+        return sum(self.excluded.values()) + len(self.missing_files) + len(self.unreadable)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-compatible dictionaries and lists.
+
+        Example:
+            >>> DatasetReport(root="r", images_dir="r/images", n_rows=0).to_dict()["n_rows"]
+            0
+        """
+        return {
+            "root": self.root,
+            "images_dir": self.images_dir,
+            "n_rows": self.n_rows,
+            "excluded": dict(self.excluded),
+            "stripped_labels": self.stripped_labels,
+            "missing_files": list(self.missing_files),
+            "unreadable": dict(self.unreadable),
+            "unreferenced_files": list(self.unreferenced_files),
+            "small_classes": list(self.small_classes),
+            "counts": {k: dict(v) for k, v in self.counts.items()},
+            "settings": dict(self.settings),
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DatasetReport:
+        """Rebuild a report from :meth:`to_dict`'s output.
+
+        Example:
+            >>> r = DatasetReport(root="r", images_dir="r/images", n_rows=2, excluded={"Skip": 1})
+            >>> DatasetReport.from_dict(r.to_dict()) == r
+            True
+        """
+        return cls(
+            root=str(data["root"]),
+            images_dir=str(data["images_dir"]),
+            n_rows=int(data["n_rows"]),
+            excluded={str(k): int(v) for k, v in data.get("excluded", {}).items()},
+            stripped_labels=int(data.get("stripped_labels", 0)),
+            missing_files=tuple(data.get("missing_files", ())),
+            unreadable={str(k): str(v) for k, v in data.get("unreadable", {}).items()},
+            unreferenced_files=tuple(data.get("unreferenced_files", ())),
+            small_classes=tuple(data.get("small_classes", ())),
+            counts={
+                str(s): {str(k): int(v) for k, v in c.items()}
+                for s, c in data.get("counts", {}).items()
+            },
+            settings=dict(data.get("settings", {})),
+            warnings=tuple(data.get("warnings", ())),
+        )
+
+    def summary(self) -> str:
+        """A few lines saying what was kept and what was dropped and why.
+
+        Example:
+            >>> print(DatasetReport(root="r", images_dir="r/images", n_rows=0).summary())
+            Rows in images.csv: 0
+            Excluded labels: none
+            Missing files: 0
+            Unreadable files: 0
+            Files no row names: 0
+        """
+        excluded = ", ".join(f"{k} ({v})" for k, v in self.excluded.items()) or "none"
+        lines = [f"Rows in images.csv: {self.n_rows}", f"Excluded labels: {excluded}"]
+        if self.stripped_labels:
+            lines.append(f"Labels with surrounding whitespace (stripped): {self.stripped_labels}")
+        lines.append(f"Missing files: {len(self.missing_files)}{_names(self.missing_files)}")
+        lines.append(f"Unreadable files: {len(self.unreadable)}")
+        for image, reason in list(self.unreadable.items())[:_SHOWN]:
+            lines.append(f"  {image}: {reason}")
+        if len(self.unreadable) > _SHOWN:
+            lines.append(f"  ... and {len(self.unreadable) - _SHOWN} more")
+        lines.append(
+            f"Files no row names: {len(self.unreferenced_files)}{_names(self.unreferenced_files)}"
+        )
+        if self.small_classes:
+            lines.append(
+                "Classes too small to split (all in train): " + ", ".join(self.small_classes)
+            )
+        if self.counts:
+            sizes = " / ".join(f"{sum(self.counts.get(s, {}).values())} {s}" for s in _SPLITS)
+            lines.append(f"Kept: {sizes}")
+        lines.extend(f"Warning: {w}" for w in self.warnings)
+        return "\n".join(lines)
+
+
+def _names(names: Sequence[str]) -> str:
+    if not names:
+        return ""
+    shown = ", ".join(names[:_SHOWN])
+    more = f", ... and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
+    return f" ({shown}{more})"
+
+
+@dataclass(frozen=True, eq=False)
+class DatasetSplits:
+    """Train, validation and test splits of a clothing dataset, ready to train on.
+
+    Each split is a DataFrame with the columns ``image``, ``path`` (absolute),
+    ``label``, ``label_id`` (``int64``, the position of the label in :attr:`classes`) and
+    the other columns of ``images.csv``, in the order of ``images.csv``.
+
+    Attributes:
+        train: The training split.
+        val: The validation split (may be empty).
+        test: The test split (may be empty).
+        classes: Label names sorted by name; position == ``label_id``.
+        class_weights: One weight per class, ``compute_class_weight("balanced")`` of
+            scikit-learn on the train split.
+        report: What was dropped and why.
+
+    Example:
+        >>> import tempfile, clothingclf
+        >>> from clothingclf.datasets import make_synthetic
+        >>> root = make_synthetic(tempfile.mkdtemp(), n_per_class=10, image_size=16)
+        >>> splits = clothingclf.prepare_dataset(root)
+        >>> splits.classes[:2], len(splits.train), len(splits.val), len(splits.test)
+        (['Dress', 'Hat'], 49, 5, 6)
+    """
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+    classes: list[str]
+    class_weights: list[float]
+    report: DatasetReport
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DatasetSplits):
+            return NotImplemented
+        return (
+            self.classes == other.classes
+            and self.class_weights == other.class_weights
+            and self.report == other.report
+            and all(_frames_equal(getattr(self, s), getattr(other, s)) for s in _SPLITS)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"DatasetSplits(train={len(self.train)}, val={len(self.val)}, "
+            f"test={len(self.test)}, classes={len(self.classes)})"
+        )
+
+    def counts(self) -> pd.DataFrame:
+        """Images per class (rows) and split (columns), with totals.
+
+        Example:
+            >>> import tempfile, clothingclf
+            >>> from clothingclf.datasets import make_synthetic
+            >>> root = make_synthetic(tempfile.mkdtemp(), n_per_class=10, image_size=16)
+            >>> clothingclf.prepare_dataset(root).counts().loc["Hat"].tolist()
+            [8, 1, 1, 10]
+        """
+        table = pd.DataFrame(
+            {
+                s: getattr(self, s)["label"].value_counts().reindex(self.classes, fill_value=0)
+                for s in _SPLITS
+            },
+            index=pd.Index(self.classes, name="label"),
+        ).astype("int64")
+        table["total"] = table.sum(axis=1)
+        table.loc["total"] = table.sum(axis=0)
+        return table
+
+    def table(self) -> str:
+        """:meth:`counts` as a plain-text table, as ``clothingclf prepare`` prints it."""
+        return self.counts().to_string()
+
+
+def _frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    return list(a.columns) == list(b.columns) and list(a.dtypes) == list(b.dtypes) and a.equals(b)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_table(csv_path: Path) -> pd.DataFrame:
+    try:
+        raw = csv_path.read_bytes()
+    except OSError as error:
+        raise DatasetError(f"Cannot read {str(csv_path)!r}: {error}.") from None
+    if b"\x00" in raw[:8192]:
+        raise DatasetError(
+            f"{str(csv_path)!r} is not a text table: it contains binary data (is it a model "
+            "file or an image?). Expected a CSV with the columns image, label."
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DatasetError(
+            f"{str(csv_path)!r} is not UTF-8 text ({error}). Save it as UTF-8 CSV."
+        ) from None
+    if not text.strip():
+        raise EmptyDatasetError(
+            f"{str(csv_path)!r} is empty. Expected a header line (image,sender_id,label,kids) "
+            "and one row per photo."
+        )
+    try:
+        table = pd.read_csv(
+            io.StringIO(text),
+            dtype={"image": str, "label": str},
+            keep_default_na=False,
+            na_values=[""],
+        )
+    except (pd.errors.ParserError, ValueError) as error:
+        raise DatasetError(
+            f"{str(csv_path)!r} could not be parsed as CSV ({error}). Expected a CSV with "
+            "the columns image, label."
+        ) from None
+    table.columns = [str(c).strip() for c in table.columns]
+    return table
+
+
+def _check_columns(table: pd.DataFrame, csv_path: Path, group_by: str | None) -> None:
+    required = [*_REQUIRED, *([group_by] if group_by is not None else [])]
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        found = ", ".join(map(str, table.columns)) or "no columns"
+        names = ", ".join(repr(c) for c in missing)
+        noun = "column" if len(missing) == 1 else "columns"
+        raise MissingColumnsError(
+            f"{csv_path.name} lacks {noun} {names} (found: {found}). Expected the columns of "
+            f"the clothing-dataset release: {', '.join(required)}."
+        )
+    if len(table.columns) != len(set(table.columns)):
+        raise DatasetError(f"{csv_path.name} names a column twice: {list(table.columns)}.")
+
+
+def _file_name(image: str) -> str:
+    return image if image.lower().endswith(_IMAGE_SUFFIXES) else f"{image}.jpg"
+
+
+def _check_ids(table: pd.DataFrame, csv_path: Path) -> pd.Series:
+    ids = table["image"]
+    empty = ids.isna() | (ids.astype(str).str.strip() == "")
+    if empty.any():
+        rows = [int(i) + 2 for i in np.flatnonzero(empty.to_numpy())[:_SHOWN]]
+        raise DatasetError(
+            f"{csv_path.name} has rows without an image id (lines {rows}). Fill in the "
+            "'image' column or remove those rows."
+        )
+    ids = ids.astype(str).str.strip()
+    for line, image in enumerate(ids, start=2):
+        if (
+            "/" in image
+            or "\\" in image
+            or ".." in image
+            or "\x00" in image
+            or os.path.isabs(image)
+            or image.startswith("~")
+        ):
+            raise UnsafePathError(
+                f"{csv_path.name} line {line}: image id {image!r} contains a path separator, "
+                "'..' or an absolute path. Expected a plain file name inside the images "
+                "folder; nothing outside the dataset folder is read."
+            )
+    duplicated = ids[ids.duplicated(keep=False)]
+    if not duplicated.empty:
+        names = sorted(set(duplicated))
+        raise DuplicateImageError(
+            f"{csv_path.name} names {len(names)} image id(s) in more than one row: "
+            f"{', '.join(names[:_SHOWN])}. Expected one row per image; remove the duplicates."
+        )
+    return ids
+
+
+def _find_images_dir(root: Path, images_dir: str | None) -> Path:
+    candidates = (images_dir,) if images_dir is not None else IMAGE_FOLDERS
+    for name in candidates:
+        if "/" in name or "\\" in name or ".." in name:
+            raise UnsafePathError(f"images_dir {name!r} must be a folder name inside {root}.")
+        folder = root / name
+        if folder.is_dir():
+            return folder.resolve()
+    raise DatasetNotFoundError(
+        f"{str(root)!r} has no images folder (looked for {', '.join(candidates)}). Expected "
+        "the photos as images/<image>.jpg beside images.csv."
+    )
+
+
+def _verify(paths: Sequence[str], workers: int | None) -> list[str | None]:
+    if not paths:
+        return []
+    n = workers if workers is not None else (os.cpu_count() or 1)
+    if n <= 1:
+        return [check_image(p) for p in paths]
+    # Pillow releases the GIL while it decodes, so threads use every core without the
+    # start-up and pickling cost of processes.
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(check_image, paths))
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def _round_shares(shares: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Round a classes x splits matrix of shares to integers.
+
+    Every entry becomes the floor or the ceiling of its share (so it is within one image
+    of it), each row keeps its (integer) sum, and the column sums come as close to
+    ``targets`` as those two rules allow.
+    """
+    floors = np.floor(shares + 1e-9).astype(np.int64)
+    fracs = np.clip(shares - floors, 0.0, None)
+    remaining = np.rint(shares.sum(axis=1)).astype(np.int64) - floors.sum(axis=1)
+    counts = floors.copy()
+    last = shares.shape[1] - 1
+    for j in range(last):
+        need = int(targets[j] - floors[:, j].sum())
+        # A row must not leave more ups than there are columns left to take them.
+        forced = [i for i in range(len(shares)) if remaining[i] >= last - j + 1]
+        optional = [i for i in range(len(shares)) if 0 < remaining[i] < last - j + 1]
+        optional.sort(key=lambda i: (-fracs[i, j], i))
+        for i in forced + optional[: max(0, need - len(forced))]:
+            counts[i, j] += 1
+            remaining[i] -= 1
+    counts[:, -1] += remaining
+    return counts
+
+
+def _targets(n: int, fractions: np.ndarray) -> np.ndarray:
+    """Rows per split (train, val, test) for n rows: test and validation rounded."""
+    test = round(n * float(fractions[2]))
+    val = round(n * float(fractions[1]))
+    return np.array([n - test - val, val, test], dtype=np.int64)
+
+
+def _assign_stratified(
+    labels: np.ndarray, fractions: np.ndarray, rng: np.random.Generator, n_classes: int
+) -> np.ndarray:
+    """Split index per row; every class is split on its own by largest-remainder rounding."""
+    assignment = np.zeros(len(labels), dtype=np.int64)
+    sizes = np.bincount(labels, minlength=n_classes)
+    shares = sizes[:, None] * fractions[None, :]
+    # Round test, then validation; train (the largest) absorbs the remainders.
+    counts = _round_shares(shares[:, ::-1], _targets(len(labels), fractions)[::-1])[:, ::-1]
+    for c in range(n_classes):
+        members = np.flatnonzero(labels == c)
+        members = members[rng.permutation(len(members))]
+        start = 0
+        for s in range(len(fractions)):
+            assignment[members[start : start + counts[c, s]]] = s
+            start += counts[c, s]
+    return assignment
+
+
+def _assign_groups(
+    labels: np.ndarray,
+    groups: np.ndarray,
+    fractions: np.ndarray,
+    rng: np.random.Generator,
+    n_classes: int,
+    stratify: bool,
+) -> np.ndarray:
+    """Split index per row, keeping each group whole; greedy on per-class targets."""
+    unique, inverse = np.unique(groups, return_inverse=True)
+    n_groups = len(unique)
+    histogram = np.zeros((n_groups, n_classes), dtype=np.float64)
+    np.add.at(histogram, (inverse, labels), 1.0)
+    if not stratify:
+        histogram = histogram.sum(axis=1, keepdims=True)
+    targets = histogram.sum(axis=0)[None, :] * fractions[:, None]
+    filled = np.zeros_like(targets)
+    order = rng.permutation(n_groups)
+    order = order[np.argsort(-histogram[order].sum(axis=1), kind="stable")]
+    group_split = np.zeros(n_groups, dtype=np.int64)
+    for g in order:
+        h = histogram[g][None, :]
+        # Increase of the squared distance to the targets if g goes to each split.
+        cost = ((filled + h - targets) ** 2 - (filled - targets) ** 2).sum(axis=1)
+        split = int(np.argmin(cost))
+        group_split[g] = split
+        filled[split] += histogram[g]
+    return group_split[inverse]
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save(splits: DatasetSplits, output_dir: Path) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for name in _SPLITS:
+        _atomic_write(
+            output_dir / f"{name}.csv",
+            getattr(splits, name).to_csv(index=False, lineterminator="\n"),
+        )
+    meta = {
+        "format": "clothingclf-splits",
+        "version": 1,
+        "classes": splits.classes,
+        "class_weights": splits.class_weights,
+        "dtypes": {str(c): str(t) for c, t in splits.train.dtypes.items()},
+        "report": splits.report.to_dict(),
+    }
+    _atomic_write(output_dir / "report.json", json.dumps(meta, indent=2, sort_keys=False) + "\n")
+    _atomic_write(
+        output_dir / "report.txt", splits.table() + "\n\n" + splits.report.summary() + "\n"
+    )
+
+
+def load_splits(output_dir: str | os.PathLike[str]) -> DatasetSplits:
+    """Read splits saved by :func:`prepare_dataset` (``output_dir=...``) back.
+
+    Args:
+        output_dir: The folder holding ``train.csv``, ``val.csv``, ``test.csv`` and
+            ``report.json``.
+
+    Returns:
+        Splits equal to the ones that were saved (same rows, columns, dtypes, classes,
+        class weights and report).
+
+    Raises:
+        DatasetNotFoundError: The folder or one of its files is missing.
+        DatasetError: A file is not what :func:`prepare_dataset` writes.
+
+    Example:
+        >>> import tempfile, clothingclf
+        >>> from clothingclf.datasets import make_synthetic
+        >>> root = make_synthetic(tempfile.mkdtemp(), n_per_class=5, image_size=16)
+        >>> out = tempfile.mkdtemp()
+        >>> splits = clothingclf.prepare_dataset(root, output_dir=out)
+        >>> clothingclf.load_splits(out) == splits
+        True
+    """
+    folder = Path(output_dir)
+    meta_path = folder / "report.json"
+    for path in (meta_path, *(folder / f"{s}.csv" for s in _SPLITS)):
+        if not path.is_file():
+            raise DatasetNotFoundError(
+                f"{str(path)!r} does not exist. Expected a folder written by "
+                "prepare_dataset(..., output_dir=...) or `clothingclf prepare --output`."
+            )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or meta.get("format") != "clothingclf-splits":
+            raise ValueError("no 'format': 'clothingclf-splits' entry")
+        classes = [str(c) for c in meta["classes"]]
+        weights = [float(w) for w in meta["class_weights"]]
+        dtypes = {str(k): str(v) for k, v in meta["dtypes"].items()}
+        report = DatasetReport.from_dict(meta["report"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        raise DatasetError(
+            f"{str(meta_path)!r} is not a splits report written by prepare_dataset ({error}). "
+            "Run prepare_dataset again with output_dir=..."
+        ) from None
+    frames = {}
+    for name in _SPLITS:
+        path = folder / f"{name}.csv"
+        try:
+            frame = pd.read_csv(
+                path,
+                dtype={c: t for c, t in dtypes.items() if t in ("str", "object", "string")},
+                keep_default_na=False,
+                na_values=[""],
+            )
+            if list(frame.columns) != list(dtypes):
+                raise ValueError(f"columns {list(frame.columns)}, expected {list(dtypes)}")
+            frames[name] = frame.astype(dtypes)
+        except (ValueError, TypeError, pd.errors.ParserError) as error:
+            raise DatasetError(
+                f"{str(path)!r} does not match report.json ({error}). Run prepare_dataset "
+                "again with output_dir=..."
+            ) from None
+    return DatasetSplits(
+        train=frames["train"],
+        val=frames["val"],
+        test=frames["test"],
+        classes=classes,
+        class_weights=weights,
+        report=report,
+    )
+
+
+# --------------------------------------------------------------------------- the API
+
+
+def _class_weights(train_ids: np.ndarray, n_classes: int) -> list[float]:
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(train_ids)
+    if len(present) == n_classes:
+        weights = compute_class_weight("balanced", classes=np.arange(n_classes), y=train_ids)
+        return [float(w) for w in weights]
+    # A class absent from train gets weight 0 (it cannot be learned); the rest as sklearn.
+    counts = np.bincount(train_ids, minlength=n_classes).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        weights = np.where(counts > 0, len(train_ids) / (n_classes * counts), 0.0)
+    return [float(w) for w in weights]
+
+
+def prepare_dataset(
+    root: str | os.PathLike[str],
+    *,
+    exclude: Iterable[str] = ("Skip", "Not sure"),
+    test_size: float = 0.1,
+    val_size: float = 0.1,
+    stratify: bool = True,
+    group_by: str | None = None,
+    seed: int = 42,
+    verify_images: bool = True,
+    output_dir: str | os.PathLike[str] | None = None,
+    images_dir: str | None = None,
+    workers: int | None = None,
+) -> DatasetSplits:
+    """Read a clothing-dataset folder into verified, stratified, reproducible splits.
+
+    Steps: read ``images.csv`` (UTF-8, a byte-order mark is fine, extra columns are kept),
+    strip whitespace around labels, drop rows whose label is in ``exclude``, drop rows
+    whose file is missing or (with ``verify_images``) does not fully decode, map labels
+    sorted by name to ids, split, and compute balanced class weights on the train split.
+    Everything dropped is named in :attr:`DatasetSplits.report`.
+
+    Splitting: ``test_size`` is a fraction of all kept rows and ``val_size`` a fraction of
+    the rest (train + validation), as in the original study. With ``stratify``, every
+    class is split on its own and its count in each split is within one image of its
+    proportional share; a class with fewer images than there are non-empty splits goes
+    wholly to train and is named in the report with a ``UserWarning``. With ``group_by``,
+    every group (e.g. one ``sender_id``) lies in exactly one split; groups are assigned
+    largest first to the split that brings the per-class counts closest to their shares,
+    so proportions are close but not exact. Rows with an empty group value are groups of
+    their own. The same inputs and ``seed`` always give the same splits.
+
+    Args:
+        root: The dataset folder (holding ``images.csv`` and ``images/``,
+            ``images_compressed/`` or ``images_original/``), or the ``images.csv`` itself.
+        exclude: Labels whose rows are removed.
+        test_size: Fraction of kept rows in the test split, in [0, 1).
+        val_size: Fraction of the non-test rows in the validation split, in [0, 1).
+        stratify: Keep class proportions equal across splits.
+        group_by: A column whose values must not be shared between splits.
+        seed: Seed of the shuffles.
+        verify_images: Fully decode every image (in parallel) and drop those that fail.
+        output_dir: If given, write ``train.csv``, ``val.csv``, ``test.csv``,
+            ``report.json`` and ``report.txt`` there (atomically); read back with
+            :func:`load_splits`.
+        images_dir: The images folder's name inside ``root``; default the first of
+            :data:`IMAGE_FOLDERS` that exists.
+        workers: Threads used to verify images; default one per CPU core.
+
+    Returns:
+        The splits, classes, class weights and report.
+
+    Raises:
+        DatasetNotFoundError: ``root``, ``images.csv`` or the images folder is missing.
+        MissingColumnsError: ``images.csv`` lacks ``image``, ``label`` or ``group_by``.
+        EmptyDatasetError: ``images.csv`` is empty, or no row is left after dropping.
+        DuplicateImageError: Two rows name the same image id.
+        UnsafePathError: An image id holds a path separator, ``..`` or an absolute path.
+        DatasetError: ``root`` is a file that is not a CSV, the CSV is binary or
+            unparsable, or a label or image id is empty.
+        ValueError: ``test_size`` or ``val_size`` is outside [0, 1).
+
+    Example:
+        >>> import tempfile
+        >>> from clothingclf.datasets import make_synthetic
+        >>> root = make_synthetic(tempfile.mkdtemp(), n_per_class=10, image_size=16)
+        >>> splits = prepare_dataset(root, seed=0)
+        >>> len(splits.train), len(splits.val), len(splits.test)
+        (49, 5, 6)
+        >>> splits.train.columns.tolist()
+        ['image', 'path', 'label', 'label_id', 'sender_id', 'kids']
+    """
+    for name, value in (("test_size", test_size), ("val_size", val_size)):
+        if not (isinstance(value, (int, float)) and 0.0 <= float(value) < 1.0):
+            raise ValueError(f"{name} must be a fraction in [0, 1); got {value!r}.")
+    exclude = tuple(str(e).strip() for e in ([exclude] if isinstance(exclude, str) else exclude))
+    root_path = Path(root)
+    csv_path = root_path / "images.csv"
+    if not root_path.exists():
+        raise DatasetNotFoundError(
+            f"Dataset folder {str(root_path)!r} does not exist. Expected a folder holding "
+            "images.csv and images/ (the clothing-dataset release)."
+        )
+    if root_path.is_file():
+        if root_path.suffix.lower() != ".csv":
+            raise DatasetError(
+                f"{str(root_path)!r} is a file, not a dataset folder. Expected a folder "
+                "holding images.csv and images/ (the clothing-dataset release)."
+            )
+        csv_path, root_path = root_path, root_path.parent
+    root_path = root_path.resolve()
+    csv_path = csv_path.resolve()
+    if not csv_path.is_file():
+        raise DatasetNotFoundError(
+            f"{str(root_path)!r} has no images.csv. Expected a table with the columns image, "
+            "sender_id, label, kids beside the images/ folder."
+        )
+
+    table = _read_table(csv_path)
+    _check_columns(table, csv_path, group_by)
+    n_rows = len(table)
+    if n_rows == 0:
+        raise EmptyDatasetError(
+            f"{csv_path.name} has a header but no rows. Expected one row per photo."
+        )
+    ids = _check_ids(table, csv_path)
+    raw_labels = table["label"]
+    stripped = raw_labels.astype(str).str.strip()
+    empty = raw_labels.isna() | (stripped == "")
+    if empty.any():
+        bad = ids[empty].tolist()
+        raise DatasetError(
+            f"{csv_path.name} has {len(bad)} row(s) with an empty label (images: "
+            f"{', '.join(bad[:_SHOWN])}). Give each row a label, or remove the rows."
+        )
+    n_stripped = int((stripped != raw_labels.astype(str)).sum())
+    table = table.assign(image=ids, label=stripped)
+
+    excluded_mask = table["label"].isin(exclude)
+    excluded_counts = table.loc[excluded_mask, "label"].value_counts()
+    excluded = {str(k): int(excluded_counts[k]) for k in sorted(excluded_counts.index)}
+    table = table.loc[~excluded_mask]
+    if table.empty:
+        raise EmptyDatasetError(
+            f"Every row of {csv_path.name} has an excluded label ({', '.join(exclude)}). "
+            "Pass a smaller exclude=... or check the label column."
+        )
+
+    folder = _find_images_dir(root_path, images_dir)
+    names = table["image"].map(_file_name)
+    paths = [folder / n for n in names]
+    for image, path in zip(table["image"], paths, strict=True):
+        if path.is_symlink() and not path.resolve().is_relative_to(folder):
+            raise UnsafePathError(
+                f"Image {image!r} is a link to {str(path.resolve())!r}, outside {str(folder)!r}. "
+                "Copy the file into the images folder instead; nothing outside it is read."
+            )
+    exists = np.array([p.exists() for p in paths], dtype=bool)
+    missing = tuple(table["image"][~exists].tolist())
+    referenced = set(names)
+    unreferenced = tuple(
+        sorted(e.name for e in os.scandir(folder) if e.name not in referenced and e.is_file())
+    )
+    table = table.assign(path=[str(p) for p in paths]).loc[exists]
+
+    unreadable: dict[str, str] = {}
+    if verify_images:
+        reasons = _verify(table["path"].tolist(), workers)
+        bad_rows = np.array([r is not None for r in reasons], dtype=bool)
+        unreadable = {
+            img: str(r) for img, r in zip(table["image"], reasons, strict=True) if r is not None
+        }
+        table = table.loc[~bad_rows]
+    if table.empty:
+        raise EmptyDatasetError(
+            f"No row of {csv_path.name} is left after dropping {len(missing)} missing and "
+            f"{len(unreadable)} unreadable files in {str(folder)!r}. Check that the images "
+            "folder holds <image>.jpg for the ids in images.csv."
+        )
+
+    classes = sorted(table["label"].unique().tolist())
+    label_ids = table["label"].map({c: i for i, c in enumerate(classes)}).astype("int64")
+    others = [c for c in table.columns if c not in ("image", "path", "label")]
+    table = table.assign(label_id=label_ids)[["image", "path", "label", "label_id", *others]]
+    table = table.reset_index(drop=True)
+
+    fractions = np.array([(1 - test_size) * (1 - val_size), (1 - test_size) * val_size, test_size])
+    n_splits = int((fractions > 0).sum())
+    rng = np.random.default_rng(seed)
+    labels = table["label_id"].to_numpy()
+    sizes = np.bincount(labels, minlength=len(classes))
+    small = [c for c, n in zip(classes, sizes, strict=True) if n < n_splits] if stratify else []
+    messages = []
+    if small:
+        messages.append(
+            f"{len(small)} class(es) have fewer images than the {n_splits} splits and were "
+            f"put wholly in train: {', '.join(small)}. Add images or exclude them."
+        )
+    if group_by is not None:
+        groups = np.array(
+            [
+                f"={value}" if pd.notna(value) else f"\x00row{i}"
+                for i, value in enumerate(table[group_by])
+            ],
+            dtype=str,
+        )
+        assignment = _assign_groups(labels, groups, fractions, rng, len(classes), stratify)
+    elif stratify:
+        small_ids = {classes.index(c) for c in small}
+        splittable = ~np.isin(labels, list(small_ids))
+        assignment = np.zeros(len(table), dtype=np.int64)
+        index = np.flatnonzero(splittable)
+        if len(index):
+            _, dense = np.unique(labels[index], return_inverse=True)
+            assignment[index] = _assign_stratified(dense, fractions, rng, int(dense.max()) + 1)
+    else:
+        order = rng.permutation(len(table))
+        bounds = np.cumsum(_targets(len(table), fractions))
+        assignment = np.zeros(len(table), dtype=np.int64)
+        assignment[order[bounds[0] : bounds[1]]] = 1
+        assignment[order[bounds[1] :]] = 2
+
+    frames = {s: table.loc[assignment == i].reset_index(drop=True) for i, s in enumerate(_SPLITS)}
+    weights = _class_weights(frames["train"]["label_id"].to_numpy(), len(classes))
+    missing_in_train = [c for c, w in zip(classes, weights, strict=True) if w == 0.0]
+    if missing_in_train:
+        messages.append(f"Classes without a train image (weight 0): {', '.join(missing_in_train)}.")
+    for message in messages:
+        warnings.warn(message, UserWarning, stacklevel=2)
+    counts_by_split = {
+        s: {c: int(n) for c, n in frames[s]["label"].value_counts().sort_index().items()}
+        for s in _SPLITS
+    }
+    report = DatasetReport(
+        root=str(root_path),
+        images_dir=str(folder),
+        n_rows=n_rows,
+        excluded=excluded,
+        stripped_labels=n_stripped,
+        missing_files=missing,
+        unreadable=unreadable,
+        unreferenced_files=unreferenced,
+        small_classes=tuple(small),
+        counts=counts_by_split,
+        settings={
+            "exclude": list(exclude),
+            "test_size": float(test_size),
+            "val_size": float(val_size),
+            "stratify": bool(stratify),
+            "group_by": group_by,
+            "seed": int(seed),
+            "verify_images": bool(verify_images),
+        },
+        warnings=tuple(messages),
+    )
+    splits = DatasetSplits(
+        train=frames["train"],
+        val=frames["val"],
+        test=frames["test"],
+        classes=classes,
+        class_weights=weights,
+        report=report,
+    )
+    if output_dir is not None:
+        _save(splits, Path(output_dir))
+    return splits
+
+
+class ClothingDataset(torch.utils.data.Dataset[tuple[Any, int]]):
+    """A PyTorch dataset over one split: decoded RGB images and their label ids.
+
+    Images are decoded by :func:`~clothingclf.open_image` (EXIF orientation applied;
+    greyscale, 16-bit, CMYK, palette and transparent images converted to RGB).
+
+    Args:
+        split: A DataFrame with a ``path`` column and, for labelled data, ``label_id``
+            (e.g. ``splits.train``).
+        transform: Applied to each Pillow image (e.g. a torchvision transform); the
+            image itself is returned when ``None``.
+        draft_size: Passed to :func:`~clothingclf.open_image`: JPEGs may be decoded at a
+            reduced size no smaller than this (width, height), which is much faster.
+
+    Raises:
+        MissingColumnsError: ``split`` has no ``path`` column.
+
+    Example:
+        >>> import tempfile, clothingclf
+        >>> from clothingclf.datasets import make_synthetic
+        >>> root = make_synthetic(tempfile.mkdtemp(), n_per_class=5, image_size=16)
+        >>> data = ClothingDataset(clothingclf.prepare_dataset(root).train)
+        >>> image, label = data[0]
+        >>> image.mode, image.size, type(label)
+        ('RGB', (16, 16), <class 'int'>)
+    """
+
+    def __init__(
+        self,
+        split: pd.DataFrame,
+        transform: Callable[[Any], Any] | None = None,
+        *,
+        draft_size: tuple[int, int] | None = None,
+    ) -> None:
+        if "path" not in split.columns:
+            raise MissingColumnsError(
+                f"The split lacks column 'path' (found: {', '.join(map(str, split.columns))}). "
+                "Expected a split of prepare_dataset(), e.g. splits.train."
+            )
+        self.paths: list[str] = [str(p) for p in split["path"]]
+        if "label_id" in split.columns:
+            self.labels: list[int] = [int(i) for i in split["label_id"]]
+        else:
+            self.labels = [-1] * len(self.paths)
+        self.transform = transform
+        self.draft_size = draft_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        image = open_image(self.paths[index], draft_size=self.draft_size)
+        if self.transform is not None:
+            return self.transform(image), self.labels[index]
+        return image, self.labels[index]
