@@ -12,11 +12,18 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import exceptions
+from . import datasets, exceptions
+from .data import ClothingDataset, DatasetReport, DatasetSplits, load_splits, prepare_dataset
 from .images import open_image
 
 __all__ = [
+    "ClothingDataset",
+    "DatasetReport",
+    "DatasetSplits",
     "__version__",
+    "datasets",
     "exceptions",
+    "load_splits",
     "open_image",
+    "prepare_dataset",
 ]
