@@ -15,6 +15,8 @@ or ``FileNotFoundError`` keeps working, and :class:`ClothingClfError` catches th
     ├── ModelFileError(ValueError)            a file that is not a clothingclf model
     │   └── UnsupportedFormatError            a model file of a newer format version
     ├── WeightsUnavailableError(RuntimeError) pretrained weights could not be obtained
+    ├── InvalidParameterError(ValueError)     an option value that cannot work (backbone name, ...)
+    ├── SaveError(OSError)                    a model or checkpoint file could not be written
     ├── NotFittedError(ValueError, AttributeError)   a model used before ``fit``
     ├── TrainingDivergedError(FloatingPointError)    the loss became NaN or infinite
     ├── AnalysisError(ValueError)             a model the analysis cannot handle
@@ -35,9 +37,11 @@ __all__ = [
     "ExportError",
     "ImageNotFoundError",
     "InvalidImageError",
+    "InvalidParameterError",
     "MissingColumnsError",
     "ModelFileError",
     "NotFittedError",
+    "SaveError",
     "TrainingDivergedError",
     "UnsafePathError",
     "UnsupportedFormatError",
@@ -91,6 +95,17 @@ class UnsupportedFormatError(ModelFileError):
 
 class WeightsUnavailableError(ClothingClfError, RuntimeError):
     """Pretrained weights could not be downloaded or read."""
+
+
+class InvalidParameterError(ClothingClfError, ValueError):
+    """An option value that cannot work: an unknown backbone name, device or choice."""
+
+
+class SaveError(ClothingClfError, OSError):
+    """A model or checkpoint file could not be written (disk full, no permission, ...).
+
+    The previous file at that path, if any, is left as it was.
+    """
 
 
 class NotFittedError(ClothingClfError, ValueError, AttributeError):

@@ -1,0 +1,739 @@
+"""Backbones: a name and weights in, a classifier network and its preprocessing out.
+
+Every network that clothingclf trains is a :class:`ClothingNet`: a ``features`` module
+that maps a batch of images to a batch of feature vectors, and a linear ``head`` that
+maps those to class scores. :func:`build_model` makes one from
+
+* the name of any torchvision classification model (``"resnet18"``, ``"mobilenet_v3_small"``,
+  ``"efficientnet_b0"``, ... see ``torchvision.models.list_models(module=torchvision.models)``);
+  its classifier layer is replaced by the new head;
+* ``"timm/<name>"`` for a timm model (needs the ``timm`` extra);
+* an :class:`torch.nn.Module` that maps images to features (your own network).
+
+Weights are data, not a switch: a torchvision weights enum or its name (``"DEFAULT"``,
+``"IMAGENET1K_V1"``), ``None`` for random initialisation, or the path of a local
+``state_dict`` file. The :class:`Preprocessing` that matches the weights (resize, crop,
+mean and standard deviation) comes back with the network, and travels with the saved
+model, so predictions after loading need nothing else.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import os
+import urllib.error
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import torch
+from PIL import Image
+from torch import nn
+
+from .exceptions import InvalidParameterError, ModelFileError, WeightsUnavailableError
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ClothingNet",
+    "Preprocessing",
+    "build_model",
+    "list_backbones",
+    "rebuild_model",
+]
+
+#: The channel means of ImageNet, used when the weights do not say otherwise.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+#: The channel standard deviations of ImageNet.
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+# torchvision's reference evaluation crops 224 px out of 256 px: crop / resize = 0.875.
+_CROP_FRACTION = 0.875
+_TIMM_PREFIX = "timm/"
+# Attribute names under which torchvision models keep their classifier, in lookup order.
+_HEAD_ATTRIBUTES = ("fc", "classifier", "heads", "head")
+
+Weights = Any  # a torchvision WeightsEnum, its name, a path, or None
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an image becomes the tensor a network was trained on.
+
+    The shorter side is resized to ``resize_size`` pixels, the centre ``image_size`` ×
+    ``image_size`` square is cropped, and each channel is normalised with ``mean`` and
+    ``std`` (after scaling the pixels to [0, 1]). This is exactly what torchvision's
+    ``weights.transforms()`` does for evaluation.
+
+    Attributes:
+        image_size: Side of the square crop fed to the network.
+        resize_size: The shorter side is resized to this before cropping.
+        mean: Per-channel mean subtracted (RGB, on the [0, 1] scale).
+        std: Per-channel standard deviation divided by.
+        interpolation: The resampling filter of the resize.
+
+    Example:
+        >>> from PIL import Image
+        >>> prep = Preprocessing(image_size=32, resize_size=37)
+        >>> prep.eval_transform()(Image.new("RGB", (80, 60))).shape
+        torch.Size([3, 32, 32])
+        >>> Preprocessing.from_dict(prep.to_dict()) == prep
+        True
+    """
+
+    image_size: int
+    resize_size: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: Literal["bilinear", "bicubic"] = "bilinear"
+
+    def __post_init__(self) -> None:
+        if self.image_size < 1 or self.resize_size < self.image_size:
+            raise InvalidParameterError(
+                f"Preprocessing needs 1 <= image_size <= resize_size; found image_size="
+                f"{self.image_size}, resize_size={self.resize_size}."
+            )
+        if self.interpolation not in ("bilinear", "bicubic"):
+            raise InvalidParameterError(
+                f"interpolation must be 'bilinear' or 'bicubic'; found {self.interpolation!r}."
+            )
+
+    def eval_transform(self) -> Callable[[Image.Image], torch.Tensor]:
+        """The deterministic transform for evaluation and prediction.
+
+        Returns:
+            A picklable callable that turns an RGB :class:`PIL.Image.Image` into a float
+            tensor of shape 3 × ``image_size`` × ``image_size``, normalised.
+
+        Example:
+            >>> from PIL import Image
+            >>> t = Preprocessing(image_size=8, resize_size=8, mean=(0, 0, 0), std=(1, 1, 1))
+            >>> float(t.eval_transform()(Image.new("RGB", (8, 8), (255, 0, 0)))[0].mean())
+            1.0
+        """
+        from torchvision import transforms
+
+        mode = transforms.InterpolationMode(self.interpolation)
+        return cast(
+            Callable[[Image.Image], torch.Tensor],
+            transforms.Compose(
+                [
+                    transforms.Resize(self.resize_size, interpolation=mode, antialias=True),
+                    transforms.CenterCrop(self.image_size),
+                    transforms.PILToTensor(),
+                    transforms.ConvertImageDtype(torch.float32),
+                    transforms.Normalize(list(self.mean), list(self.std)),
+                ]
+            ),
+        )
+
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        """Normalise a batch of images already scaled to [0, 1] (N × 3 × H × W).
+
+        Args:
+            batch: Float images in [0, 1].
+
+        Returns:
+            ``(batch - mean) / std`` per channel.
+
+        Example:
+            >>> prep = Preprocessing(image_size=2, resize_size=2, mean=(0.5,) * 3, std=(0.5,) * 3)
+            >>> prep.normalize(torch.ones(1, 3, 2, 2)).unique().tolist()
+            [1.0]
+        """
+        mean = torch.tensor(self.mean, dtype=batch.dtype, device=batch.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=batch.dtype, device=batch.device).view(1, 3, 1, 1)
+        return (batch - mean) / std
+
+    def with_image_size(self, image_size: int) -> Preprocessing:
+        """The same preprocessing for another crop size, the resize scaled in proportion.
+
+        Args:
+            image_size: The new crop side.
+
+        Returns:
+            A new :class:`Preprocessing`.
+
+        Example:
+            >>> Preprocessing(image_size=224, resize_size=256).with_image_size(112).resize_size
+            128
+        """
+        resize = max(image_size, round(self.resize_size * image_size / self.image_size))
+        return Preprocessing(
+            image_size=image_size,
+            resize_size=resize,
+            mean=self.mean,
+            std=self.std,
+            interpolation=self.interpolation,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (lists for the channel statistics).
+
+        Example:
+            >>> Preprocessing(image_size=224, resize_size=256).to_dict()["resize_size"]
+            256
+        """
+        data = asdict(self)
+        data["mean"] = [float(v) for v in self.mean]
+        data["std"] = [float(v) for v in self.std]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Preprocessing:
+        """Rebuild from :meth:`to_dict` output.
+
+        Args:
+            data: The dict.
+
+        Returns:
+            The preprocessing.
+
+        Raises:
+            ModelFileError: ``data`` lacks a field or holds a value of the wrong kind.
+
+        Example:
+            >>> Preprocessing.from_dict({"image_size": 8, "resize_size": 9}).mean
+            (0.485, 0.456, 0.406)
+        """
+        try:
+            mean = tuple(float(v) for v in data.get("mean", IMAGENET_MEAN))
+            std = tuple(float(v) for v in data.get("std", IMAGENET_STD))
+            if len(mean) != 3 or len(std) != 3:
+                raise ValueError("mean and std need 3 values each")
+            return cls(
+                image_size=int(data["image_size"]),
+                resize_size=int(data["resize_size"]),
+                mean=(mean[0], mean[1], mean[2]),
+                std=(std[0], std[1], std[2]),
+                interpolation=data.get("interpolation", "bilinear"),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelFileError(
+                f"The preprocessing record {dict(data)!r} is not valid ({error}); expected "
+                "image_size, resize_size, mean, std and interpolation."
+            ) from None
+
+
+class ClothingNet(nn.Module):
+    """A feature extractor followed by a linear classification head.
+
+    Attributes:
+        features: Maps images (N × 3 × H × W) to features (N × F, or anything that
+            flattens to it).
+        head: Maps features to one score per class (F → number of classes).
+
+    Example:
+        >>> net = ClothingNet(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), nn.Linear(3, 4))
+        >>> net(torch.zeros(2, 3, 16, 16)).shape
+        torch.Size([2, 4])
+    """
+
+    def __init__(self, features: nn.Module, head: nn.Linear) -> None:
+        super().__init__()
+        self.features = features
+        self.head = head
+
+    @property
+    def num_classes(self) -> int:
+        """The number of classes the head scores."""
+        return int(self.head.out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores (logits) of a batch of normalised images."""
+        return cast(torch.Tensor, self.head(torch.flatten(self.features(x), 1)))
+
+
+def list_backbones() -> list[str]:
+    """The torchvision classification models that :func:`build_model` accepts by name.
+
+    Returns:
+        Sorted model names; ``"timm/<name>"`` works too when timm is installed.
+
+    Example:
+        >>> "resnet18" in list_backbones()
+        True
+    """
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def build_model(
+    backbone: str | nn.Module,
+    *,
+    weights: Weights,
+    num_classes: int,
+    image_size: int,
+) -> tuple[ClothingNet, Preprocessing, dict[str, Any]]:
+    """Make a :class:`ClothingNet` for ``num_classes`` classes from a backbone and weights.
+
+    Args:
+        backbone: A torchvision model name, ``"timm/<name>"``, or a module that maps images
+            to features (it is copied, never changed).
+        weights: A torchvision weights enum or its name (``"DEFAULT"``, ``"IMAGENET1K_V1"``),
+            ``None`` for random initialisation, or the path of a local ``state_dict`` file.
+            ``"DEFAULT"`` downloads through torch's cache (``$TORCH_HOME/hub/checkpoints``),
+            so a file already there works offline. For a timm model, ``"DEFAULT"`` asks
+            timm for its pretrained weights. For a module, ``"DEFAULT"`` and ``None`` keep
+            the module's own weights.
+        num_classes: Outputs of the new head.
+        image_size: Side of the square images the network will see.
+
+    Returns:
+        The network (new head randomly initialised), the :class:`Preprocessing` that fits
+        the weights at ``image_size``, and a JSON-able spec from which
+        :func:`rebuild_model` makes the same architecture.
+
+    Raises:
+        InvalidParameterError: Unknown backbone name, bad ``num_classes``/``image_size``.
+        WeightsUnavailableError: The weights cannot be downloaded, found or read, or do not
+            fit the architecture.
+
+    Example:
+        >>> net, prep, spec = build_model("resnet18", weights=None, num_classes=4, image_size=64)
+        >>> net.head, prep.resize_size, spec["kind"]
+        (Linear(in_features=512, out_features=4, bias=True), 73, 'torchvision')
+    """
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise InvalidParameterError(f"num_classes must be a positive int; found {num_classes!r}.")
+    if not isinstance(image_size, int) or image_size < 8:
+        raise InvalidParameterError(f"image_size must be an int >= 8; found {image_size!r}.")
+    if isinstance(backbone, nn.Module):
+        return _build_from_module(backbone, weights, num_classes, image_size)
+    if not isinstance(backbone, str):
+        raise InvalidParameterError(
+            f"backbone must be a model name or an nn.Module; found {type(backbone).__name__}."
+        )
+    if backbone.startswith(_TIMM_PREFIX):
+        return _build_timm(backbone[len(_TIMM_PREFIX) :], weights, num_classes, image_size)
+    return _build_torchvision(backbone, weights, num_classes, image_size)
+
+
+def rebuild_model(spec: Mapping[str, Any], *, backbone: nn.Module | None = None) -> ClothingNet:
+    """Make the architecture that ``spec`` describes, with random weights.
+
+    Args:
+        spec: The third value returned by :func:`build_model` (as stored in a model file).
+        backbone: For a model built from your own module, a module of the same class and
+            shape; it is copied. Ignored for torchvision and timm models.
+
+    Returns:
+        A :class:`ClothingNet` whose ``state_dict`` has the same keys and shapes.
+
+    Raises:
+        ModelFileError: The spec is malformed, or names a custom module and ``backbone``
+            was not given.
+
+    Example:
+        >>> _, _, spec = build_model("resnet18", weights=None, num_classes=3, image_size=32)
+        >>> rebuild_model(spec).head.out_features
+        3
+    """
+    try:
+        kind = spec["kind"]
+        num_classes = int(spec["num_classes"])
+        num_features = int(spec["num_features"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"The model spec {dict(spec)!r} is not valid ({error}).") from None
+    features: nn.Module
+    if kind == "torchvision":
+        model = _torchvision_model(str(spec["name"]), dict(spec.get("builder_kwargs", {})))
+        features, found = _strip_torchvision_head(model, str(spec["name"]))
+    elif kind == "timm":
+        features, found = _timm_features(str(spec["name"]))
+    elif kind == "module":
+        if backbone is None:
+            raise ModelFileError(
+                f"This model was built from your own nn.Module (class {spec.get('class')!r}), "
+                "which a model file cannot rebuild from data alone. Pass a module of the same "
+                "class and shape: ClothingClassifier.load(path, backbone=MyFeatures())."
+            )
+        features = copy.deepcopy(backbone)
+        found = num_features
+    else:
+        raise ModelFileError(
+            f"The model spec has kind {kind!r}; expected 'torchvision', 'timm' or 'module'."
+        )
+    if found != num_features:
+        raise ModelFileError(
+            f"The rebuilt backbone gives {found} features but the model file says "
+            f"{num_features}; the file and this torchvision/timm version do not match."
+        )
+    return ClothingNet(features, nn.Linear(num_features, num_classes))
+
+
+# --------------------------------------------------------------------------- torchvision
+
+
+def _torchvision_model(name: str, builder_kwargs: dict[str, Any]) -> nn.Module:
+    from torchvision.models import get_model
+
+    return cast(nn.Module, get_model(name, weights=None, **builder_kwargs))
+
+
+def _strip_torchvision_head(model: nn.Module, name: str) -> tuple[nn.Module, int]:
+    """Replace the classifier layer by Identity in place; return the model and F."""
+    for attribute in _HEAD_ATTRIBUTES:
+        module = getattr(model, attribute, None)
+        if not isinstance(module, nn.Module):
+            continue
+        parent: nn.Module = model
+        child_name = attribute
+        if isinstance(module, nn.Sequential):
+            layers = [
+                (key, layer)
+                for key, layer in module.named_children()
+                if isinstance(layer, (nn.Linear, nn.Conv2d))
+            ]
+            if not layers:
+                continue
+            parent, (child_name, module) = module, layers[-1]
+        if isinstance(module, nn.Linear):
+            num_features = int(module.in_features)
+        elif isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1):
+            num_features = int(module.in_channels)  # squeezenet: a 1×1 conv scores classes
+        else:
+            continue
+        setattr(parent, child_name, nn.Identity())
+        _drop_auxiliary_heads(model)
+        return model, num_features
+    raise InvalidParameterError(
+        f"Cannot find the classifier layer of torchvision model {name!r} (looked for "
+        f"{', '.join(_HEAD_ATTRIBUTES)}). Pass the model as an nn.Module feature extractor."
+    )
+
+
+def _head_path(model: nn.Module) -> str:
+    """The dotted name of a torchvision model's classifier layer (before stripping)."""
+    for attribute in _HEAD_ATTRIBUTES:
+        module = getattr(model, attribute, None)
+        if isinstance(module, nn.Sequential):
+            keys = [
+                key
+                for key, layer in module.named_children()
+                if isinstance(layer, (nn.Linear, nn.Conv2d))
+            ]
+            if keys:
+                return f"{attribute}.{keys[-1]}"
+        elif isinstance(module, (nn.Linear, nn.Conv2d)):
+            return attribute
+    return ""
+
+
+def _drop_auxiliary_heads(model: nn.Module) -> None:
+    # GoogLeNet and Inception-v3 return (logits, aux) tuples in training mode when their
+    # auxiliary classifiers are on; a ClothingNet needs plain features in every mode.
+    if getattr(model, "aux_logits", False):
+        setattr(model, "aux_logits", False)  # noqa: B010 (a plain bool attribute)
+        for attribute in ("AuxLogits", "aux1", "aux2"):
+            if hasattr(model, attribute):
+                setattr(model, attribute, None)
+
+
+def _builder_kwargs(name: str, image_size: int, pretrained: bool) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if name in ("googlenet", "inception_v3"):
+        # Pretrained weights of these two expect transform_input=True (the builder sets it).
+        kwargs = {"aux_logits": False, "init_weights": False, "transform_input": pretrained}
+    elif name.startswith("vit_") and not pretrained:
+        kwargs = {"image_size": image_size}
+    return kwargs
+
+
+def _build_torchvision(
+    name: str, weights: Weights, num_classes: int, image_size: int
+) -> tuple[ClothingNet, Preprocessing, dict[str, Any]]:
+    import torchvision
+    from torchvision.models import get_model
+
+    available = torchvision.models.list_models(module=torchvision.models)
+    if name not in available:
+        close = difflib.get_close_matches(name, available, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise InvalidParameterError(
+            f"Unknown backbone {name!r}: not a torchvision classification model.{hint} Use "
+            "clothingclf.backbones.list_backbones() for the names, 'timm/<name>' for a timm "
+            "model, or pass an nn.Module."
+        )
+    local = _local_weights_path(weights)
+    enum_value = None if local is not None else _weights_enum(name, weights)
+    if enum_value is not None:
+        state = _download(enum_value, name)
+        model = cast(nn.Module, get_model(name, weights=None, **_pretrained_kwargs(name)))
+        model.load_state_dict(state)
+        head = _head_path(model)
+        features, num_features = _strip_torchvision_head(model, name)
+        preprocessing = _preprocessing_from_enum(enum_value, image_size)
+        weights_name: str | None = f"{type(enum_value).__name__}.{enum_value.name}"
+    else:
+        kwargs = _builder_kwargs(name, image_size, pretrained=False)
+        model = _torchvision_model(name, kwargs)
+        head = _head_path(model)
+        features, num_features = _strip_torchvision_head(model, name)
+        if local is not None:
+            _load_local(features, local, drop_prefixes=(head,) if head else ())
+        preprocessing = _default_preprocessing(image_size)
+        weights_name = str(local) if local is not None else None
+    spec = {
+        "kind": "torchvision",
+        "name": name,
+        "builder_kwargs": _builder_kwargs(name, image_size, pretrained=enum_value is not None),
+        "num_features": num_features,
+        "num_classes": num_classes,
+        "weights": weights_name,
+    }
+    return ClothingNet(features, nn.Linear(num_features, num_classes)), preprocessing, spec
+
+
+def _pretrained_kwargs(name: str) -> dict[str, Any]:
+    if name in ("googlenet", "inception_v3"):
+        # Load the released checkpoint (which includes the auxiliary heads), drop them after.
+        return {"aux_logits": True, "init_weights": False, "transform_input": True}
+    return {}
+
+
+def _local_weights_path(weights: Weights) -> Path | None:
+    if isinstance(weights, os.PathLike):
+        return Path(weights)
+    if isinstance(weights, str) and (
+        os.sep in weights
+        or "/" in weights
+        or weights.endswith((".pth", ".pt", ".bin", ".ckpt"))
+        or Path(weights).is_file()
+    ):
+        return Path(weights)
+    return None
+
+
+def _weights_enum(name: str, weights: Weights) -> Any:
+    from torchvision.models import get_model_weights
+
+    if weights is None:
+        return None
+    enum_class = get_model_weights(name)
+    if isinstance(weights, enum_class):
+        return weights
+    if isinstance(weights, str):
+        key = weights.split(".")[-1]
+        if key == "DEFAULT" or key in enum_class.__members__:
+            return enum_class[key]
+        names = ", ".join(dict.fromkeys(["DEFAULT", *enum_class.__members__]))
+        raise WeightsUnavailableError(
+            f"torchvision has no weights {weights!r} for {name!r}; expected one of {names}, "
+            "None (random initialisation) or the path of a local state_dict file."
+        )
+    raise WeightsUnavailableError(
+        f"weights for {name!r} must be a {enum_class.__name__}, its name, None or a file path; "
+        f"found {type(weights).__name__}."
+    )
+
+
+def _download(weights: Any, name: str) -> dict[str, Any]:
+    url = str(weights.url)
+    file_name = url.rsplit("/", 1)[-1]
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    try:
+        return torch.hub.load_state_dict_from_url(
+            url, map_location="cpu", progress=True, check_hash=True, weights_only=True
+        )
+    except (urllib.error.URLError, OSError, ConnectionError, TimeoutError) as error:
+        raise WeightsUnavailableError(
+            f"Could not download the {name} weights {type(weights).__name__}.{weights.name} "
+            f"from {url} ({type(error).__name__}: {error}). Without network access, either "
+            f"copy that file as {str(cache / file_name)!r} (torch's cache, $TORCH_HOME/hub/"
+            "checkpoints), or pass weights='/path/to/state_dict.pth' for a local file, or "
+            "weights=None to start from random weights."
+        ) from error
+    except RuntimeError as error:  # a truncated or hash-mismatched cached file
+        raise WeightsUnavailableError(
+            f"The cached {name} weights file {str(cache / file_name)!r} could not be read "
+            f"({error}). Delete it so it is downloaded again, or pass weights=None or a path."
+        ) from error
+
+
+def _preprocessing_from_enum(weights: Any, image_size: int) -> Preprocessing:
+    transform = weights.transforms()
+    crop = int(transform.crop_size[0])
+    resize_sizes = getattr(transform, "resize_size", None)
+    resize = int(resize_sizes[0]) if resize_sizes else round(crop / _CROP_FRACTION)
+    interpolation = str(getattr(transform.interpolation, "value", "bilinear"))
+    base = Preprocessing(
+        image_size=crop,
+        resize_size=max(resize, crop),
+        mean=_triple(transform.mean),
+        std=_triple(transform.std),
+        interpolation="bicubic" if interpolation == "bicubic" else "bilinear",
+    )
+    return base if image_size == crop else base.with_image_size(image_size)
+
+
+def _default_preprocessing(image_size: int) -> Preprocessing:
+    return Preprocessing(image_size=image_size, resize_size=round(image_size / _CROP_FRACTION))
+
+
+def _triple(values: Any) -> tuple[float, float, float]:
+    items = [float(v) for v in values]
+    return (items[0], items[1], items[2])
+
+
+def _load_local(module: nn.Module, path: Path, *, drop_prefixes: tuple[str, ...]) -> None:
+    """Load a local state_dict into ``module``, ignoring the old classifier's keys."""
+    if not path.is_file():
+        raise WeightsUnavailableError(
+            f"The weights file {str(path)!r} does not exist. Pass the path of a state_dict "
+            "saved with torch.save(model.state_dict(), path), a weights name, or None."
+        )
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise WeightsUnavailableError(
+            f"The weights file {str(path)!r} could not be read as a state_dict "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
+            "Expected a file written by torch.save(model.state_dict(), path)."
+        ) from None
+    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, dict) or not all(
+        isinstance(v, torch.Tensor) for v in loaded.values()
+    ):
+        raise WeightsUnavailableError(
+            f"The weights file {str(path)!r} holds a {type(loaded).__name__}, not a state_dict "
+            "(a dict of tensors). Save it with torch.save(model.state_dict(), path)."
+        )
+    state = {str(k).removeprefix("module."): v for k, v in loaded.items()}
+    if state and all(k.startswith(("features.", "head.")) for k in state):
+        state = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
+    state = {
+        k: v for k, v in state.items() if not any(k.startswith(p + ".") for p in drop_prefixes)
+    }
+    result = module.load_state_dict(state, strict=False)
+    problems = list(result.missing_keys) + list(result.unexpected_keys)
+    if problems:
+        raise WeightsUnavailableError(
+            f"The weights file {str(path)!r} does not fit this architecture: "
+            f"{len(result.missing_keys)} missing keys (e.g. {result.missing_keys[:3]}), "
+            f"{len(result.unexpected_keys)} unexpected keys (e.g. {result.unexpected_keys[:3]}). "
+            "Check that the file was saved from the same backbone."
+        )
+
+
+# --------------------------------------------------------------------------- timm
+
+
+def _import_timm() -> Any:
+    try:
+        import timm
+    except ImportError:
+        raise InvalidParameterError(
+            "timm backbones need the timm package: pip install 'clothingclf[timm]'."
+        ) from None
+    return timm
+
+
+def _timm_features(name: str, *, pretrained: bool = False) -> tuple[nn.Module, int]:
+    timm = _import_timm()
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        hint = f" Did you mean {', '.join('timm/' + c for c in close)}?" if close else ""
+        raise InvalidParameterError(f"Unknown timm model {name!r}.{hint}")
+    model = timm.create_model(name, pretrained=pretrained, num_classes=0)
+    return cast(nn.Module, model), int(model.num_features)
+
+
+def _build_timm(
+    name: str, weights: Weights, num_classes: int, image_size: int
+) -> tuple[ClothingNet, Preprocessing, dict[str, Any]]:
+    local = _local_weights_path(weights)
+    pretrained = local is None and weights is not None
+    if pretrained and str(weights) != "DEFAULT":
+        raise WeightsUnavailableError(
+            f"For timm/{name}, weights must be 'DEFAULT' (timm's pretrained weights), None, "
+            f"or the path of a local state_dict file; found {weights!r}."
+        )
+    try:
+        features, num_features = _timm_features(name, pretrained=pretrained)
+    except (InvalidParameterError, WeightsUnavailableError):
+        raise
+    except Exception as error:
+        raise WeightsUnavailableError(
+            f"timm could not provide pretrained weights for {name!r} ({type(error).__name__}: "
+            f"{error}). Without network access pass weights='/path/to/state_dict.pth' or None."
+        ) from error
+    cfg = dict(getattr(features, "pretrained_cfg", None) or {})
+    if local is not None:
+        drop = (str(cfg["classifier"]),) if cfg.get("classifier") else ()
+        _load_local(features, local, drop_prefixes=drop)
+    crop_pct = float(cfg.get("crop_pct") or _CROP_FRACTION)
+    interpolation: Literal["bilinear", "bicubic"] = (
+        "bicubic" if cfg.get("interpolation") == "bicubic" else "bilinear"
+    )
+    preprocessing = Preprocessing(
+        image_size=image_size,
+        resize_size=max(image_size, math.floor(image_size / crop_pct)),
+        mean=_triple(cfg.get("mean", IMAGENET_MEAN)),
+        std=_triple(cfg.get("std", IMAGENET_STD)),
+        interpolation=interpolation,
+    )
+    spec = {
+        "kind": "timm",
+        "name": name,
+        "num_features": num_features,
+        "num_classes": num_classes,
+        "weights": str(local) if local is not None else ("DEFAULT" if pretrained else None),
+    }
+    return ClothingNet(features, nn.Linear(num_features, num_classes)), preprocessing, spec
+
+
+# --------------------------------------------------------------------------- nn.Module
+
+
+def _build_from_module(
+    backbone: nn.Module, weights: Weights, num_classes: int, image_size: int
+) -> tuple[ClothingNet, Preprocessing, dict[str, Any]]:
+    features = copy.deepcopy(backbone)
+    local = _local_weights_path(weights)
+    if local is not None:
+        _load_local(features, local, drop_prefixes=())
+    elif weights not in (None, "DEFAULT"):
+        raise WeightsUnavailableError(
+            "For an nn.Module backbone, weights must be None or 'DEFAULT' (both keep the "
+            f"module's own weights) or the path of a state_dict file; found {weights!r}."
+        )
+    num_features = _infer_num_features(features, image_size)
+    spec = {
+        "kind": "module",
+        "class": f"{type(backbone).__module__}.{type(backbone).__qualname__}",
+        "num_features": num_features,
+        "num_classes": num_classes,
+        "weights": str(local) if local is not None else None,
+    }
+    head = nn.Linear(num_features, num_classes)
+    return ClothingNet(features, head), _default_preprocessing(image_size), spec
+
+
+def _infer_num_features(features: nn.Module, image_size: int) -> int:
+    was_training = features.training
+    parameter = next(features.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    features.eval()
+    try:
+        with torch.no_grad():
+            out = features(torch.zeros(2, 3, image_size, image_size, device=device))
+    except Exception as error:
+        raise InvalidParameterError(
+            f"The backbone module {type(features).__name__} failed on a batch of "
+            f"2×3×{image_size}×{image_size} images ({type(error).__name__}: {error}); it must "
+            "map images N×3×H×W to features N×F."
+        ) from None
+    finally:
+        features.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.ndim < 2 or out.shape[0] != 2:
+        raise InvalidParameterError(
+            f"The backbone module {type(features).__name__} returned "
+            f"{getattr(out, 'shape', type(out).__name__)} for 2 images; it must return a "
+            "tensor N×F (or N×C×1×1)."
+        )
+    return int(torch.flatten(out, 1).shape[1])

@@ -1,0 +1,301 @@
+"""The model file: written atomically, read without ever running code.
+
+A clothingclf file is what :func:`torch.save` writes for a plain dict that holds only
+tensors, numbers, strings, booleans, ``None`` and lists, tuples and dicts of these. It is
+read back with ``torch.load(..., weights_only=True)``, which refuses any other Python
+object, so loading a file from a stranger cannot run code.
+
+:func:`atomic_save` writes to a temporary file in the same folder, flushes it to disk and
+renames it over the target: a crash or a full disk in the middle of a save leaves the
+previous file as it was. :func:`safe_load` turns every way a file can be wrong (missing,
+random bytes, truncated, an unsafe pickle) into a :class:`~clothingclf.exceptions.ModelFileError`
+that names the file. :func:`read_model_file` also checks that the file is a clothingclf
+model of a format version this release understands.
+
+A model file holds these keys (format version 1)::
+
+    format            "clothingclf"
+    format_version    1
+    library_version   the clothingclf version that wrote it
+    model             the architecture spec of clothingclf.backbones.build_model
+    state_dict        the weights
+    classes           class names, in the order of the network's outputs
+    preprocessing     clothingclf.backbones.Preprocessing.to_dict()
+    config            the training configuration
+    metrics           best and final validation accuracy, best epoch
+    holds             "best" or "final": which weights the file holds
+    history           per-epoch training history
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import os
+import pickle
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .exceptions import ModelFileError, SaveError, UnsupportedFormatError
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MODEL_FILE_KEYS",
+    "atomic_save",
+    "read_model_file",
+    "safe_load",
+]
+
+#: The value of the ``"format"`` key of every clothingclf model file.
+FORMAT_NAME = "clothingclf"
+#: The newest model-file format version this release writes and reads.
+FORMAT_VERSION = 1
+#: The keys every model file of the current format holds.
+MODEL_FILE_KEYS = (
+    "format",
+    "format_version",
+    "library_version",
+    "model",
+    "state_dict",
+    "classes",
+    "preprocessing",
+    "config",
+    "metrics",
+    "holds",
+    "history",
+)
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _check_payload(value: Any, where: str) -> None:
+    """Raise TypeError if ``value`` holds anything ``weights_only`` loading would refuse."""
+    if isinstance(value, (torch.Tensor, *_PLAIN)):
+        return
+    if type(value) in (dict, collections.OrderedDict):
+        for key, item in value.items():
+            if not isinstance(key, _PLAIN):
+                raise TypeError(f"{where} has a key of type {type(key).__name__}: {key!r}.")
+            _check_payload(item, f"{where}[{key!r}]")
+        return
+    if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
+        for index, item in enumerate(value):
+            _check_payload(item, f"{where}[{index}]")
+        return
+    raise TypeError(
+        f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which a safe "
+        "(weights_only) load would refuse. Store only tensors, str, int, float, bool, None, "
+        "and lists, tuples and dicts of these (convert NumPy values with float()/tolist())."
+    )
+
+
+def atomic_save(payload: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write ``payload`` with :func:`torch.save` so that ``path`` is never left half-written.
+
+    The data goes to a temporary file in the same folder, which is flushed and synced to
+    disk, then renamed over ``path`` (:func:`os.replace`, atomic on POSIX and Windows).
+    Missing parent folders are created. An existing file keeps its permissions.
+
+    Args:
+        payload: A dict of tensors, numbers, strings, booleans, ``None`` and lists, tuples
+            and dicts of these (nothing that a ``weights_only`` load would refuse).
+        path: The file to write.
+
+    Raises:
+        TypeError: ``payload`` holds another kind of object (the message says where).
+        SaveError: The file could not be written (disk full, no permission, ...). The
+            temporary file is removed and any previous file at ``path`` is untouched.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> atomic_save({"x": torch.zeros(2)}, folder / "a.pt")
+        >>> safe_load(folder / "a.pt")["x"].tolist()
+        [0.0, 0.0]
+    """
+    _check_payload(dict(payload), "payload")
+    target = Path(path)
+    if target.is_dir():
+        raise SaveError(f"Cannot save to {str(target)!r}: it is a directory. Give a file path.")
+    temp_name: str | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode = target.stat().st_mode & 0o777 if target.exists() else _default_mode()
+        fd, temp_name = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+        )
+        with os.fdopen(fd, "wb") as stream:
+            torch.save(dict(payload), stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temp_name, mode)
+        os.replace(temp_name, target)
+        temp_name = None
+        _fsync_directory(target.parent)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        advice = (
+            "The disk is full: free some space or save elsewhere."
+            if error.errno in (errno.ENOSPC, errno.EDQUOT)
+            else "Check that the folder exists and is writable, and that there is free space."
+        )
+        failure = SaveError(
+            f"Could not save {str(target)!r} ({reason}). {advice} The previous file at that "
+            "path, if any, is unchanged."
+        )
+        failure.errno = error.errno
+        failure.filename = str(target)
+        raise failure from error
+    finally:
+        if temp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name)
+
+
+def _default_mode() -> int:
+    # mkstemp makes 0600 files; give a new file the mode open() would give it.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _fsync_directory(folder: Path) -> None:
+    # Make the rename itself durable (POSIX); not possible or needed on Windows.
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def safe_load(path: str | os.PathLike[str], *, what: str = "model file") -> dict[str, Any]:
+    """Read a file written by :func:`atomic_save`, refusing anything that could run code.
+
+    Args:
+        path: The file.
+        what: What the file is meant to be, for the error message (``"model file"``,
+            ``"training checkpoint"``).
+
+    Returns:
+        The dict that was saved; tensors are on the CPU.
+
+    Raises:
+        ModelFileError: The file does not exist, cannot be read, is not a file written by
+            :func:`torch.save` (random bytes, truncated), holds Python objects that a safe
+            load refuses (a pickle that would run code), or holds something other than a
+            dict. No code from the file runs in any case.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> bad = pathlib.Path(tempfile.mkdtemp()) / "bad.pt"
+        >>> _ = bad.write_bytes(b"not a model")
+        >>> safe_load(bad)
+        Traceback (most recent call last):
+        ...
+        clothingclf.exceptions.ModelFileError: ...
+    """
+    source = Path(path)
+    name = str(source)
+    if not source.exists():
+        raise ModelFileError(f"The {what} {name!r} does not exist. Check the path.")
+    if source.is_dir():
+        raise ModelFileError(f"The {what} {name!r} is a directory; expected a file.")
+    try:
+        loaded = torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        text = str(error)
+        if "weights_only" in text or "Unsupported global" in text or "GLOBAL" in text:
+            raise ModelFileError(
+                f"Refusing to load {name!r}: it contains Python objects that could run code "
+                f"when unpickled, so it is not a clothingclf {what} (which holds only tensors "
+                "and plain values). Nothing from it was executed. Only load files you made "
+                "with clothingclf."
+            ) from None
+        raise ModelFileError(
+            f"The {what} {name!r} is not a file written by torch.save ({_first_line(text)}). "
+            "It may be corrupt or of another kind."
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError) as error:
+        raise ModelFileError(
+            f"The {what} {name!r} could not be read ({type(error).__name__}: "
+            f"{_first_line(str(error))}). It is probably truncated or corrupt; save it again."
+        ) from None
+    except Exception as error:  # any other decoder failure is the same problem for a user
+        raise ModelFileError(
+            f"The {what} {name!r} could not be read ({type(error).__name__}: "
+            f"{_first_line(str(error))}). It is not a valid {what}."
+        ) from None
+    if not isinstance(loaded, dict):
+        raise ModelFileError(
+            f"The {what} {name!r} holds a {type(loaded).__name__}; expected a dict as written "
+            "by clothingclf."
+        )
+    return loaded
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else "no details"
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def read_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a clothingclf model file and check its format.
+
+    Args:
+        path: The file written by :meth:`clothingclf.ClothingClassifier.save`.
+
+    Returns:
+        The payload (see the module documentation for its keys).
+
+    Raises:
+        ModelFileError: Not a clothingclf model file (see :func:`safe_load`), or one that
+            lacks a required key.
+        UnsupportedFormatError: A model file of a newer format version than this release
+            reads.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> other = pathlib.Path(tempfile.mkdtemp()) / "weights.pt"
+        >>> torch.save({"fc.weight": torch.zeros(1)}, other)
+        >>> read_model_file(other)
+        Traceback (most recent call last):
+        ...
+        clothingclf.exceptions.ModelFileError: ...
+    """
+    payload = safe_load(path, what="model file")
+    name = str(path)
+    if payload.get("format") != FORMAT_NAME:
+        keys = ", ".join(sorted(map(str, payload))[:8])
+        raise ModelFileError(
+            f"{name!r} is not a clothingclf model file: its 'format' is "
+            f"{payload.get('format')!r}, expected {FORMAT_NAME!r} (it has the keys {keys}). "
+            "A bare state_dict can be used as weights=... of a new ClothingClassifier."
+        )
+    version = payload.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ModelFileError(
+            f"{name!r} has format_version {version!r}; expected a positive int. The file is "
+            "damaged."
+        )
+    if version > FORMAT_VERSION:
+        raise UnsupportedFormatError(
+            f"{name!r} is a model file of format version {version}, written by clothingclf "
+            f"{payload.get('library_version', '?')}; this clothingclf reads versions up to "
+            f"{FORMAT_VERSION}. Upgrade: pip install --upgrade clothingclf."
+        )
+    missing = [key for key in MODEL_FILE_KEYS if key not in payload]
+    if missing:
+        raise ModelFileError(
+            f"{name!r} lacks the keys {', '.join(missing)} of a clothingclf model file "
+            f"(format version {version}); the file is damaged."
+        )
+    return payload
