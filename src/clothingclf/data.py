@@ -722,6 +722,7 @@ def prepare_dataset(
         )
     n_stripped = int((stripped != raw_labels.astype(str)).sum())
     table = table.assign(image=ids, label=stripped)
+    referenced = set(ids.map(_file_name))  # excluded rows still name their files
 
     excluded_mask = table["label"].isin(exclude)
     excluded_counts = table.loc[excluded_mask, "label"].value_counts()
@@ -744,7 +745,6 @@ def prepare_dataset(
             )
     exists = np.array([p.exists() for p in paths], dtype=bool)
     missing = tuple(table["image"][~exists].tolist())
-    referenced = set(names)
     unreferenced = tuple(
         sorted(e.name for e in os.scandir(folder) if e.name not in referenced and e.is_file())
     )
