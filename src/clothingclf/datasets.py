@@ -138,7 +138,7 @@ def _shape_for(label: str) -> tuple[_Polygon, ...]:
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     a = rng.uniform(0, 255, size=3)
-    b = rng.uniform(0, 255, size=3)
+    b = np.clip(a + rng.uniform(-80, 80, size=3), 0, 255)
     t = np.linspace(0.0, 1.0, size)[:, None, None]
     if rng.random() < 0.5:
         t = t.transpose(1, 0, 2)
@@ -148,10 +148,14 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def _garment_colour(rng: np.random.Generator, background: np.ndarray) -> tuple[int, int, int]:
-    mean = background.reshape(-1, 3).mean(axis=0)
+    ends = background[[0, -1, 0, -1], [0, 0, -1, -1]].astype(np.float64)
+    best, colour = -1.0, np.zeros(3)
     for _ in range(20):
-        colour = rng.uniform(0, 255, size=3)
-        if np.abs(colour - mean).sum() > 160:
+        candidate = rng.uniform(0, 255, size=3)
+        contrast = float(np.abs(candidate - ends).sum(axis=1).min())
+        if contrast > best:
+            best, colour = contrast, candidate
+        if contrast > 180:
             break
     return (int(colour[0]), int(colour[1]), int(colour[2]))
 
@@ -161,10 +165,10 @@ def _draw(label: str, rng: np.random.Generator, size: int) -> Image.Image:
     image = Image.fromarray(background)
     draw = ImageDraw.Draw(image)
     colour = _garment_colour(rng, background)
-    scale = rng.uniform(0.3, 0.45) * size
-    angle = math.radians(rng.uniform(-20.0, 20.0))
-    cx = size / 2 + rng.uniform(-0.12, 0.12) * size
-    cy = size / 2 + rng.uniform(-0.12, 0.12) * size
+    scale = rng.uniform(0.34, 0.46) * size
+    angle = math.radians(rng.uniform(-15.0, 15.0))
+    cx = size / 2 + rng.uniform(-0.1, 0.1) * size
+    cy = size / 2 + rng.uniform(-0.1, 0.1) * size
     flip = -1.0 if rng.random() < 0.5 else 1.0
     cos, sin = math.cos(angle), math.sin(angle)
     for polygon in _shape_for(label):
