@@ -514,3 +514,35 @@ def test_real_clothing_dataset() -> None:  # pragma: no cover - needs ../shared
     assert abs(len(s.val) / (len(s.train) + len(s.val)) - 0.1) < 0.002
     counts = s.counts()
     assert counts.loc["T-Shirt", "total"] > 800 and counts.loc["Blouse", "total"] < 40
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_prepare_prints_the_table_and_writes_files(
+    synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clothingclf.cli import main
+
+    assert main(["prepare", str(synthetic_root), "--output", str(tmp_path), "--seed", "42"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^T-Shirt\s+\d+\s+\d+\s+\d+\s+24$", out, re.M)
+    assert re.search(r"^total\s+77\s+9\s+10\s+96$", out, re.M)
+    assert "Excluded labels: none" in out and "Unreadable files: 0" in out
+    assert load_splits(tmp_path) == prepare_dataset(synthetic_root)
+
+
+def test_cli_prepare_options_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from clothingclf.cli import main
+
+    root = _table_dataset(tmp_path, _labels({"A": 20, "Skip": 3, "B": 1}))
+    code = main(["prepare", str(root), "--no-verify", "--keep-all", "--test-size", "0"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert re.search(r"^Skip\s+3\s+0\s+0\s+3$", captured.out, re.M)
+    assert "Warning: 1 class(es) have fewer images than the 2 splits" in captured.out
+    assert captured.err == ""
+    assert main(["prepare", str(root), "--no-verify", "--exclude", "A", "--exclude", "B"]) == 0
+    assert "Excluded labels: A (20), B (1)" in capsys.readouterr().out
+    assert main(["prepare", str(tmp_path / "absent")]) == 2
+    assert "clothingclf prepare: error: Dataset folder" in capsys.readouterr().err
