@@ -651,7 +651,7 @@ def prepare_dataset(
             ``report.json`` and ``report.txt`` there (atomically); read back with
             :func:`load_splits`.
         images_dir: The images folder's name inside ``root``; default the first of
-            :data:`IMAGE_FOLDERS` that exists.
+            ``images``, ``images_compressed`` and ``images_original`` that exists.
         workers: Threads used to verify images; default one per CPU core.
 
     Returns:
