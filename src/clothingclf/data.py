@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch.utils.data
 
+from ._splitting import assign_splits
 from .exceptions import (
     DatasetError,
     DatasetNotFoundError,
@@ -394,90 +395,6 @@ def _verify(paths: Sequence[str], workers: int | None) -> list[str | None]:
         return list(pool.map(check_image, paths))
 
 
-# --------------------------------------------------------------------------- splitting
-
-
-def _round_shares(shares: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Round a classes x splits matrix of shares to integers.
-
-    Every entry becomes the floor or the ceiling of its share (so it is within one image
-    of it), each row keeps its (integer) sum, and the column sums come as close to
-    ``targets`` as those two rules allow.
-    """
-    floors = np.floor(shares + 1e-9).astype(np.int64)
-    fracs = np.clip(shares - floors, 0.0, None)
-    remaining = np.rint(shares.sum(axis=1)).astype(np.int64) - floors.sum(axis=1)
-    counts = floors.copy()
-    last = shares.shape[1] - 1
-    for j in range(last):
-        need = int(targets[j] - floors[:, j].sum())
-        # A row must not leave more ups than there are columns left to take them.
-        forced = [i for i in range(len(shares)) if remaining[i] >= last - j + 1]
-        optional = [i for i in range(len(shares)) if 0 < remaining[i] < last - j + 1]
-        optional.sort(key=lambda i: (-fracs[i, j], i))
-        for i in forced + optional[: max(0, need - len(forced))]:
-            counts[i, j] += 1
-            remaining[i] -= 1
-    counts[:, -1] += remaining
-    return counts
-
-
-def _targets(n: int, fractions: np.ndarray) -> np.ndarray:
-    """Rows per split (train, val, test) for n rows: test and validation rounded."""
-    test = round(n * float(fractions[2]))
-    val = round(n * float(fractions[1]))
-    return np.array([n - test - val, val, test], dtype=np.int64)
-
-
-def _assign_stratified(
-    labels: np.ndarray, fractions: np.ndarray, rng: np.random.Generator, n_classes: int
-) -> np.ndarray:
-    """Split index per row; every class is split on its own by largest-remainder rounding."""
-    assignment = np.zeros(len(labels), dtype=np.int64)
-    sizes = np.bincount(labels, minlength=n_classes)
-    shares = sizes[:, None] * fractions[None, :]
-    # Round test, then validation; train (the largest) absorbs the remainders.
-    counts = _round_shares(shares[:, ::-1], _targets(len(labels), fractions)[::-1])[:, ::-1]
-    for c in range(n_classes):
-        members = np.flatnonzero(labels == c)
-        members = members[rng.permutation(len(members))]
-        start = 0
-        for s in range(len(fractions)):
-            assignment[members[start : start + counts[c, s]]] = s
-            start += counts[c, s]
-    return assignment
-
-
-def _assign_groups(
-    labels: np.ndarray,
-    groups: np.ndarray,
-    fractions: np.ndarray,
-    rng: np.random.Generator,
-    n_classes: int,
-    stratify: bool,
-) -> np.ndarray:
-    """Split index per row, keeping each group whole; greedy on per-class targets."""
-    unique, inverse = np.unique(groups, return_inverse=True)
-    n_groups = len(unique)
-    histogram = np.zeros((n_groups, n_classes), dtype=np.float64)
-    np.add.at(histogram, (inverse, labels), 1.0)
-    if not stratify:
-        histogram = histogram.sum(axis=1, keepdims=True)
-    targets = histogram.sum(axis=0)[None, :] * fractions[:, None]
-    filled = np.zeros_like(targets)
-    order = rng.permutation(n_groups)
-    order = order[np.argsort(-histogram[order].sum(axis=1), kind="stable")]
-    group_split = np.zeros(n_groups, dtype=np.int64)
-    for g in order:
-        h = histogram[g][None, :]
-        # Increase of the squared distance to the targets if g goes to each split.
-        cost = ((filled + h - targets) ** 2 - (filled - targets) ** 2).sum(axis=1)
-        split = int(np.argmin(cost))
-        group_split[g] = split
-        filled[split] += histogram[g]
-    return group_split[inverse]
-
-
 # --------------------------------------------------------------------------- writing
 
 
@@ -773,16 +690,11 @@ def prepare_dataset(
 
     fractions = np.array([(1 - test_size) * (1 - val_size), (1 - test_size) * val_size, test_size])
     n_splits = int((fractions > 0).sum())
-    rng = np.random.default_rng(seed)
     labels = table["label_id"].to_numpy()
     sizes = np.bincount(labels, minlength=len(classes))
-    small = [c for c, n in zip(classes, sizes, strict=True) if n < n_splits] if stratify else []
+    small = [c for c, n in zip(classes, sizes, strict=True) if n < n_splits]
     messages = []
-    if small:
-        messages.append(
-            f"{len(small)} class(es) have fewer images than the {n_splits} splits and were "
-            f"put wholly in train: {', '.join(small)}. Add images or exclude them."
-        )
+    groups = None
     if group_by is not None:
         groups = np.array(
             [
@@ -791,21 +703,22 @@ def prepare_dataset(
             ],
             dtype=str,
         )
-        assignment = _assign_groups(labels, groups, fractions, rng, len(classes), stratify)
-    elif stratify:
-        small_ids = {classes.index(c) for c in small}
-        splittable = ~np.isin(labels, list(small_ids))
-        assignment = np.zeros(len(table), dtype=np.int64)
-        index = np.flatnonzero(splittable)
-        if len(index):
-            _, dense = np.unique(labels[index], return_inverse=True)
-            assignment[index] = _assign_stratified(dense, fractions, rng, int(dense.max()) + 1)
-    else:
-        order = rng.permutation(len(table))
-        bounds = np.cumsum(_targets(len(table), fractions))
-        assignment = np.zeros(len(table), dtype=np.int64)
-        assignment[order[bounds[0] : bounds[1]]] = 1
-        assignment[order[bounds[1] :]] = 2
+        small = []  # whole groups move together; a tiny class goes wherever its groups go
+    elif not stratify:
+        small = []
+    if small:
+        messages.append(
+            f"{len(small)} class(es) have fewer images than the {n_splits} splits and were "
+            f"put wholly in train: {', '.join(small)}. Add images or exclude them."
+        )
+    assignment = assign_splits(
+        labels,
+        fractions,
+        seed=seed,
+        stratify=stratify,
+        groups=groups,
+        keep_in_train=[classes.index(c) for c in small],
+    )
 
     frames = {s: table.loc[assignment == i].reset_index(drop=True) for i, s in enumerate(_SPLITS)}
     weights = _class_weights(frames["train"]["label_id"].to_numpy(), len(classes))
