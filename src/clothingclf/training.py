@@ -1,0 +1,1073 @@
+"""The training loop: recipes, schedules, checkpoints, and several processes.
+
+:func:`train_model` fine-tunes a :class:`~clothingclf.backbones.ClothingNet` on a training
+table and picks the best epoch on a validation table. Two named recipes
+(:func:`resolve_config`):
+
+* ``"seed"``: the original study exactly: SGD (lr 0.005, momentum 0.9, no weight decay),
+  50 epochs of batch 32 at full size, class-weighted cross-entropy, no schedule, random
+  resized crop (scale 0.08-1) and horizontal flip.
+* ``"fast"``: the same accuracy with a small fraction of the image-passes: first the new
+  head alone on cached features of the frozen backbone (seconds), then all layers for a
+  few epochs with AdamW, a one-cycle schedule with warm-up, label smoothing 0.1,
+  progressive resizing (small images in early epochs) and flip test-time augmentation in
+  validation. ``docs/performance.rst`` gives the measurements behind each choice.
+
+The data path decodes each photo once (:mod:`clothingclf.cache`) and augments uint8 tensors
+in batches (random resized crop and flip of a whole batch in one
+:func:`~torch.nn.functional.grid_sample` call). The order of the data in epoch ``e``
+depends only on ``seed`` and ``e``, so a run resumed from a checkpoint ends with exactly the
+weights of an uninterrupted one.
+
+Under ``torchrun`` (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` set) the loop joins the process
+group (gloo on CPU, nccl on GPUs), wraps the model in
+:class:`~torch.nn.parallel.DistributedDataParallel`, gives each process its own shard of the
+images (each decodes only its shard), splits the batch among the processes (``batch_size``
+is the global batch, so the schedule is the same for any number of processes), sums the
+validation counts over all of them, and lets only rank 0 print and write files.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from .backbones import ClothingNet, Preprocessing
+from .cache import build_image_cache
+from .checkpoint import atomic_save, safe_load
+from .exceptions import InvalidParameterError, TrainingDivergedError
+
+__all__ = ["RECIPES", "TrainConfig", "TrainResult", "resolve_config", "train_model"]
+
+RecipeName = Literal["seed", "fast"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every training setting, fully resolved (no ``None`` meaning "the recipe's value").
+
+    Make one with :func:`resolve_config`; all fields are plain values, so
+    :meth:`to_dict` is JSON-able and travels in checkpoints and model files.
+
+    Attributes:
+        recipe: The recipe the settings started from: ``"seed"`` or ``"fast"``.
+        epochs: Epochs over all layers (the head-only stage is not counted).
+        batch_size: Images per optimiser step, summed over all processes.
+        optimizer: ``"sgd"``, ``"nesterov"`` (SGD with Nesterov momentum) or ``"adamw"``.
+        lr: Peak learning rate.
+        momentum: SGD momentum (``beta1`` for AdamW).
+        weight_decay: Decoupled for AdamW, L2 for SGD.
+        class_weighted: Weight the loss by the inverse class frequency of the training set.
+        keep: Which weights the classifier keeps: the ``"best"`` validation epoch or the
+            ``"final"`` one (both are returned).
+        seed: Seeds the data order and augmentations (epoch ``e`` uses ``seed`` and ``e``).
+        progress: A progress bar (only when stderr is a terminal) and one summary line per
+            epoch on stderr.
+        early_stopping: Stop after this many epochs without a better validation accuracy;
+            ``None`` never stops early.
+        num_workers: Processes that decode images into the cache (0: decode in this one).
+        schedule: Learning-rate schedule over all steps: ``"constant"``, ``"onecycle"``
+            (linear warm-up, then cosine down to zero) or ``"cosine"`` (warm-up, cosine).
+        warmup_epochs: Length of the warm-up, in epochs (may be fractional).
+        label_smoothing: Label smoothing of the cross-entropy.
+        head_epochs: Epochs of the first stage, the new head alone on cached features of the
+            frozen backbone (0: no such stage).
+        head_lr: Learning rate of the head-only stage (AdamW, cosine).
+        size_schedule: Image sizes as fractions of the final size, spread evenly over the
+            epochs (progressive resizing); empty: the final size throughout.
+        min_scale: Smallest area fraction of the random resized crop.
+        flip: Random horizontal flips in training.
+        tta: Validate on each image and its mirror image, averaging the probabilities.
+        amp: ``"auto"`` uses bfloat16 autocast where the hardware computes in it natively
+            (CUDA with bf16, CPUs with AVX-512 BF16 or AMX); ``"bf16"`` forces it;
+            ``"off"`` computes in float32.
+        channels_last: ``"auto"`` uses the channels-last memory layout where it was
+            measured to win (with bfloat16 on CPU, and on CUDA); ``"on"``/``"off"`` force it.
+        compile: Run the model through :func:`torch.compile` (off by default: on a 2-core
+            CPU compiling costs more than it saves in a run of minutes).
+        cache_dir: Keep the decoded images in memory-mapped files in this folder instead of
+            in memory (``None``: memory).
+    """
+
+    recipe: str
+    epochs: int
+    batch_size: int
+    optimizer: Literal["sgd", "nesterov", "adamw"]
+    lr: float
+    momentum: float
+    weight_decay: float
+    class_weighted: bool
+    keep: Literal["best", "final"]
+    seed: int
+    progress: bool
+    early_stopping: int | None
+    num_workers: int
+    schedule: Literal["constant", "onecycle", "cosine"]
+    warmup_epochs: float
+    label_smoothing: float
+    head_epochs: int
+    head_lr: float
+    size_schedule: tuple[float, ...]
+    min_scale: float
+    flip: bool
+    tta: bool
+    amp: Literal["auto", "bf16", "off"]
+    channels_last: Literal["auto", "on", "off"]
+    compile: bool
+    cache_dir: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict of every field (tuples become lists).
+
+        Example:
+            >>> resolve_config("seed").to_dict()["lr"]
+            0.005
+        """
+        data = asdict(self)
+        data["size_schedule"] = list(self.size_schedule)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Rebuild from :meth:`to_dict` output (fields it lacks take the recipe's value).
+
+        Args:
+            data: The dict.
+
+        Returns:
+            The configuration.
+
+        Example:
+            >>> config = resolve_config("fast", epochs=3)
+            >>> TrainConfig.from_dict(config.to_dict()) == config
+            True
+        """
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known and k != "recipe"}
+        return resolve_config(cast(RecipeName, data.get("recipe", "seed")), **values)
+
+
+_SEED_RECIPE: dict[str, Any] = {
+    "epochs": 50,
+    "batch_size": 32,
+    "optimizer": "sgd",
+    "lr": 0.005,
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "class_weighted": True,
+    "keep": "best",
+    "seed": 0,
+    "progress": True,
+    "early_stopping": None,
+    "num_workers": min(4, os.cpu_count() or 1),
+    "schedule": "constant",
+    "warmup_epochs": 0.0,
+    "label_smoothing": 0.0,
+    "head_epochs": 0,
+    "head_lr": 0.001,
+    "size_schedule": (),
+    "min_scale": 0.08,
+    "flip": True,
+    "tta": False,
+    "amp": "auto",
+    "channels_last": "auto",
+    "compile": False,
+    "cache_dir": None,
+}
+
+#: The named recipes: every field of :class:`TrainConfig` except ``recipe``.
+RECIPES: dict[str, dict[str, Any]] = {
+    "seed": _SEED_RECIPE,
+    "fast": {
+        **_SEED_RECIPE,
+        "epochs": 8,
+        "batch_size": 32,
+        "optimizer": "adamw",
+        "lr": 0.0005,
+        "momentum": 0.9,
+        "weight_decay": 0.05,
+        "schedule": "onecycle",
+        "warmup_epochs": 0.5,
+        "label_smoothing": 0.1,
+        "head_epochs": 30,
+        "head_lr": 0.002,
+        "size_schedule": (0.57, 0.71, 0.86, 1.0),
+        "min_scale": 0.25,
+        "tta": True,
+    },
+}
+
+_CHOICES: dict[str, tuple[Any, ...]] = {
+    "optimizer": ("sgd", "nesterov", "adamw"),
+    "keep": ("best", "final"),
+    "schedule": ("constant", "onecycle", "cosine"),
+    "amp": ("auto", "bf16", "off"),
+    "channels_last": ("auto", "on", "off"),
+}
+
+
+def resolve_config(recipe: RecipeName = "seed", **overrides: Any) -> TrainConfig:
+    """The settings of a named recipe, with some of them replaced.
+
+    Args:
+        recipe: ``"seed"`` (the original study) or ``"fast"``.
+        **overrides: Any field of :class:`TrainConfig`; ``None`` keeps the recipe's value
+            (except for ``early_stopping`` and ``cache_dir``, where the recipe's value is
+            ``None`` anyway).
+
+    Returns:
+        The resolved configuration.
+
+    Raises:
+        InvalidParameterError: Unknown recipe or field, or a value that cannot work; the
+            message names the field, the value and what is allowed.
+
+    Example:
+        >>> config = resolve_config("seed", epochs=3, lr=None)
+        >>> config.epochs, config.lr, config.optimizer
+        (3, 0.005, 'sgd')
+        >>> resolve_config("fast").schedule
+        'onecycle'
+    """
+    if recipe not in RECIPES:
+        raise InvalidParameterError(
+            f"Unknown recipe {recipe!r}; expected one of {', '.join(map(repr, RECIPES))}."
+        )
+    values = dict(RECIPES[recipe])
+    for name, value in overrides.items():
+        if name not in values:
+            raise InvalidParameterError(
+                f"{name!r} is not a training setting; expected one of {', '.join(values)}."
+            )
+        if value is not None:
+            values[name] = value
+    values["size_schedule"] = tuple(float(v) for v in values["size_schedule"])
+    _validate(values)
+    return TrainConfig(recipe=recipe, **values)
+
+
+def _validate(values: dict[str, Any]) -> None:
+    def bad(name: str, expected: str) -> InvalidParameterError:
+        return InvalidParameterError(f"{name} must be {expected}; found {values[name]!r}.")
+
+    for name, choices in _CHOICES.items():
+        if values[name] not in choices:
+            raise bad(name, "one of " + ", ".join(map(repr, choices)))
+    for name in ("epochs", "batch_size"):
+        if not isinstance(values[name], int) or isinstance(values[name], bool) or values[name] < 1:
+            raise bad(name, "a positive int")
+    for name in ("head_epochs", "num_workers", "seed"):
+        if not isinstance(values[name], int) or isinstance(values[name], bool) or values[name] < 0:
+            raise bad(name, "an int >= 0")
+    for name in ("lr", "head_lr"):
+        if not isinstance(values[name], (int, float)) or not 0 < values[name] < math.inf:
+            raise bad(name, "a positive finite number")
+    for name in ("momentum", "weight_decay", "warmup_epochs", "label_smoothing"):
+        if not isinstance(values[name], (int, float)) or not 0 <= values[name] < math.inf:
+            raise bad(name, "a finite number >= 0")
+    if values["momentum"] >= 1 or values["label_smoothing"] >= 1:
+        name = "momentum" if values["momentum"] >= 1 else "label_smoothing"
+        raise bad(name, "below 1")
+    if not 0 < values["min_scale"] <= 1:
+        raise bad("min_scale", "in (0, 1]")
+    if any(not 0 < v <= 1 for v in values["size_schedule"]):
+        raise bad("size_schedule", "fractions in (0, 1]")
+    stop = values["early_stopping"]
+    if stop is not None and (not isinstance(stop, int) or isinstance(stop, bool) or stop < 1):
+        raise bad("early_stopping", "None or a positive int (epochs without improvement)")
+    for name in ("class_weighted", "progress", "flip", "tta", "compile"):
+        if not isinstance(values[name], bool):
+            raise bad(name, "True or False")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_model` returns.
+
+    Attributes:
+        best_state: Weights of the epoch with the best validation accuracy (the final
+            weights when there is no validation set).
+        final_state: Weights after the last epoch that ran.
+        history: One dict per epoch: ``epoch`` (0 is the head-only stage), ``train_loss``,
+            ``val_loss``, ``val_accuracy`` (NaN without validation), ``lr``, ``seconds``,
+            ``image_size``, ``image_passes`` (cumulative).
+        best_epoch: The epoch of ``best_state``.
+        best_val_accuracy: Its validation accuracy (``None`` without validation).
+        final_val_accuracy: The last epoch's validation accuracy (``None`` without).
+        image_passes: Training images that went through the backbone, counting each view
+            of each image in each epoch (forward-only passes of the head-only stage too).
+        interrupted: Training stopped early on ``KeyboardInterrupt``.
+        stopped_early: Training stopped early because validation accuracy stalled.
+    """
+
+    best_state: dict[str, torch.Tensor]
+    final_state: dict[str, torch.Tensor]
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_val_accuracy: float | None
+    final_val_accuracy: float | None
+    image_passes: int
+    interrupted: bool = False
+    stopped_early: bool = False
+    seconds: float = field(default=0.0)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+@dataclass(frozen=True)
+class _Processes:
+    rank: int
+    world: int
+    created_group: bool
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+def _join_processes(device: torch.device) -> _Processes:
+    """Join the torchrun process group when the environment names one."""
+    if dist.is_available() and dist.is_initialized():
+        return _Processes(dist.get_rank(), dist.get_world_size(), False)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or not dist.is_available():
+        return _Processes(0, 1, False)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend)
+    return _Processes(dist.get_rank(), dist.get_world_size(), True)
+
+
+def _all_sum(values: list[float], processes: _Processes, device: torch.device) -> list[float]:
+    if not processes.distributed:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return [float(v) for v in tensor.tolist()]
+
+
+def _shard(count: int, processes: _Processes, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """This process's rows (and a mask of real, not padding, rows), equal length on all."""
+    if not processes.distributed:
+        return np.arange(count), np.ones(count, dtype=bool)
+    order = np.random.default_rng(seed).permutation(count)
+    per = math.ceil(count / processes.world)
+    padded = np.concatenate([order, order[: per * processes.world - count]])
+    mine = padded[processes.rank :: processes.world]
+    real = np.arange(processes.rank, per * processes.world, processes.world) < count
+    return mine, real
+
+
+# --------------------------------------------------------------------------- speed
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as stream:
+            for line in stream:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool({"avx512_bf16", "amx_bf16"} & flags)
+    except OSError:
+        pass
+    return False
+
+
+def _use_bf16(config: TrainConfig, device: torch.device) -> bool:
+    if config.amp == "off":
+        return False
+    if config.amp == "bf16":
+        return True
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return device.type == "cpu" and _cpu_has_native_bf16()
+
+
+def _use_channels_last(config: TrainConfig, device: torch.device, bf16: bool) -> bool:
+    if config.channels_last != "auto":
+        return config.channels_last == "on"
+    return device.type == "cuda" or bf16
+
+
+# --------------------------------------------------------------------------- batches
+
+
+class _Views:
+    """Turns rows of the uint8 cache into normalised float batches on the device."""
+
+    def __init__(
+        self,
+        preprocessing: Preprocessing,
+        device: torch.device,
+        channels_last: bool,
+    ) -> None:
+        self.preprocessing = preprocessing
+        self.device = device
+        self.channels_last = channels_last
+
+    def _to_device(self, images: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":
+            return images.pin_memory().to(self.device, non_blocking=True)
+        return images.to(self.device)
+
+    def _finish(self, images: torch.Tensor) -> torch.Tensor:
+        images = self.preprocessing.normalize(images)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def center(self, images: torch.Tensor, flip: bool = False) -> torch.Tensor:
+        """The evaluation view: the centre ``image_size`` square of the cached square."""
+        size = self.preprocessing.image_size
+        side = images.shape[-1]
+        offset = (side - size) // 2
+        crop = self._to_device(images[:, :, offset : offset + size, offset : offset + size])
+        batch = crop.float().div_(255.0)
+        if flip:
+            batch = batch.flip(-1)
+        return self._finish(batch)
+
+    def augmented(
+        self,
+        images: torch.Tensor,
+        size: int,
+        generator: torch.Generator,
+        *,
+        min_scale: float,
+        flip: bool,
+    ) -> torch.Tensor:
+        """Random resized crops (area ``min_scale``-1, aspect 3/4-4/3) and flips.
+
+        One :func:`~torch.nn.functional.grid_sample` call crops, resizes and mirrors the
+        whole batch (bilinear), which costs a fraction of a per-image loop.
+        """
+        count = images.shape[0]
+        area = torch.empty(count).uniform_(min_scale, 1.0, generator=generator)
+        log_ratio = torch.empty(count).uniform_(
+            math.log(3 / 4), math.log(4 / 3), generator=generator
+        )
+        ratio = torch.exp(log_ratio)
+        # Width and height as fractions of the cached square's side.
+        width = torch.sqrt(area * ratio).clamp(max=1.0)
+        height = torch.sqrt(area / ratio).clamp(max=1.0)
+        left = torch.rand(count, generator=generator) * (1.0 - width)
+        top = torch.rand(count, generator=generator) * (1.0 - height)
+        mirror = torch.rand(count, generator=generator) < 0.5
+        sign = torch.where(mirror & flip, -1.0, 1.0)
+        theta = torch.zeros(count, 2, 3)
+        theta[:, 0, 0] = width * sign
+        theta[:, 0, 2] = (left + width / 2) * 2 - 1
+        theta[:, 1, 1] = height
+        theta[:, 1, 2] = (top + height / 2) * 2 - 1
+        batch = self._to_device(images).float()
+        grid = F.affine_grid(theta.to(self.device), [count, 3, size, size], align_corners=False)
+        crops = F.grid_sample(
+            batch, grid, mode="bilinear", padding_mode="border", align_corners=False
+        )
+        crops = crops.div_(255.0)
+        return self._finish(crops)
+
+
+def _batches(indices: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """Consecutive batches; a last batch of one image joins the one before (BatchNorm)."""
+    starts = list(range(0, len(indices), batch_size))
+    if len(starts) > 1 and len(indices) - starts[-1] == 1:
+        starts.pop()
+    for number, start in enumerate(starts):
+        end = starts[number + 1] if number + 1 < len(starts) else len(indices)
+        yield indices[start:end]
+
+
+def _image_size(config: TrainConfig, epoch: int, final: int) -> int:
+    """Training image side of (1-based) ``epoch`` under the progressive-resizing schedule."""
+    if not config.size_schedule:
+        return final
+    phases = len(config.size_schedule)
+    phase = min(phases - 1, (epoch - 1) * phases // config.epochs)
+    size = round(final * config.size_schedule[phase] / 16) * 16
+    return max(min(final, 32), min(final, size))
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+def _lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    total = max(1, config.epochs * steps_per_epoch)
+    warmup = min(total - 1, round(config.warmup_epochs * steps_per_epoch))
+
+    def factor(step: int) -> float:
+        if config.schedule == "constant":
+            return 1.0 if step >= warmup else (step + 1) / (warmup + 1)
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        (no_decay if parameter.ndim <= 1 or name.endswith(".bias") else decay).append(parameter)
+    if config.optimizer == "adamw":
+        groups = [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        return torch.optim.AdamW(groups, lr=config.lr, betas=(config.momentum, 0.999))
+    # The study's SGD decays every parameter alike (weight decay 0 there anyway).
+    return torch.optim.SGD(
+        [{"params": decay + no_decay, "weight_decay": config.weight_decay}],
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.optimizer == "nesterov",
+    )
+
+
+# --------------------------------------------------------------------------- output
+
+
+class _Printer:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = enabled and sys.stderr.isatty()
+        self._last = 0.0
+
+    def line(self, text: str) -> None:
+        if self.enabled:
+            print(text, file=sys.stderr, flush=True)
+
+    def progress(self, label: str, done: int, total: int, loss: float, started: float) -> None:
+        if not self.bar:
+            return
+        now = time.perf_counter()
+        if done < total and now - self._last < 0.2:
+            return
+        self._last = now
+        width = 24
+        filled = int(width * done / max(1, total))
+        rate = done / max(now - started, 1e-9)
+        bar = "#" * filled + "-" * (width - filled)
+        text = f"\r{label} [{bar}] {done}/{total} loss {loss:.4f} {rate:.1f} img/s"
+        print(text, end="" if done < total else "\r", file=sys.stderr, flush=True)
+        if done >= total:
+            print(" " * len(text), end="\r", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@torch.inference_mode()
+def _evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    real: torch.Tensor,
+    views: _Views,
+    *,
+    tta: bool,
+    bf16: bool,
+    batch_size: int,
+) -> tuple[float, float, float]:
+    """(sum of losses, correct, count) over the real rows of this process's shard."""
+    model.eval()
+    loss_sum, correct, count = 0.0, 0.0, 0.0
+    device = views.device
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        target = labels[start : start + batch_size].to(device)
+        mask = real[start : start + batch_size].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            probabilities = model(views.center(chunk)).float().softmax(1)
+            if tta:
+                mirrored = model(views.center(chunk, flip=True)).float().softmax(1)
+                probabilities = (probabilities + mirrored) / 2
+        losses = F.nll_loss(probabilities.clamp_min(1e-12).log(), target, reduction="none")
+        loss_sum += float(losses[mask].sum())
+        correct += float((probabilities.argmax(1) == target)[mask].sum())
+        count += float(mask.sum())
+    return loss_sum, correct, count
+
+
+@torch.inference_mode()
+def _features(
+    features: nn.Module,
+    images: torch.Tensor,
+    views: _Views,
+    *,
+    bf16: bool,
+    flip: bool,
+    batch_size: int,
+) -> torch.Tensor:
+    features.eval()
+    out = []
+    device = views.device
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out.append(torch.flatten(features(views.center(chunk, flip=flip)), 1).float())
+    return torch.cat(out) if out else torch.empty(0)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = cast(tuple[Any, ...], np.random.get_state(legacy=True))
+    py_state = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [
+            str(np_state[0]),
+            np.asarray(np_state[1]).tolist(),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
+        "python": [py_state[0], list(py_state[1]), py_state[2]],
+    }
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+#: Settings that shape the schedule and the data order: a resumed run must keep them.
+_RESUME_FIELDS = (
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "schedule",
+    "warmup_epochs",
+    "head_epochs",
+    "size_schedule",
+    "seed",
+    "class_weighted",
+    "label_smoothing",
+)
+
+
+def _check_resume(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> None:
+    current = config.to_dict()
+    different = [
+        f"{name} (checkpoint {saved.get(name)!r}, now {current[name]!r})"
+        for name in _RESUME_FIELDS
+        if saved.get(name) != current[name]
+    ]
+    if different:
+        raise InvalidParameterError(
+            f"Cannot resume from {str(path)!r}: it was trained with other settings: "
+            f"{'; '.join(different)}. Resume with the settings of the interrupted run."
+        )
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train_model(
+    model: ClothingNet,
+    train: pd.DataFrame,
+    val: pd.DataFrame | None,
+    *,
+    class_weights: Sequence[float] | None,
+    preprocessing: Preprocessing,
+    config: TrainConfig,
+    device: torch.device,
+    checkpoint_path: str | os.PathLike[str] | None = None,
+    resume: str | os.PathLike[str] | None = None,
+) -> TrainResult:
+    """Fine-tune ``model`` on ``train``, choosing the best epoch on ``val``.
+
+    Args:
+        model: The network; trained in place (on return it holds the final weights).
+        train: Training rows with columns ``path`` and ``label_id``.
+        val: Validation rows (same columns), or ``None`` to train without validation.
+        class_weights: One weight per class for the loss (used when
+            ``config.class_weighted``); ``None`` weighs classes equally.
+        preprocessing: Image size, resize and normalisation of the network.
+        config: The settings (:func:`resolve_config`).
+        device: Where to train. On CUDA, batches are copied from pinned memory without
+            blocking.
+        checkpoint_path: Write a checkpoint here after every epoch (atomically: a crash
+            leaves the previous one intact).
+        resume: Continue from such a checkpoint: same schedule, same data order, same
+            result as if the run had not stopped.
+
+    Returns:
+        The best and final weights, the history and counts (:class:`TrainResult`).
+
+    Raises:
+        TrainingDivergedError: The loss became NaN or infinite (the message names the epoch
+            and batch and suggests a lower learning rate).
+        InvalidParameterError: Empty training set, or ``resume`` from a run with other
+            settings.
+        ModelFileError: ``resume`` is not a readable checkpoint.
+
+    Example:
+        >>> import tempfile, pandas as pd
+        >>> from PIL import Image
+        >>> from clothingclf.backbones import build_model
+        >>> folder = tempfile.mkdtemp()
+        >>> rows = []
+        >>> for i in range(8):
+        ...     Image.new("RGB", (40, 40), (255 * (i % 2), 0, 0)).save(f"{folder}/{i}.jpg")
+        ...     rows.append({"path": f"{folder}/{i}.jpg", "label_id": i % 2})
+        >>> table = pd.DataFrame(rows)
+        >>> net, prep, _ = build_model("resnet18", weights=None, num_classes=2, image_size=32)
+        >>> config = resolve_config("fast", epochs=1, head_epochs=2, progress=False, num_workers=0)
+        >>> result = train_model(net, table, table, class_weights=None, preprocessing=prep,
+        ...                      config=config, device=torch.device("cpu"))
+        >>> [row["epoch"] for row in result.history], result.image_passes
+        ([0.0, 1.0], 24)
+    """
+    started = time.perf_counter()
+    if len(train) == 0:
+        raise InvalidParameterError("The training table is empty; expected at least one row.")
+    processes = _join_processes(device)
+    printer = _Printer(config.progress and processes.main)
+    bf16 = _use_bf16(config, device)
+    channels_last = _use_channels_last(config, device, bf16)
+    views = _Views(preprocessing, device, channels_last)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+
+    # The data: each process decodes only its own shard, once.
+    side = preprocessing.resize_size
+    train_rows, _ = _shard(len(train), processes, config.seed)
+    train_paths = train["path"].astype(str).to_numpy()[train_rows].tolist()
+    train_labels = torch.as_tensor(train["label_id"].to_numpy()[train_rows], dtype=torch.long)
+    train_images = build_image_cache(
+        train_paths,
+        size=side,
+        interpolation=preprocessing.interpolation,
+        cache_dir=config.cache_dir,
+        num_workers=config.num_workers if len(train_paths) >= 256 else 0,
+        progress=printer.bar,
+    )
+    if val is not None and len(val) > 0:
+        val_rows, val_real_np = _shard(len(val), processes, config.seed + 1)
+        val_images = build_image_cache(
+            val["path"].astype(str).to_numpy()[val_rows].tolist(),
+            size=side,
+            interpolation=preprocessing.interpolation,
+            cache_dir=config.cache_dir,
+            num_workers=config.num_workers if len(val_rows) >= 256 else 0,
+        )
+        val_labels = torch.as_tensor(val["label_id"].to_numpy()[val_rows], dtype=torch.long)
+        val_real: torch.Tensor | None = torch.as_tensor(val_real_np)
+    else:
+        val_images, val_labels, val_real = None, None, None
+
+    weight = None
+    if config.class_weighted and class_weights is not None:
+        weight = torch.as_tensor(list(class_weights), dtype=torch.float32, device=device)
+    per_process = max(1, config.batch_size // processes.world)
+
+    def validate() -> tuple[float, float]:
+        if val_images is None or val_labels is None or val_real is None:
+            return math.nan, math.nan
+        sums = _evaluate(
+            model,
+            val_images,
+            val_labels,
+            val_real,
+            views,
+            tta=config.tta,
+            bf16=bf16,
+            batch_size=max(per_process, 64),
+        )
+        loss_sum, correct, count = _all_sum(list(sums), processes, device)
+        return loss_sum / max(count, 1.0), correct / max(count, 1.0)
+
+    history: list[dict[str, float]] = []
+    image_passes = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch, best_accuracy = 0, -math.inf
+    first_epoch = 1
+    optimizer = _make_optimizer(model, config)
+    steps_per_epoch = sum(1 for _ in _batches(np.arange(len(train_rows)), per_process))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, steps_per_epoch))
+    has_val = val_images is not None
+
+    def checkpoint(epoch: int) -> None:
+        if checkpoint_path is None or not processes.main:
+            return
+        atomic_save(
+            {
+                "format": "clothingclf-training-checkpoint",
+                "epoch": epoch,
+                "model": _cpu_state(model),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": None,  # bfloat16 autocast needs no gradient scaler
+                "history": history,
+                "best_state": best_state,
+                "best_epoch": best_epoch,
+                "best_val_accuracy": best_accuracy if has_val else None,
+                "image_passes": image_passes,
+                "rng": _rng_state(),
+                "config": config.to_dict(),
+            },
+            checkpoint_path,
+        )
+
+    def record(row: dict[str, float]) -> None:
+        nonlocal best_state, best_epoch, best_accuracy
+        history.append(row)
+        accuracy = row["val_accuracy"]
+        if not has_val or accuracy > best_accuracy:
+            best_accuracy = accuracy if has_val else best_accuracy
+            best_epoch = int(row["epoch"])
+            best_state = _cpu_state(model)
+        printer.line(
+            f"epoch {int(row['epoch']):>3}  train loss {row['train_loss']:.4f}  "
+            f"val loss {row['val_loss']:.4f}  val acc {row['val_accuracy']:.4f}  "
+            f"lr {row['lr']:.2e}  size {int(row['image_size'])}  {row['seconds']:.1f}s"
+        )
+
+    if resume is not None:
+        resume_path = Path(resume)
+        saved = safe_load(resume_path, what="training checkpoint")
+        if saved.get("format") != "clothingclf-training-checkpoint":
+            from .exceptions import ModelFileError
+
+            raise ModelFileError(
+                f"{str(resume_path)!r} is not a clothingclf training checkpoint (found format "
+                f"{saved.get('format')!r}). Pass the file given as checkpoint= to the "
+                "interrupted fit."
+            )
+        _check_resume(saved["config"], config, resume_path)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        history = [dict(row) for row in saved["history"]]
+        best_state = saved["best_state"]
+        best_epoch = int(saved["best_epoch"])
+        best_accuracy = (
+            float(saved["best_val_accuracy"])
+            if saved["best_val_accuracy"] is not None
+            else -math.inf
+        )
+        image_passes = int(saved["image_passes"])
+        first_epoch = int(saved["epoch"]) + 1
+        _set_rng_state(saved["rng"])
+        printer.line(f"resumed from {str(resume_path)!r} after epoch {int(saved['epoch'])}")
+    elif config.head_epochs > 0:
+        stage_started = time.perf_counter()
+        image_passes += _train_head(
+            model,
+            train_images,
+            train_labels,
+            views,
+            config=config,
+            weight=weight,
+            bf16=bf16,
+            processes=processes,
+            batch_size=max(per_process, 64),
+        )
+        val_loss, val_accuracy = validate()
+        record(
+            {
+                "epoch": 0.0,
+                "train_loss": math.nan,
+                "val_loss": val_loss,
+                "val_accuracy": val_accuracy,
+                "lr": config.head_lr,
+                "seconds": time.perf_counter() - stage_started,
+                "image_size": float(preprocessing.image_size),
+                "image_passes": float(image_passes),
+            }
+        )
+        checkpoint(0)
+
+    network: nn.Module = model
+    if processes.distributed:
+        network = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if config.compile:
+        network = cast(nn.Module, torch.compile(network))
+
+    interrupted = stopped_early = False
+    epoch = first_epoch - 1
+    try:
+        for epoch in range(first_epoch, config.epochs + 1):
+            if (
+                config.early_stopping is not None
+                and has_val
+                and history
+                and epoch - 1 - best_epoch >= config.early_stopping
+            ):
+                stopped_early = True
+                break
+            epoch_started = time.perf_counter()
+            size = _image_size(config, epoch, preprocessing.image_size)
+            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+            order = torch.randperm(len(train_rows), generator=generator).numpy()
+            network.train()
+            loss_sum, seen = 0.0, 0
+            total = len(order) * processes.world
+            for batch_number, rows in enumerate(_batches(order, per_process), start=1):
+                index = torch.as_tensor(rows)
+                inputs = views.augmented(
+                    train_images[index],
+                    size,
+                    generator,
+                    min_scale=config.min_scale,
+                    flip=config.flip,
+                )
+                target = train_labels[index].to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    logits = network(inputs)
+                loss = F.cross_entropy(
+                    logits.float(),
+                    target,
+                    weight=weight,
+                    label_smoothing=config.label_smoothing,
+                )
+                value = float(_all_sum([float(loss.detach())], processes, device)[0])
+                value /= processes.world
+                if not math.isfinite(value):
+                    raise TrainingDivergedError(
+                        f"The training loss became {value} in epoch {epoch}, batch "
+                        f"{batch_number} (learning rate {scheduler.get_last_lr()[0]:.3g}). "
+                        "Expected a finite loss. Try a lower lr (for example a tenth), "
+                        "amp='off', or check the images for corrupt pixels."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                optimizer.step()
+                scheduler.step()
+                loss_sum += value * len(rows)
+                seen += len(rows)
+                image_passes += len(rows) * processes.world
+                printer.progress(
+                    f"epoch {epoch}/{config.epochs}",
+                    seen * processes.world,
+                    total,
+                    loss_sum / seen,
+                    epoch_started,
+                )
+            val_loss, val_accuracy = validate()
+            record(
+                {
+                    "epoch": float(epoch),
+                    "train_loss": loss_sum / max(seen, 1),
+                    "val_loss": val_loss,
+                    "val_accuracy": val_accuracy,
+                    "lr": float(optimizer.param_groups[0]["lr"]),
+                    "seconds": time.perf_counter() - epoch_started,
+                    "image_size": float(size),
+                    "image_passes": float(image_passes),
+                }
+            )
+            checkpoint(epoch)
+    except KeyboardInterrupt:
+        interrupted = True
+        printer.line(f"interrupted in epoch {epoch}; keeping the weights of epoch {best_epoch}")
+
+    final_state = _cpu_state(model)
+    if best_state is None:
+        best_state, best_epoch = final_state, max(0, epoch if not interrupted else epoch - 1)
+    if processes.created_group:
+        dist.barrier()
+        dist.destroy_process_group()
+    final_accuracy = history[-1]["val_accuracy"] if history and has_val else None
+    return TrainResult(
+        best_state=best_state,
+        final_state=final_state,
+        history=history,
+        best_epoch=best_epoch,
+        best_val_accuracy=best_accuracy if has_val and history else None,
+        final_val_accuracy=final_accuracy,
+        image_passes=image_passes,
+        interrupted=interrupted,
+        stopped_early=stopped_early,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _train_head(
+    model: ClothingNet,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    views: _Views,
+    *,
+    config: TrainConfig,
+    weight: torch.Tensor | None,
+    bf16: bool,
+    processes: _Processes,
+    batch_size: int,
+) -> int:
+    """Stage one: fit the head on cached features of the frozen backbone. Returns passes."""
+    sets = [_features(model.features, images, views, bf16=bf16, flip=False, batch_size=batch_size)]
+    if config.flip:
+        sets.append(
+            _features(model.features, images, views, bf16=bf16, flip=True, batch_size=batch_size)
+        )
+    features = torch.cat(sets)
+    targets = labels.to(views.device).repeat(len(sets))
+    if processes.distributed:
+        gathered = [torch.empty_like(features) for _ in range(processes.world)]
+        dist.all_gather(gathered, features)
+        gathered_targets = [torch.empty_like(targets) for _ in range(processes.world)]
+        dist.all_gather(gathered_targets, targets)
+        features, targets = torch.cat(gathered), torch.cat(gathered_targets)
+    head = copy.deepcopy(model.head).float()
+    optimizer = torch.optim.AdamW(head.parameters(), lr=config.head_lr, weight_decay=1e-4)
+    generator = torch.Generator().manual_seed(config.seed)
+    steps = config.head_epochs * math.ceil(len(features) / 64)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps))
+    head.train()
+    with torch.enable_grad():
+        for _ in range(config.head_epochs):
+            order = torch.randperm(len(features), generator=generator).to(views.device)
+            for start in range(0, len(order), 64):
+                rows = order[start : start + 64]
+                loss = F.cross_entropy(
+                    head(features[rows]),
+                    targets[rows],
+                    weight=weight,
+                    label_smoothing=config.label_smoothing,
+                )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                optimizer.step()
+                scheduler.step()
+    model.head.load_state_dict(head.state_dict())
+    return len(features)

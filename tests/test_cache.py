@@ -1,0 +1,111 @@
+"""The decoded-image cache: same pixels as the evaluation transform, decoded once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from clothingclf import cache
+from clothingclf.backbones import Preprocessing
+from clothingclf.cache import build_image_cache, cache_key, decode_square
+from clothingclf.exceptions import ImageNotFoundError, InvalidImageError
+
+
+def _photo(path: Path, size: tuple[int, int], seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    # Smooth content (a gradient plus a few blocks) so JPEG and resizing behave like a photo.
+    width, height = size
+    x = np.linspace(0, 255, width)[None, :, None]
+    y = np.linspace(0, 255, height)[:, None, None]
+    array = np.broadcast_to((x + y) / 2, (height, width, 3)).copy()
+    for _ in range(4):
+        top, left = rng.integers(0, height // 2), rng.integers(0, width // 2)
+        array[top : top + height // 4, left : left + width // 4] = rng.integers(0, 255, 3)
+    Image.fromarray(array.astype(np.uint8)).save(path, quality=95)
+    return path
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> list[Path]:
+    return [_photo(tmp_path / f"p{i}.jpg", (48 + 8 * i, 40), i) for i in range(3)]
+
+
+def test_cache_rows_are_the_decoded_squares(photos: list[Path]) -> None:
+    images = build_image_cache(photos, size=32)
+    assert images.shape == (3, 3, 32, 32) and images.dtype == torch.uint8
+    for row, path in zip(images, photos, strict=True):
+        assert torch.equal(row, decode_square(path, 32))
+
+
+def test_centre_of_the_cache_equals_the_evaluation_transform(photos: list[Path]) -> None:
+    prep = Preprocessing(image_size=24, resize_size=32, mean=(0, 0, 0), std=(1, 1, 1))
+    images = build_image_cache(photos, size=prep.resize_size, interpolation=prep.interpolation)
+    offset = (32 - 24) // 2
+    for row, path in zip(images, photos, strict=True):
+        expected = prep.eval_transform()(Image.open(path).convert("RGB"))
+        got = row[:, offset : offset + 24, offset : offset + 24].float() / 255
+        assert torch.allclose(got, expected, atol=1 / 255 + 1e-6)
+
+
+def test_disk_cache_is_reused_and_keyed_by_mtime(
+    photos: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "cache"
+    first = build_image_cache(photos, size=16, cache_dir=folder)
+    files = sorted(p.name for p in folder.glob("images-*.npy"))
+    assert len(files) == 1 and not list(folder.glob(".images-*"))
+
+    def no_decoding(*args: object, **kwargs: object) -> torch.Tensor:
+        raise AssertionError("the cache should have been reused")
+
+    monkeypatch.setattr(cache, "decode_square", no_decoding)
+    again = build_image_cache(photos, size=16, cache_dir=folder)
+    assert torch.equal(first, again)
+    again[0].zero_()  # copy-on-write: the file is not changed
+    assert torch.equal(build_image_cache(photos, size=16, cache_dir=folder), first)
+    monkeypatch.undo()
+
+    stat = photos[0].stat()
+    os.utime(photos[0], ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    build_image_cache(photos, size=16, cache_dir=folder)
+    assert len(list(folder.glob("images-*.npy"))) == 2
+
+
+def test_cache_key_changes_with_files_size_and_order(photos: list[Path]) -> None:
+    key = cache_key(photos, 32, interpolation="bilinear")
+    assert key == cache_key([str(p) for p in photos], 32, interpolation="bilinear")
+    assert key != cache_key(photos[::-1], 32, interpolation="bilinear")
+    assert key != cache_key(photos, 33, interpolation="bilinear")
+    assert key != cache_key(photos, 32, interpolation="bicubic")
+    assert key != cache_key(photos[:2], 32, interpolation="bilinear")
+
+
+def test_draft_mode_matches_a_full_decode(tmp_path: Path) -> None:
+    big = _photo(tmp_path / "big.jpg", (400, 320), 7)
+    drafted = decode_square(big, 64).float()
+    full = Image.open(big).convert("RGB")
+    prep = Preprocessing(image_size=64, resize_size=64, mean=(0, 0, 0), std=(1, 1, 1))
+    reference = prep.eval_transform()(full) * 255
+    assert (drafted - reference).abs().mean() < 3.0
+
+
+def test_bad_files_are_named(tmp_path: Path, photos: list[Path]) -> None:
+    with pytest.raises(ImageNotFoundError, match=r"missing\.jpg"):
+        build_image_cache([*photos, tmp_path / "missing.jpg"], size=16)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    with pytest.raises(InvalidImageError, match=r"broken\.jpg"):
+        build_image_cache([broken], size=16)
+    folder = tmp_path / "cache"
+    with pytest.raises(InvalidImageError):
+        build_image_cache([broken], size=16, cache_dir=folder)
+    assert not list(folder.glob("*.npy*")), "a failed build must leave no cache file"
+
+
+def test_empty_list_gives_an_empty_tensor() -> None:
+    assert build_image_cache([], size=8).shape == (0, 3, 8, 8)
