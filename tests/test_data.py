@@ -463,6 +463,28 @@ def test_output_dir_round_trips(synthetic_root: Path, tmp_path: Path) -> None:
     assert "T-Shirt" in (out / "report.txt").read_text()
 
 
+def test_round_trip_keeps_extra_columns_with_gaps(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    rows = [
+        "image,label,shop,kids,score,note",
+        "a,Hat,x,True,1,NA",
+        "b,Hat,,False,,",
+        "c,Cap,y,,2.5,hello",
+        'd,Cap,007,True,3,"with, comma"',
+    ]
+    (root / "images.csv").write_text("\n".join(rows) + "\n")
+    for name in "abcd":
+        (root / "images" / f"{name}.jpg").touch()
+    s = prepare_dataset(root, verify_images=False, output_dir=tmp_path / "out", test_size=0)
+    loaded = load_splits(tmp_path / "out")
+    assert loaded == s
+    assert s.train["note"].tolist()[0] == "NA"  # only empty cells are missing values
+    both = pd.concat([loaded.train, loaded.val])
+    assert "007" in both["shop"].tolist()
+    assert [type(v) for v in both.sort_values("image")["kids"]] == [bool, bool, float, bool]
+
+
 def test_load_splits_errors(synthetic_root: Path, tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError, match=r"report\.json' does not exist"):
         load_splits(tmp_path)

@@ -411,6 +411,18 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def _text_columns(splits: DatasetSplits) -> list[str]:
+    """Columns to read back as text: string columns, and object columns holding only str
+    (object columns of mixed values, such as booleans with gaps, are left to inference)."""
+    whole = pd.concat([getattr(splits, s) for s in _SPLITS])
+    return [
+        str(c)
+        for c in whole.columns
+        if pd.api.types.is_string_dtype(whole[c].dtype)
+        and (whole[c].dtype != object or all(isinstance(v, str) for v in whole[c].dropna()))
+    ]
+
+
 def _save(splits: DatasetSplits, output_dir: Path) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     for name in _SPLITS:
@@ -424,6 +436,7 @@ def _save(splits: DatasetSplits, output_dir: Path) -> None:
         "classes": splits.classes,
         "class_weights": splits.class_weights,
         "dtypes": {str(c): str(t) for c, t in splits.train.dtypes.items()},
+        "text_columns": _text_columns(splits),
         "report": splits.report.to_dict(),
     }
     _atomic_write(output_dir / "report.json", json.dumps(meta, indent=2, sort_keys=False) + "\n")
@@ -471,6 +484,7 @@ def load_splits(output_dir: str | os.PathLike[str]) -> DatasetSplits:
         classes = [str(c) for c in meta["classes"]]
         weights = [float(w) for w in meta["class_weights"]]
         dtypes = {str(k): str(v) for k, v in meta["dtypes"].items()}
+        text = {str(c): str for c in meta["text_columns"]}
         report = DatasetReport.from_dict(meta["report"])
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
         raise DatasetError(
@@ -483,7 +497,7 @@ def load_splits(output_dir: str | os.PathLike[str]) -> DatasetSplits:
         try:
             frame = pd.read_csv(
                 path,
-                dtype={c: t for c, t in dtypes.items() if t in ("str", "object", "string")},
+                dtype=text,
                 keep_default_na=False,
                 na_values=[""],
             )
