@@ -13,13 +13,18 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import datasets, exceptions
+from .classifier import ClothingClassifier, Prediction
 from .data import ClothingDataset, DatasetReport, DatasetSplits, load_splits, prepare_dataset
 from .images import open_image
+from .metrics import EvaluationReport
 
 __all__ = [
+    "ClothingClassifier",
     "ClothingDataset",
     "DatasetReport",
     "DatasetSplits",
+    "EvaluationReport",
+    "Prediction",
     "__version__",
     "datasets",
     "exceptions",
