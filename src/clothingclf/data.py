@@ -13,7 +13,6 @@ got 4182 / 466 / 518 images from 5166 kept rows with ``test_size=val_size=0.1``.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
@@ -29,10 +28,10 @@ import pandas as pd
 import torch.utils.data
 
 from ._splitting import assign_splits
+from ._table import IMAGE_FOLDERS, file_name, find_images_dir, locate, read_rows
 from .exceptions import (
     DatasetError,
     DatasetNotFoundError,
-    DuplicateImageError,
     EmptyDatasetError,
     MissingColumnsError,
     UnsafePathError,
@@ -48,13 +47,7 @@ __all__ = [
     "prepare_dataset",
 ]
 
-#: Folder names searched, in this order, for the images beside ``images.csv``: the GitHub
-#: release uses ``images/``; the Kaggle release ships ``images_compressed/`` (used by the
-#: study) and ``images_original/``.
-IMAGE_FOLDERS = ("images", "images_compressed", "images_original")
 
-_REQUIRED = ("image", "label")
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff")
 _SPLITS = ("train", "val", "test")
 _SHOWN = 10  # names listed in a summary before "... and N more"
 
@@ -277,110 +270,6 @@ def _frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def _read_table(csv_path: Path) -> pd.DataFrame:
-    try:
-        raw = csv_path.read_bytes()
-    except OSError as error:
-        raise DatasetError(f"Cannot read {str(csv_path)!r}: {error}.") from None
-    if b"\x00" in raw[:8192]:
-        raise DatasetError(
-            f"{str(csv_path)!r} is not a text table: it contains binary data (is it a model "
-            "file or an image?). Expected a CSV with the columns image, label."
-        )
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise DatasetError(
-            f"{str(csv_path)!r} is not UTF-8 text ({error}). Save it as UTF-8 CSV."
-        ) from None
-    if not text.strip():
-        raise EmptyDatasetError(
-            f"{str(csv_path)!r} is empty. Expected a header line (image,sender_id,label,kids) "
-            "and one row per photo."
-        )
-    try:
-        table = pd.read_csv(
-            io.StringIO(text),
-            dtype={"image": str, "label": str},
-            keep_default_na=False,
-            na_values=[""],
-        )
-    except (pd.errors.ParserError, ValueError) as error:
-        raise DatasetError(
-            f"{str(csv_path)!r} could not be parsed as CSV ({error}). Expected a CSV with "
-            "the columns image, label."
-        ) from None
-    table.columns = [str(c).strip() for c in table.columns]
-    return table
-
-
-def _check_columns(table: pd.DataFrame, csv_path: Path, group_by: str | None) -> None:
-    required = [*_REQUIRED, *([group_by] if group_by is not None else [])]
-    missing = [c for c in required if c not in table.columns]
-    if missing:
-        found = ", ".join(map(str, table.columns)) or "no columns"
-        names = ", ".join(repr(c) for c in missing)
-        noun = "column" if len(missing) == 1 else "columns"
-        raise MissingColumnsError(
-            f"{csv_path.name} lacks {noun} {names} (found: {found}). Expected the columns of "
-            f"the clothing-dataset release: {', '.join(required)}."
-        )
-    if len(table.columns) != len(set(table.columns)):
-        raise DatasetError(f"{csv_path.name} names a column twice: {list(table.columns)}.")
-
-
-def _file_name(image: str) -> str:
-    return image if image.lower().endswith(_IMAGE_SUFFIXES) else f"{image}.jpg"
-
-
-def _check_ids(table: pd.DataFrame, csv_path: Path) -> pd.Series:
-    ids = table["image"]
-    empty = ids.isna() | (ids.astype(str).str.strip() == "")
-    if empty.any():
-        rows = [int(i) + 2 for i in np.flatnonzero(empty.to_numpy())[:_SHOWN]]
-        raise DatasetError(
-            f"{csv_path.name} has rows without an image id (lines {rows}). Fill in the "
-            "'image' column or remove those rows."
-        )
-    ids = ids.astype(str).str.strip()
-    for line, image in enumerate(ids, start=2):
-        if (
-            "/" in image
-            or "\\" in image
-            or ".." in image
-            or "\x00" in image
-            or os.path.isabs(image)
-            or image.startswith("~")
-        ):
-            raise UnsafePathError(
-                f"{csv_path.name} line {line}: image id {image!r} contains a path separator, "
-                "'..' or an absolute path. Expected a plain file name inside the images "
-                "folder; nothing outside the dataset folder is read."
-            )
-    duplicated = ids[ids.duplicated(keep=False)]
-    if not duplicated.empty:
-        names = sorted(set(duplicated))
-        raise DuplicateImageError(
-            f"{csv_path.name} names {len(names)} image id(s) in more than one row: "
-            f"{', '.join(names[:_SHOWN])}. Expected one row per image; remove the duplicates."
-        )
-    return ids
-
-
-def _find_images_dir(root: Path, images_dir: str | None) -> Path:
-    candidates = (images_dir,) if images_dir is not None else IMAGE_FOLDERS
-    for name in candidates:
-        if "/" in name or "\\" in name or ".." in name:
-            raise UnsafePathError(f"images_dir {name!r} must be a folder name inside {root}.")
-        folder = root / name
-        if folder.is_dir():
-            return folder.resolve()
-    raise DatasetNotFoundError(
-        f"{str(root)!r} has no images folder (looked for {', '.join(candidates)}). Expected "
-        "the photos as images/<image>.jpg beside images.csv."
-    )
 
 
 def _verify(paths: Sequence[str], workers: int | None) -> list[str | None]:
@@ -612,48 +501,10 @@ def prepare_dataset(
         if not (isinstance(value, (int, float)) and 0.0 <= float(value) < 1.0):
             raise ValueError(f"{name} must be a fraction in [0, 1); got {value!r}.")
     exclude = tuple(str(e).strip() for e in ([exclude] if isinstance(exclude, str) else exclude))
-    root_path = Path(root)
-    csv_path = root_path / "images.csv"
-    if not root_path.exists():
-        raise DatasetNotFoundError(
-            f"Dataset folder {str(root_path)!r} does not exist. Expected a folder holding "
-            "images.csv and images/ (the clothing-dataset release)."
-        )
-    if root_path.is_file():
-        if root_path.suffix.lower() != ".csv":
-            raise DatasetError(
-                f"{str(root_path)!r} is a file, not a dataset folder. Expected a folder "
-                "holding images.csv and images/ (the clothing-dataset release)."
-            )
-        csv_path, root_path = root_path, root_path.parent
-    root_path = root_path.resolve()
-    csv_path = csv_path.resolve()
-    if not csv_path.is_file():
-        raise DatasetNotFoundError(
-            f"{str(root_path)!r} has no images.csv. Expected a table with the columns image, "
-            "sender_id, label, kids beside the images/ folder."
-        )
-
-    table = _read_table(csv_path)
-    _check_columns(table, csv_path, group_by)
+    root_path, csv_path = locate(root)
+    table, n_stripped = read_rows(csv_path, group_by)
     n_rows = len(table)
-    if n_rows == 0:
-        raise EmptyDatasetError(
-            f"{csv_path.name} has a header but no rows. Expected one row per photo."
-        )
-    ids = _check_ids(table, csv_path)
-    raw_labels = table["label"]
-    stripped = raw_labels.astype(str).str.strip()
-    empty = raw_labels.isna() | (stripped == "")
-    if empty.any():
-        bad = ids[empty].tolist()
-        raise DatasetError(
-            f"{csv_path.name} has {len(bad)} row(s) with an empty label (images: "
-            f"{', '.join(bad[:_SHOWN])}). Give each row a label, or remove the rows."
-        )
-    n_stripped = int((stripped != raw_labels.astype(str)).sum())
-    table = table.assign(image=ids, label=stripped)
-    referenced = set(ids.map(_file_name))  # excluded rows still name their files
+    referenced = set(table["image"].map(file_name))  # excluded rows still name their files
 
     excluded_mask = table["label"].isin(exclude)
     excluded_counts = table.loc[excluded_mask, "label"].value_counts()
@@ -665,8 +516,8 @@ def prepare_dataset(
             "Pass a smaller exclude=... or check the label column."
         )
 
-    folder = _find_images_dir(root_path, images_dir)
-    names = table["image"].map(_file_name)
+    folder = find_images_dir(root_path, images_dir)
+    names = table["image"].map(file_name)
     paths = [folder / n for n in names]
     for image, path in zip(table["image"], paths, strict=True):
         if path.is_symlink() and not path.resolve().is_relative_to(folder):
