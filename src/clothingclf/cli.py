@@ -96,6 +96,80 @@ def _run_prepare(args: argparse.Namespace) -> int:
 _COMMANDS.append(_add_prepare)
 
 
+def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "analyze",
+        help="count the FLOPs and compute the receptive field of a network",
+        description="Trace MODEL (a torchvision model name such as resnet18, or a saved "
+        "classifier file) on the meta device and print its parameters, multiply-accumulates, "
+        "FLOPs (2 x MACs) and the receptive field of its last spatial feature map.",
+    )
+    p.add_argument("model", metavar="MODEL", help="torchvision model name or saved model file")
+    p.add_argument(
+        "--input-size", type=int, help="side of the square input (224, or the file's size)"
+    )
+    p.add_argument("--num-classes", type=int, help="classes of a torchvision model's head")
+    p.add_argument("--per-layer", action="store_true", help="print one row per operation")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead")
+    p.set_defaults(func=_run_analyze)
+
+
+def _run_analyze(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+    from typing import Any
+
+    from . import analysis
+
+    model: Any
+    size = args.input_size
+    if Path(args.model).is_file():
+        from .classifier import ClothingClassifier
+
+        clf = ClothingClassifier.load(args.model, device="cpu")
+        model = clf.model_
+        size = size or clf.preprocessing_.image_size
+        name = Path(args.model).name
+    else:
+        kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
+        model = analysis.meta_model(args.model, **kwargs)
+        name = args.model
+    size = size or 224
+    flops = analysis.count_flops(model, input_size=(3, size, size))
+    rf = analysis.receptive_field(model, input_size=(3, size, size))
+    if args.json:
+        payload = flops.to_dict()
+        print(
+            json.dumps(
+                {
+                    "model": name,
+                    "input_size": [3, size, size],
+                    "params": flops.params,
+                    "total_macs": flops.total_macs,
+                    "total_flops": flops.total_flops,
+                    "other_ops": flops.other_ops,
+                    "receptive_field": rf.to_dict(),
+                    "layers": payload["layers"],
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(flops.summary().replace(flops.model, name, 1))
+    print(f"  receptive field:   {rf.describe()}")
+    for line in rf.misalignments:
+        print(f"  misaligned: {line}")
+    if args.per_layer:
+        print()
+        print(flops.table())
+        print()
+        print(rf.table())
+    return 0
+
+
+_COMMANDS.append(_add_analyze)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
