@@ -76,11 +76,12 @@ _PLAIN = (str, int, float, bool, type(None))
 
 def _check_payload(value: Any, where: str) -> None:
     """Raise TypeError if ``value`` holds anything ``weights_only`` loading would refuse."""
-    if isinstance(value, (torch.Tensor, *_PLAIN)):
+    # Exact types: subclasses such as numpy.float64 (a float) pickle as other classes.
+    if isinstance(value, torch.Tensor) or type(value) in _PLAIN:
         return
     if type(value) in (dict, collections.OrderedDict):
         for key, item in value.items():
-            if not isinstance(key, _PLAIN):
+            if type(key) not in _PLAIN:
                 raise TypeError(f"{where} has a key of type {type(key).__name__}: {key!r}.")
             _check_payload(item, f"{where}[{key!r}]")
         return
@@ -145,13 +146,12 @@ def atomic_save(payload: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
             if error.errno in (errno.ENOSPC, errno.EDQUOT)
             else "Check that the folder exists and is writable, and that there is free space."
         )
-        failure = SaveError(
+        message = (
             f"Could not save {str(target)!r} ({reason}). {advice} The previous file at that "
             "path, if any, is unchanged."
         )
-        failure.errno = error.errno
-        failure.filename = str(target)
-        raise failure from error
+        # With an errno, OSError's str() is "[Errno N] <message>" and .errno is kept.
+        raise (SaveError(error.errno, message) if error.errno else SaveError(message)) from error
     finally:
         if temp_name is not None:
             with contextlib.suppress(OSError):
