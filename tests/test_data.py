@@ -12,12 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from sklearn.utils.class_weight import compute_class_weight
 
 import clothingclf
 from _image_zoo import BAD, GOOD, big_jpeg, write_zoo
 from clothingclf import ClothingDataset, DatasetSplits, load_splits, prepare_dataset
+from clothingclf._splitting import assign_splits
 from clothingclf.exceptions import (
     DatasetError,
     DatasetNotFoundError,
@@ -120,6 +123,27 @@ def test_every_class_is_within_one_image_of_its_share(
     n = sum(sizes.values())
     assert len(s.test) == round(n * test_size)
     assert len(s.val) == round(n * shares["val"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sizes=st.lists(st.integers(3, 300), min_size=1, max_size=20),
+    test_size=st.sampled_from([0.0, 0.05, 0.1, 0.2, 0.25, 0.5, 0.9]),
+    val_size=st.sampled_from([0.0, 0.05, 0.1, 0.2, 0.33, 0.5]),
+    seed=st.integers(0, 3),
+)
+def test_assign_splits_within_one_image_and_exact_sizes(
+    sizes: list[int], test_size: float, val_size: float, seed: int
+) -> None:
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    fractions = np.array([(1 - test_size) * (1 - val_size), (1 - test_size) * val_size, test_size])
+    assignment = assign_splits(labels, fractions, seed=seed)
+    for c, n in enumerate(sizes):
+        for s in range(3):
+            count = int(((labels == c) & (assignment == s)).sum())
+            assert abs(count - n * fractions[s]) <= 1 + 1e-9
+    assert (assignment == 2).sum() == round(len(labels) * test_size)
+    assert (assignment == 1).sum() == round(len(labels) * fractions[1])
 
 
 def test_unstratified_split_has_the_requested_sizes(tmp_path: Path) -> None:

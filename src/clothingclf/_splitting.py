@@ -72,7 +72,7 @@ def _round_shares(shares: np.ndarray, targets: np.ndarray) -> np.ndarray:
         # A row must not leave more ups than there are columns left to take them.
         forced = [i for i in range(len(shares)) if remaining[i] >= last - j + 1]
         optional = [i for i in range(len(shares)) if 0 < remaining[i] < last - j + 1]
-        optional.sort(key=lambda i: (-fracs[i, j], i))
+        optional.sort(key=lambda i: (-round(fracs[i, j], 9), -remaining[i], i))
         for i in forced + optional[: max(0, need - len(forced))]:
             counts[i, j] += 1
             remaining[i] -= 1
