@@ -41,7 +41,7 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def synthetic_splits(synthetic_root: Path) -> DatasetSplits:
-    """`prepare_dataset(synthetic_root)`: 78 train / 8 val / 10 test images, 4 classes."""
+    """`prepare_dataset(synthetic_root)`: 77 train / 9 val / 10 test images, 4 classes."""
     from clothingclf import prepare_dataset
 
     return prepare_dataset(synthetic_root)
