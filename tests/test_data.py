@@ -440,6 +440,21 @@ def test_decompression_bomb_is_dropped(tmp_path: Path, monkeypatch: pytest.Monke
     assert "decompression bomb" in s.report.unreadable["bomb"]
 
 
+def test_parallel_verification_leaves_warning_filters_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import warnings
+
+    root = _table_dataset(tmp_path, ["A"] * 60)
+    for path in (root / "images").iterdir():
+        Image.new("RGB", (8, 8)).save(path)  # 64 pixels: between the warning and error limits
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)
+    before = list(warnings.filters)
+    s = prepare_dataset(root, test_size=0, val_size=0, workers=4)
+    assert len(s.train) == 60 and s.report.unreadable == {}
+    assert warnings.filters == before
+
+
 def test_unreadable_file_is_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = _table_dataset(tmp_path, ["A", "A"])
     for path in (root / "images").iterdir():

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch.utils.data
+from PIL import Image
 
 from ._splitting import assign_splits
 from ._table import IMAGE_FOLDERS, file_name, find_images_dir, locate, read_rows
@@ -279,9 +280,14 @@ def _verify(paths: Sequence[str], workers: int | None) -> list[str | None]:
     if n <= 1:
         return [check_image(p) for p in paths]
     # Pillow releases the GIL while it decodes, so threads use every core without the
-    # start-up and pickling cost of processes.
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(check_image, paths))
+    # start-up and pickling cost of processes. open_image silences DecompressionBombWarning
+    # with warnings.catch_warnings, which is not thread-safe: concurrent exits can restore
+    # each other's filters. Silencing it here first, in this thread, keeps the filter in
+    # force while the workers run and restores the caller's filters exactly afterwards.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            return list(pool.map(check_image, paths))
 
 
 # --------------------------------------------------------------------------- writing
