@@ -184,7 +184,8 @@ class FlopReport:
         model: The model's torchvision name, or its class name.
         input_size: ``(C, H, W)`` of the input it was counted for.
         batch_size: The batch size (totals are for the whole batch).
-        layers: One row per operation that costs something, in execution order. Every
+        layers: One row per operation that costs something or reads a parameter first, in
+            execution order. Every
             convolution is listed, including the 1 x 1 "downsample" convolutions of a ResNet's
             shortcuts, and so are functional operations such as the residual additions.
         total_macs: Multiply-accumulates of convolutions, linear layers, matrix products and
@@ -361,12 +362,14 @@ def flops_from_trace(t: Trace) -> FlopReport:
         kind, macs, other, kernel = _cost(op)
         inputs = op.tensor_inputs()
         params = 0
+        if op.outputs and all(o.node < 0 and o.param for o in op.outputs):
+            continue  # a view of a parameter: its consumer counts the parameter
         for i in inputs:
             if i.param is not None and i.param not in seen_params:
                 seen_params.add(i.param)
                 # The size of the parameter itself, not of the view the op read.
                 params += param_sizes.get(i.param, prod(i.shape))
-        if not macs and not other:
+        if not macs and not other and not params:
             continue
         rows.append(
             LayerFlops(

@@ -66,7 +66,8 @@ _WHOLE = _State(None, None, whole=True)
 
 
 def _lost(reason: str, whole: bool = False) -> _State:
-    return _State(None, None, whole=whole, lost=reason)
+    # A value that depends on the whole input sees it, wherever its positions went.
+    return _WHOLE if whole else _State(None, None, lost=reason)
 
 
 def _conv_update(axis: _Axis, kernel: int, stride: int, padding: int, dilation: int = 1) -> _Axis:
@@ -193,6 +194,32 @@ class _Propagator:
             return _WHOLE
         if name in ("mm", "addmm", "bmm", "baddbmm"):
             return self.matmul(op)
+        if name in ("cat", "stack"):
+            tensors = [t for t in args[0] if isinstance(t, TensorInfo)]
+            dim = op.kwargs.get("dim", args[1] if len(args) > 1 else 0)
+            states = [self.state(t) for t in tensors]
+            for s in states:
+                if (
+                    s is not None
+                    and s.layout is not None
+                    and (name == "stack" or dim % len(out_shape) in {d for d, _ in s.layout})
+                ):
+                    return _lost(
+                        f"{name} along a spatial axis ({op.module or 'model'})",
+                        any(s2.whole for s2 in states if s2 is not None),
+                    )
+            known = [s for s in states if s is not None]
+            if any(s.lost for s in known):
+                return _lost(
+                    next(s.lost for s in known if s.lost) or "", any(s.whole for s in known)
+                )
+            spatial = [s for s in known if s.layout is not None]
+            if not spatial:
+                return _WHOLE if known else None
+            if len({s.layout for s in spatial}) != 1:
+                return _lost(f"{name} of differently laid out maps", any(s.whole for s in known))
+            assert spatial[0].layout is not None
+            return self.merge(op, known, spatial[0].layout)
         if sx is None:
             return self.elementwise(op, out_shape)
         if sx.layout is None:  # whole or lost: stays so
@@ -258,29 +285,6 @@ class _Propagator:
                 sx.axes,
                 sx.whole,
             )
-        if name in ("cat", "stack"):
-            tensors = [t for t in args[0] if isinstance(t, TensorInfo)]
-            dim = op.kwargs.get("dim", args[1] if len(args) > 1 else 0)
-            states = [self.state(t) for t in tensors]
-            for s in states:
-                if (
-                    s is not None
-                    and s.layout is not None
-                    and (name == "stack" or dim % len(out_shape) in {d for d, _ in s.layout})
-                ):
-                    return _lost(
-                        f"{name} along a spatial axis ({op.module or 'model'})",
-                        any(s2.whole for s2 in states if s2 is not None),
-                    )
-            known = [s for s in states if s is not None]
-            if any(s.lost for s in known):
-                return _lost(
-                    next(s.lost for s in known if s.lost) or "", any(s.whole for s in known)
-                )
-            spatial = [s for s in known if s.layout is not None]
-            if len({s.layout for s in spatial}) != 1:
-                return _lost(f"{name} of differently laid out maps", any(s.whole for s in known))
-            return self.merge(op, spatial, layout) if spatial else _WHOLE
         if name in ("slice", "select", "split", "split_with_sizes", "unbind", "chunk", "narrow"):
             dim = (args[1] if len(args) > 1 else 0) % len(x.shape)
             if dim not in dims:
@@ -578,7 +582,8 @@ class ReceptiveField:
 
     def table(self) -> str:
         """The per-layer fields as text, one module per line."""
-        width = max((len(r.name) for r in self.layers), default=5)
+        width = max((len(r.name) for r in self.layers), default=0)
+        width = max(width, len("(model)"))
         lines = [f"{'layer'.ljust(width)}  {'output':<18}  receptive field"]
         for r in self.layers:
             shape = "x".join(map(str, r.output_shape))
@@ -642,6 +647,15 @@ def receptive_field_from_trace(t: Trace) -> ReceptiveField:
             )
         )
     maps = [r for r in rows if r.size is not None and len(r.output_shape) == 4]
+    if len(maps) > 1 and maps[-1].name == "":  # prefer the submodule that made the same map
+        a, b = maps[-1], maps[-2]
+        if (a.size, a.stride, a.padding, a.output_shape) == (
+            b.size,
+            b.stride,
+            b.padding,
+            b.output_shape,
+        ):
+            maps = maps[:-1]
     last: tuple[Pair, Pair, Pair, bool] | None = None
     layer = ""
     if maps:
@@ -652,7 +666,9 @@ def receptive_field_from_trace(t: Trace) -> ReceptiveField:
         for op in t.ops:
             for o in op.outputs:
                 s = prop.states.get(o.node) if o.node >= 0 else None
-                if s is not None and s.axes is not None:
+                if s is not None and s.axes is not None and s.layout is not None:
+                    if s.layout[0][0] == s.layout[1][0]:
+                        continue  # a flattened map: no longer an image
                     h, w = s.axes
                     last = ((h.size, w.size), (h.stride, w.stride), (h.padding, w.padding), s.whole)
     if last is None:

@@ -60,7 +60,11 @@ MAC_OPS: frozenset[Any] = frozenset(
 
 # Operations that FlopCounterMode decomposes but whose decomposition holds no
 # multiply-accumulates: recording them whole gives the same count, faster.
-_KEEP_WHOLE: frozenset[Any] = frozenset({_aten.native_batch_norm.default})
+# (Padding is also kept whole: its decomposition writes into a view of a new tensor, which
+# would hide from the receptive-field analysis that the result depends on the input.)
+_KEEP_WHOLE: frozenset[Any] = frozenset(
+    {_aten.native_batch_norm.default, _aten.constant_pad_nd.default}
+)
 
 # Operations whose output is the parameter they read, reshaped or converted: a linear
 # layer's ``t(weight)`` still counts as reading ``weight``.
