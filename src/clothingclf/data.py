@@ -349,7 +349,8 @@ def load_splits(output_dir: str | os.PathLike[str]) -> DatasetSplits:
 
     Returns:
         Splits equal to the ones that were saved (same rows, columns, dtypes, classes,
-        class weights and report).
+        class weights and report). The ``path`` column holds the absolute paths of the
+        time of saving: after moving the dataset, run :func:`prepare_dataset` again.
 
     Raises:
         DatasetNotFoundError: The folder or one of its files is missing.
