@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from pathlib import Path
 from typing import Union
 
@@ -113,15 +112,14 @@ def _from_array(array: np.ndarray, what: str) -> Image.Image:
 
 def _decode(opener: str | io.BytesIO, what: str, draft_size: tuple[int, int] | None) -> Image.Image:
     try:
-        with warnings.catch_warnings():
-            # Photos between Pillow's warning and error limits are legitimate; only the
-            # DecompressionBombError above twice the limit is refused.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(opener) as image:
-                if draft_size is not None and image.format == "JPEG":
-                    image.draft("RGB", draft_size)
-                image.load()
-                return to_rgb(ImageOps.exif_transpose(image))
+        # Photos between Pillow's warning and error limits decode, with Pillow's own
+        # DecompressionBombWarning (silencing it here with warnings.catch_warnings would not
+        # be thread-safe); only the DecompressionBombError above twice the limit is refused.
+        with Image.open(opener) as image:
+            if draft_size is not None and image.format == "JPEG":
+                image.draft("RGB", draft_size)
+            image.load()
+            return to_rgb(ImageOps.exif_transpose(image))
     except Image.DecompressionBombError as error:
         raise InvalidImageError(
             f"{what} is refused as a possible decompression bomb ({error}). "
