@@ -404,7 +404,7 @@ def count_flops(
 ) -> FlopReport:
     """Count the multiply-accumulates and FLOPs of one forward pass, operation by operation.
 
-    The model is traced on the ``meta`` device (see :mod:`clothingclf.analysis.tracing`):
+    The model is traced on the ``meta`` device (see ``clothingclf.analysis.tracing``):
     nothing is computed, the model you pass is not changed, and every operation is seen,
     functional ones included (residual additions, ``matmul`` in attention). The total equals
     :class:`torch.utils.flop_counter.FlopCounterMode`'s for every torchvision classification
