@@ -34,7 +34,9 @@ import contextlib
 import errno
 import os
 import pickle
+import re
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -210,19 +212,26 @@ def safe_load(path: str | os.PathLike[str], *, what: str = "model file") -> dict
     if source.is_dir():
         raise ModelFileError(f"The {what} {name!r} is a directory; expected a file.")
     try:
-        loaded = torch.load(source, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # A plain pickle of another protocol makes torch warn before it refuses it.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            loaded = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         text = str(error)
-        if "weights_only" in text or "Unsupported global" in text or "GLOBAL" in text:
+        refused = re.search(r"unsupported GLOBAL (\S+)", text)
+        if refused:
             raise ModelFileError(
-                f"Refusing to load {name!r}: it contains Python objects that could run code "
-                f"when unpickled, so it is not a clothingclf {what} (which holds only tensors "
-                "and plain values). Nothing from it was executed. Only load files you made "
-                "with clothingclf."
+                f"Refusing to load {name!r}: it contains Python objects ({refused.group(1)}) "
+                f"that could run code when unpickled, so it is not a clothingclf {what} (which "
+                "holds only tensors and plain values). Nothing from it was executed. Only load "
+                "files you made with clothingclf."
             ) from None
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+        reason = detail.group(1).strip() if detail else _first_line(text)
         raise ModelFileError(
-            f"The {what} {name!r} is not a file written by torch.save ({_first_line(text)}). "
-            "It may be corrupt or of another kind."
+            f"The {what} {name!r} is not a file written by torch.save ({reason}): it is "
+            "corrupt, or of another kind. (clothingclf never unpickles arbitrary objects, so "
+            "plain pickle files are refused too.)"
         ) from None
     except (RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError) as error:
         raise ModelFileError(

@@ -37,7 +37,7 @@ from .exceptions import (
     ModelFileError,
     NotFittedError,
 )
-from .images import ImageInput, open_image
+from .images import open_image
 from .metrics import EvaluationReport, evaluation_report
 from .training import TrainConfig, resolve_config, train_model
 
@@ -366,7 +366,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
     @overload
     def predict(
         self,
-        x: list[ImageInput] | tuple[ImageInput, ...] | pd.DataFrame | pd.Series,
+        x: list[Any] | tuple[Any, ...] | pd.DataFrame | pd.Series,
         *,
         batch_size: int | None = None,
     ) -> list[str]: ...
@@ -407,7 +407,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
     @overload
     def predict_top(
         self,
-        x: list[ImageInput] | tuple[ImageInput, ...] | pd.DataFrame | pd.Series,
+        x: list[Any] | tuple[Any, ...] | pd.DataFrame | pd.Series,
         k: int = 3,
         *,
         batch_size: int | None = None,

@@ -1,0 +1,124 @@
+"""The train, evaluate, predict and demo commands: thin shells, clear errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from clothingclf import ClothingClassifier
+from clothingclf.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model = tmp_path_factory.mktemp("cli") / "model.pt"
+    status = main(
+        [
+            "train",
+            str(synthetic_root),
+            "--output",
+            str(model),
+            "--weights",
+            "none",
+            "--epochs",
+            "1",
+            "--image-size",
+            "32",
+            "--batch-size",
+            "16",
+            "--workers",
+            "0",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert status == 0
+    return model
+
+
+def test_train_prints_evaluation_and_saves(
+    trained: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clf = ClothingClassifier.load(trained)
+    assert clf.config_.epochs == 1 and clf.preprocessing_.image_size == 32
+    assert clf.get_params()["weights"] is None and clf.get_params()["backbone"] == "resnet18"
+
+
+def test_train_output_and_prepared_folder(
+    synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["prepare", str(synthetic_root), "--output", str(tmp_path / "splits")]) == 0
+    capsys.readouterr()
+    args = ["--weights", "none", "--epochs", "1", "--image-size", "16", "--no-progress"]
+    status = main(["train", str(tmp_path / "splits"), "-o", str(tmp_path / "m.pt"), *args])
+    out = capsys.readouterr().out
+    assert status == 0 and "4 classes" in out and "accuracy" in out and "Saved" in out
+    assert (tmp_path / "m.pt").is_file()
+
+
+def test_evaluate(trained: Path, synthetic_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(trained), str(synthetic_root), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_samples"] == 10 and len(report["confusion_matrix"]) == 4
+    assert main(["evaluate", str(trained), str(synthetic_root), "--split", "val"]) == 0
+    assert "balanced accuracy" in capsys.readouterr().out
+
+
+def test_predict_text_and_json(
+    trained: Path, synthetic_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = sorted((synthetic_root / "images").glob("*.jpg"))[:3]
+    assert main(["predict", str(trained), *map(str, images), "--top-k", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith(str(images[0]))
+    assert len(lines[0].split("\t")[1].split("  ")) == 2
+
+    assert main(["predict", str(trained), *map(str, images), "--json", "--batch-size", "2"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["image"] for r in results] == list(map(str, images))
+    clf = ClothingClassifier.load(trained)
+    assert [r["label"] for r in results] == clf.predict(list(images))
+    assert set(results[0]) == {"image", "label", "score", "top_k"} and len(results[0]["top_k"]) == 1
+
+
+def test_predict_bad_image_is_one_line_and_nonzero_exit(
+    trained: Path, synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = sorted((synthetic_root / "images").glob("*.jpg"))[0]
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    missing = tmp_path / "missing.jpg"
+    status = main(["predict", str(trained), str(good), str(bad), str(missing), "--json"])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert [r["image"] for r in json.loads(captured.out)] == [str(good)]
+    errors = captured.err.strip().splitlines()
+    assert errors[0].startswith(f"clothingclf predict: {bad}: error: ")
+    assert errors[1].startswith(f"clothingclf predict: {missing}: error: ")
+    assert errors[2] == "clothingclf predict: 2 of 3 images failed"
+    assert "Traceback" not in captured.err
+
+
+def test_errors_are_one_line_with_status_2(
+    tmp_path: Path, synthetic_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    garbage = tmp_path / "model.pt"
+    garbage.write_bytes(b"garbage")
+    assert main(["predict", str(garbage), "x.jpg"]) == 2
+    assert capsys.readouterr().err.startswith("clothingclf predict: error: The model file")
+    assert main(["train", str(tmp_path), "-o", str(tmp_path / "m.pt")]) == 2
+    assert "neither images.csv" in capsys.readouterr().err
+    status = main(["train", str(synthetic_root), "-o", "m.pt", "--backbone", "resnet81"])
+    assert status == 2 and "Did you mean resnet18" in capsys.readouterr().err
+
+
+def test_demo_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--n-per-class", "5", "--epochs", "1", "--image-size", "16", "--no-progress"]
+    assert main(["demo", "--output", str(tmp_path / "demo"), *args]) == 0
+    out = capsys.readouterr().out
+    assert "Synthetic dataset" in out and "accuracy" in out and "A few predictions" in out
+    clf = ClothingClassifier.load(tmp_path / "demo" / "model.pt")
+    assert len(clf.classes_) == 6
