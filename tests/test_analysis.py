@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -233,9 +234,9 @@ def test_empirical_dilated_and_default_layer() -> None:
 
 def test_empirical_sees_squeeze_excitation_as_global() -> None:
     measured = analysis.empirical_receptive_field(
-        "efficientnet_b0", input_size=96, layer="features.2"
+        "efficientnet_b0", input_size=64, layer="features.2"
     )
-    assert measured.size == (96, 96) and measured.clipped
+    assert measured.size == (64, 64) and measured.clipped
     with pytest.raises(AnalysisError, match="no module 'nope'"):
         analysis.empirical_receptive_field("resnet18", input_size=64, layer="nope")
 
@@ -259,3 +260,35 @@ def test_cli_text_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "714,188,480" in out and "195 px, stride 32" in out and "features.0" in out
     assert main(["analyze", "resnet81"]) == 2
     assert "no model named 'resnet81'" in capsys.readouterr().err
+
+
+def test_cli_analyzes_a_saved_classifier(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file goes through ClothingClassifier.load; its network and image size are used.
+
+    (Saving a real classifier needs a fit, which tests/test_cli_classifier.py pays for; here
+    ``load`` returns what it would: an object with ``model_`` and ``preprocessing_``.)
+    """
+    import types
+
+    from clothingclf import classifier
+
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"stand-in")
+    net = analysis.meta_model("resnet18", num_classes=4)
+    loaded = types.SimpleNamespace(model_=net, preprocessing_=types.SimpleNamespace(image_size=64))
+    calls: list[tuple[str, str]] = []
+
+    def fake_load(cls: object, p: str, *, device: str = "auto") -> object:
+        calls.append((str(p), device))
+        return loaded
+
+    monkeypatch.setattr(classifier.ClothingClassifier, "load", classmethod(fake_load))
+    assert main(["analyze", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert calls == [(str(path), "cpu")]
+    assert out["model"] == "model.pt" and out["input_size"] == [3, 64, 64]
+    assert out["layers"][-1]["op"] == "linear" and out["layers"][-1]["macs"] == 512 * 4
+    assert out["total_macs"] == analysis.count_flops(net, input_size=64).total_macs
+    assert out["receptive_field"]["size"] == [435, 435]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import analysis, datasets, exceptions
+from . import analysis, backbones, datasets, exceptions
 from .classifier import ClothingClassifier, Prediction
 from .data import ClothingDataset, DatasetReport, DatasetSplits, load_splits, prepare_dataset
 from .images import open_image
@@ -27,6 +27,7 @@ __all__ = [
     "Prediction",
     "__version__",
     "analysis",
+    "backbones",
     "datasets",
     "exceptions",
     "load_splits",

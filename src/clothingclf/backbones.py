@@ -231,7 +231,7 @@ class ClothingNet(nn.Module):
         torch.Size([2, 4])
     """
 
-    def __init__(self, features: nn.Module, head: nn.Linear) -> None:
+    def __init__(self, features: torch.nn.Module, head: torch.nn.Linear) -> None:
         super().__init__()
         self.features = features
         self.head = head
@@ -262,7 +262,7 @@ def list_backbones() -> list[str]:
 
 
 def build_model(
-    backbone: str | nn.Module,
+    backbone: str | torch.nn.Module,
     *,
     weights: Weights,
     num_classes: int,
@@ -312,7 +312,9 @@ def build_model(
     return _build_torchvision(backbone, weights, num_classes, image_size)
 
 
-def rebuild_model(spec: Mapping[str, Any], *, backbone: nn.Module | None = None) -> ClothingNet:
+def rebuild_model(
+    spec: Mapping[str, Any], *, backbone: torch.nn.Module | None = None
+) -> ClothingNet:
     """Make the architecture that ``spec`` describes, with random weights.
 
     Args:

@@ -3,7 +3,7 @@
 It puts the pieces together with scikit-learn's manners: ``__init__`` only stores its
 arguments, :meth:`~ClothingClassifier.fit` builds the network
 (:func:`~clothingclf.backbones.build_model`), trains it
-(:func:`~clothingclf.training.train_model`) and returns ``self``; learned state lives in
+(``clothingclf.training.train_model``) and returns ``self``; learned state lives in
 attributes ending in ``_``. Predictions accept paths, Pillow images, arrays, tensors, lists
 of these and split tables. Saved files hold only tensors and plain values
 (:mod:`clothingclf.checkpoint`), so :meth:`~ClothingClassifier.load` never runs code from a
@@ -112,7 +112,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
     ResNet-18 with all layers trained, class-weighted cross-entropy, SGD (lr 0.005,
     momentum 0.9), 50 epochs of batch 32 at 224 px, keeping the weights of the best
     validation epoch. ``recipe="fast"`` reaches the same accuracy in a fraction of the
-    time (see :mod:`clothingclf.training`). A numeric option left at ``None`` takes the
+    time (see ``clothingclf.training``). A numeric option left at ``None`` takes the
     recipe's value.
 
     Args:
@@ -135,7 +135,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         device: ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         seed: Seeds the new head's initialisation, the data order and augmentation.
         progress: Show a progress bar (only on a terminal) and one line per epoch.
-        training_options: Any other setting of :class:`~clothingclf.training.TrainConfig`
+        training_options: Any other setting of ``clothingclf.training.TrainConfig``
             (``schedule``, ``min_scale``, ``flip``, ``label_smoothing``, ``head_epochs``,
             ``tta``, ``amp``, ``cache_dir``, ...), replacing the recipe's value.
 
@@ -150,7 +150,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         interrupted_: Training was stopped by ``KeyboardInterrupt`` (Ctrl-C).
         model_: The trained :class:`~clothingclf.backbones.ClothingNet` (in eval mode).
         preprocessing_: The :class:`~clothingclf.backbones.Preprocessing` of the network.
-        config_: The resolved :class:`~clothingclf.training.TrainConfig`.
+        config_: The resolved ``clothingclf.training.TrainConfig``.
         model_spec_: The architecture spec stored in saved files.
         device_: The :class:`torch.device` the model lives on.
 
@@ -170,7 +170,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
     def __init__(
         self,
         *,
-        backbone: str | nn.Module = "resnet18",
+        backbone: str | torch.nn.Module = "resnet18",
         weights: Any = "DEFAULT",
         image_size: int | None = None,
         epochs: int | None = None,
@@ -531,7 +531,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         path: str | os.PathLike[str],
         *,
         device: str | torch.device = "auto",
-        backbone: nn.Module | None = None,
+        backbone: torch.nn.Module | None = None,
     ) -> ClothingClassifier:
         """Load a model saved by :meth:`save`; predictions are identical to before saving.
 

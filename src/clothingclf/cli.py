@@ -402,8 +402,8 @@ class _DemoSettings:
 
     backbone: str = "resnet18"
     n_per_class: int = 60
-    image_size: int = 32
-    epochs: int = 10
+    image_size: int = 48
+    epochs: int = 15
     optimizer: Literal["sgd", "nesterov", "adamw"] = "adamw"
     lr: float = 0.003
     batch_size: int = 32
