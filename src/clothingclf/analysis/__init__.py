@@ -1,7 +1,7 @@
 """What a network costs and what it sees: exact FLOPs and receptive fields, by tracing.
 
 Both reports come from one recorded forward pass on the ``meta`` device
-(``clothingclf.analysis.tracing``), so they work for any PyTorch model, cost no memory,
+(:mod:`clothingclf.analysis.tracing`), so they work for any PyTorch model, cost no memory,
 take well under a second for a ResNet-50, and never change the model you pass.
 
 * :func:`count_flops` -> :class:`FlopReport`: multiply-accumulates and FLOPs per operation,

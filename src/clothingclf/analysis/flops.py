@@ -7,7 +7,7 @@ agree to the last FLOP:
   Convolutions, ``linear``, ``matmul``/``bmm``/``baddbmm``/``einsum`` (which PyTorch lowers to
   ``bmm``) and scaled-dot-product attention are counted in MACs. Biases are not counted.
 * Every other operation (element-wise arithmetic and activations, normalisation, pooling,
-  softmax, reductions) is counted apart, in :attr:`FlopReport.other_ops`: one per output
+  softmax, reductions) is counted apart, in :attr:`~clothingclf.analysis.FlopReport.other_ops`: one per output
   element for element-wise operations, two per element for inference batch norm (a folded
   scale and shift), four per element for layer and group norm, three per element for softmax,
   kernel area per output element for pooling, one per input element for adaptive pooling and
@@ -404,7 +404,7 @@ def count_flops(
 ) -> FlopReport:
     """Count the multiply-accumulates and FLOPs of one forward pass, operation by operation.
 
-    The model is traced on the ``meta`` device (see ``clothingclf.analysis.tracing``):
+    The model is traced on the ``meta`` device (see :mod:`clothingclf.analysis.tracing`):
     nothing is computed, the model you pass is not changed, and every operation is seen,
     functional ones included (residual additions, ``matmul`` in attention). The total equals
     :class:`torch.utils.flop_counter.FlopCounterMode`'s for every torchvision classification

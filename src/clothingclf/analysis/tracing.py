@@ -1,6 +1,6 @@
 """Record every tensor operation of one forward pass, on the ``meta`` device.
 
-Both reports of :mod:`clothingclf.analysis` start from the same :class:`Trace`: the model is
+Both reports of :mod:`clothingclf.analysis` start from the same ``Trace``: the model is
 copied with its parameters on PyTorch's ``meta`` device (shapes without data, so a 600-million
 parameter network costs no memory), a dummy input is passed through it, and a
 :class:`~torch.utils._python_dispatch.TorchDispatchMode` records each ATen operation with the
