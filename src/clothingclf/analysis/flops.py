@@ -7,8 +7,9 @@ agree to the last FLOP:
   Convolutions, ``linear``, ``matmul``/``bmm``/``baddbmm``/``einsum`` (which PyTorch lowers to
   ``bmm``) and scaled-dot-product attention are counted in MACs. Biases are not counted.
 * Every other operation (element-wise arithmetic and activations, normalisation, pooling,
-  softmax, reductions) is counted apart, in :attr:`~clothingclf.analysis.FlopReport.other_ops`: one per output
-  element for element-wise operations, two per element for inference batch norm (a folded
+  softmax, reductions) is counted apart, in
+  :attr:`~clothingclf.analysis.FlopReport.other_ops`: one per output element for element-wise
+  operations, two per element for inference batch norm (a folded
   scale and shift), four per element for layer and group norm, three per element for softmax,
   kernel area per output element for pooling, one per input element for adaptive pooling and
   reductions. Reshapes, copies and concatenations cost nothing.

@@ -14,7 +14,8 @@ A convolution or pooling of kernel ``k``, stride ``s``, padding ``q`` and dilati
 Where paths meet (a residual addition, a concatenation) the fields must have the same stride
 and the same centre, ``(r - 1) / 2 - p``; then the larger one is kept. Paths that do not line
 up are not silently reconciled: the join is reported in
-:attr:`~clothingclf.analysis.ReceptiveField.misalignments` (and the union of the fields is carried on).
+:attr:`~clothingclf.analysis.ReceptiveField.misalignments` (and the union of the fields is
+carried on).
 
 A value computed from the whole image (global pooling, a fully connected layer on a flattened
 map, attention between positions) has no size: the analysis says it *sees the whole input*.
