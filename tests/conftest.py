@@ -45,3 +45,19 @@ def synthetic_splits(synthetic_root: Path) -> DatasetSplits:
     from clothingclf import prepare_dataset
 
     return prepare_dataset(synthetic_root)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(
+    synthetic_splits: DatasetSplits, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A ResNet-18 (random init, 32 px, 2 epochs) fitted on `synthetic_splits` and saved
+    (read-only: load it, never overwrite it). Used by the export, report and example tests."""
+    from clothingclf import ClothingClassifier
+
+    clf = ClothingClassifier(
+        weights=None, image_size=32, epochs=2, batch_size=16, progress=False, num_workers=0
+    ).fit(synthetic_splits)
+    path = tmp_path_factory.mktemp("tiny_model") / "model.pt"
+    clf.save(path)
+    return path

@@ -15,8 +15,10 @@ __version__ = "0.1.0"
 from . import analysis, backbones, datasets, exceptions
 from .classifier import ClothingClassifier, Prediction
 from .data import ClothingDataset, DatasetReport, DatasetSplits, load_splits, prepare_dataset
+from .export import ExportedModel, export_model, read_export_metadata
 from .images import open_image
 from .metrics import EvaluationReport
+from .report import ReportFiles, load_evaluation_data, write_report
 
 __all__ = [
     "ClothingClassifier",
@@ -24,13 +26,19 @@ __all__ = [
     "DatasetReport",
     "DatasetSplits",
     "EvaluationReport",
+    "ExportedModel",
     "Prediction",
+    "ReportFiles",
     "__version__",
     "analysis",
     "backbones",
     "datasets",
     "exceptions",
+    "export_model",
+    "load_evaluation_data",
     "load_splits",
     "open_image",
     "prepare_dataset",
+    "read_export_metadata",
+    "write_report",
 ]

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from .data import DatasetSplits
+    from .export import ExportedModel
 
 __all__ = ["DEFAULT_IMAGE_SIZE", "ClothingClassifier", "Prediction"]
 
@@ -524,6 +525,37 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             "params": _plain_params(self.get_params(deep=False)),
         }
         atomic_save(payload, path)
+
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: Literal["onnx", "torchscript"] = "onnx",
+        opset: int | None = None,
+        verify: bool = True,
+    ) -> ExportedModel:
+        """Export to ONNX or TorchScript (see :func:`~clothingclf.export_model`).
+
+        The graph maps normalised float32 images N×3×S×S (any N) to probabilities N×C;
+        ``<path>.json`` beside it holds the class names and the preprocessing.
+
+        Args:
+            path: The file to write (``model.onnx``, ``model.ts.pt``).
+            format: ``"onnx"`` (needs ``pip install "clothingclf[onnx]"``) or
+                ``"torchscript"``.
+            opset: The ONNX opset (default 17).
+            verify: Compare the exported model with this one on random batches of 1 and 3.
+
+        Returns:
+            The :class:`~clothingclf.ExportedModel` (paths, metadata, measured difference).
+
+        Raises:
+            NotFittedError: The classifier was not fitted or loaded.
+            ExportError: The export failed or is not faithful to 1e-4; no file is written.
+        """
+        from .export import export_model
+
+        return export_model(self, path, format=format, opset=opset, verify=verify)
 
     @classmethod
     def load(

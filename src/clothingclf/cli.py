@@ -469,6 +469,105 @@ def _run_demo(args: argparse.Namespace) -> int:
 _COMMANDS.append(_add_demo)
 
 
+def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write an HTML/Markdown evaluation report with figures",
+        description="Evaluate MODEL on DATA and write into --output a self-contained "
+        "report.html, report.md, the confusion matrix, training curves and a gallery of the "
+        "most confidently wrong images as PNG files, per_class.csv, predictions.csv and "
+        "report.json. DATA is a dataset root (split with the default options), a folder "
+        "written by 'clothingclf prepare --output', or a CSV file with columns path and "
+        'label. Needs matplotlib: pip install "clothingclf[plot]".',
+    )
+    p.add_argument("model", metavar="MODEL", help="model file written by train or save()")
+    p.add_argument("data", metavar="DATA", help="dataset root, prepared folder, or CSV file")
+    p.add_argument("-o", "--output", metavar="DIR", required=True, help="report folder")
+    p.add_argument(
+        "--split", choices=("test", "val", "train", "all"), default="test", help="(test)"
+    )
+    p.add_argument(
+        "--mistakes", type=int, default=16, metavar="N", help="images in the gallery (16)"
+    )
+    p.add_argument("--title", help="page title (Evaluation report)")
+    p.add_argument("--batch-size", type=int, help="images per forward pass")
+    _add_model_options(p)
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    import warnings
+
+    from .classifier import ClothingClassifier
+    from .report import write_report
+
+    clf = ClothingClassifier.load(args.model, device=args.device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # small classes; the split is still used
+        files = write_report(
+            clf,
+            args.data,
+            args.output,
+            split=args.split,
+            max_mistakes=args.mistakes,
+            title=args.title,
+            batch_size=args.batch_size,
+        )
+    e = files.evaluation
+    print(
+        f"{e.n_samples} images: accuracy {e.accuracy:.4f}, balanced accuracy "
+        f"{e.balanced_accuracy:.4f}, macro F1 {e.macro_f1:.4f}, {len(files.mistakes)} wrong"
+    )
+    written = [files.html, files.markdown, *files.figures.values(), *files.tables.values()]
+    print(f"Wrote {', '.join(p.name for p in written)}, report.json to {files.output_dir}")
+    return 0
+
+
+_COMMANDS.append(_add_report)
+
+
+def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a saved classifier to ONNX or TorchScript",
+        description="Write MODEL as an ONNX or TorchScript file that maps normalised float32 "
+        "images N x 3 x S x S to class probabilities N x C, and FILE.json beside it with the "
+        "class names and the preprocessing. The export is checked against the PyTorch model "
+        'on batches of 1 and 3 images. ONNX needs pip install "clothingclf[onnx]".',
+    )
+    p.add_argument("model", metavar="MODEL", help="model file written by train or save()")
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="(onnx)")
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="file to write")
+    p.add_argument("--opset", type=int, help="ONNX opset (17)")
+    p.add_argument("--no-verify", action="store_true", help="skip the parity check")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .classifier import ClothingClassifier
+
+    clf = ClothingClassifier.load(args.model, device="cpu")
+    exported = clf.export(
+        args.output, format=args.format, opset=args.opset, verify=not args.no_verify
+    )
+    meta = exported.metadata
+    check = (
+        "not checked"
+        if exported.max_abs_diff is None
+        else f"matches PyTorch to {exported.max_abs_diff:.1e}"
+    )
+    print(
+        f"Wrote {exported.path} ({exported.format}: input float32 batch x 3 x "
+        f"{meta['input_size']} x {meta['input_size']}, output probabilities of "
+        f"{len(meta['classes'])} classes; {check})"
+    )
+    print(f"Wrote {exported.metadata_path} (classes and preprocessing)")
+    return 0
+
+
+_COMMANDS.append(_add_export)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 

@@ -20,7 +20,8 @@ or ``FileNotFoundError`` keeps working, and :class:`ClothingClfError` catches th
     ├── NotFittedError(ValueError, AttributeError)   a model used before ``fit``
     ├── TrainingDivergedError(FloatingPointError)    the loss became NaN or infinite
     ├── AnalysisError(ValueError)             a model the analysis cannot handle
-    └── ExportError(RuntimeError)             an export to ONNX or TorchScript failed
+    ├── ExportError(RuntimeError)             an export to ONNX or TorchScript failed
+    └── MissingDependencyError(ImportError)   an optional extra (plot, onnx, timm) is not installed
 
 Messages say what was expected, what was found, and what to do.
 """
@@ -39,6 +40,7 @@ __all__ = [
     "InvalidImageError",
     "InvalidParameterError",
     "MissingColumnsError",
+    "MissingDependencyError",
     "ModelFileError",
     "NotFittedError",
     "SaveError",
@@ -122,3 +124,7 @@ class AnalysisError(ClothingClfError, ValueError):
 
 class ExportError(ClothingClfError, RuntimeError):
     """Exporting a model to ONNX or TorchScript failed."""
+
+
+class MissingDependencyError(ClothingClfError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""

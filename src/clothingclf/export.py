@@ -1,0 +1,422 @@
+"""Export a fitted classifier to ONNX or TorchScript, with its preprocessing beside it.
+
+The exported graph takes what :meth:`Preprocessing.eval_transform
+<clothingclf.backbones.Preprocessing.eval_transform>` produces, a float32 batch
+``N × 3 × S × S`` of normalised RGB images (``N`` may be any size), and returns
+**probabilities** ``N × C`` (the softmax is part of the graph, each row sums to 1, columns
+in class order). A model trained with test-time augmentation (``tta``) averages the image
+and its mirror image inside the graph too, so the exported model scores exactly like
+:meth:`ClothingClassifier.predict_proba <clothingclf.ClothingClassifier.predict_proba>`.
+
+Beside the model file ``<file>`` a sidecar ``<file>.json`` says how to feed it::
+
+    {"format": "onnx", "library": "clothingclf", "library_version": "0.1.0",
+     "classes": ["Dress", "Hat", ...], "input_name": "input",
+     "input_shape": ["batch", 3, 224, 224], "input_size": 224, "resize_size": 256,
+     "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+     "interpolation": "bilinear", "output_name": "probabilities",
+     "output": "probabilities", "tta": false, "opset": 17, ...}
+
+Both files are written atomically (a temporary file renamed into place), and by default
+the exported model is run on random batches of 1 and 3 images and compared with the
+PyTorch model: an export that does not reproduce the probabilities to ``atol`` raises
+:class:`~clothingclf.exceptions.ExportError` and leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__
+from .exceptions import ExportError, InvalidParameterError, SaveError
+
+if TYPE_CHECKING:
+    from .classifier import ClothingClassifier
+
+__all__ = ["DEFAULT_OPSET", "ExportedModel", "export_model", "read_export_metadata"]
+
+#: The ONNX opset written when ``opset`` is not given (onnxruntime 1.17+ runs it).
+DEFAULT_OPSET = 17
+#: The names of the graph's input and output.
+INPUT_NAME = "input"
+OUTPUT_NAME = "probabilities"
+_FORMATS = ("onnx", "torchscript")
+_VERIFY_BATCHES = (1, 3)
+_ONNX_HINT = 'Install the onnx extra: pip install "clothingclf[onnx]"'
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """What :func:`export_model` wrote.
+
+    Attributes:
+        path: The model file (``.onnx`` or TorchScript ``.pt``).
+        metadata_path: The sidecar JSON (``<path>.json``) with classes and preprocessing.
+        format: ``"onnx"`` or ``"torchscript"``.
+        metadata: The content of the sidecar JSON.
+        max_abs_diff: The largest difference between the exported model's probabilities and
+            PyTorch's over the verification batches, or ``None`` when not verified.
+
+    Example:
+        >>> e = ExportedModel(path=Path("m.onnx"), metadata_path=Path("m.onnx.json"),
+        ...                   format="onnx", metadata={"classes": ["Hat"]}, max_abs_diff=0.0)
+        >>> e.classes
+        ['Hat']
+    """
+
+    path: Path
+    metadata_path: Path
+    format: str
+    metadata: dict[str, Any] = field(repr=False)
+    max_abs_diff: float | None = None
+
+    @property
+    def classes(self) -> list[str]:
+        """The class names, in the order of the output columns."""
+        return list(self.metadata["classes"])
+
+
+class _Probabilities(nn.Module):
+    """The network followed by a softmax (and the mirror-image average with ``tta``)."""
+
+    def __init__(self, network: nn.Module, *, tta: bool) -> None:
+        super().__init__()
+        self.network = network
+        self.tta = tta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probabilities = torch.softmax(self.network(x), dim=1)
+        if self.tta:
+            mirrored = torch.softmax(self.network(torch.flip(x, dims=[3])), dim=1)
+            probabilities = (probabilities + mirrored) / 2
+        return probabilities
+
+
+@contextlib.contextmanager
+def _quiet_torch_exporters() -> Iterator[None]:
+    """Silence the deprecation notices of the two exporters we choose on purpose.
+
+    The legacy (TorchScript-based) ONNX exporter is used because the new one needs the
+    ``onnxscript`` package and ``torch.export`` to handle every backbone; TorchScript is
+    the format asked for. Tracer warnings about shapes read as Python numbers are covered
+    by the parity check at two batch sizes.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r".*legacy TorchScript-based ONNX export", category=DeprecationWarning
+        )
+        warnings.filterwarnings(
+            "ignore", message=r"The feature will be removed", category=DeprecationWarning
+        )
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # type: ignore[attr-defined]
+        yield
+
+
+def _import_onnx(*, runtime: bool) -> tuple[Any, Any]:
+    try:
+        import onnx
+    except ImportError:
+        raise ExportError(
+            f"ONNX export needs the onnx package, which is not installed. {_ONNX_HINT}."
+        ) from None
+    ort: Any = None
+    if runtime:
+        try:
+            import onnxruntime
+
+            ort = onnxruntime
+        except ImportError:
+            raise ExportError(
+                "Checking the exported ONNX model needs onnxruntime, which is not installed. "
+                f"{_ONNX_HINT}, or pass verify=False."
+            ) from None
+    return onnx, ort
+
+
+def _temp_path(target: Path) -> Path:
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    # mkstemp makes 0600 files; give the export the mode open() would give a new file.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)
+    return Path(name)
+
+
+def _metadata(clf: ClothingClassifier, fmt: str, opset: int | None) -> dict[str, Any]:
+    prep = clf.preprocessing_
+    size = int(prep.image_size)
+    tta = bool(getattr(clf.config_, "tta", False))
+    data: dict[str, Any] = {
+        "format": fmt,
+        "library": "clothingclf",
+        "library_version": __version__,
+        "torch_version": str(torch.__version__),
+        "classes": [str(c) for c in clf.classes_],
+        "input_name": INPUT_NAME,
+        "input_shape": ["batch", 3, size, size],
+        "input_dtype": "float32",
+        "input_size": size,
+        "resize_size": int(prep.resize_size),
+        "mean": [float(v) for v in prep.mean],
+        "std": [float(v) for v in prep.std],
+        "interpolation": str(prep.interpolation),
+        "preprocessing": (
+            "RGB image; resize the shorter side to resize_size (antialiased, interpolation), "
+            "centre-crop input_size x input_size, scale pixels to [0, 1], subtract mean and "
+            "divide by std per channel, layout channels x height x width"
+        ),
+        "output_name": OUTPUT_NAME,
+        "output_shape": ["batch", len(clf.classes_)],
+        "output": "probabilities",
+        "tta": tta,
+    }
+    if opset is not None:
+        data["opset"] = opset
+    return data
+
+
+def export_model(
+    classifier: ClothingClassifier,
+    path: str | os.PathLike[str],
+    *,
+    format: Literal["onnx", "torchscript"] = "onnx",
+    opset: int | None = None,
+    verify: bool = True,
+    atol: float = 1e-4,
+) -> ExportedModel:
+    """Write a fitted classifier as an ONNX or TorchScript file, plus ``<path>.json``.
+
+    Args:
+        classifier: A fitted or loaded :class:`~clothingclf.ClothingClassifier`.
+        path: The model file to write (conventionally ``model.onnx`` or ``model.ts.pt``);
+            parent folders are created; an existing file is replaced only on success.
+        format: ``"onnx"`` (needs the ``onnx`` extra) or ``"torchscript"``.
+        opset: The ONNX opset (default :data:`DEFAULT_OPSET`); only for ONNX.
+        verify: Run the exported file on random batches of 1 and 3 images (through
+            onnxruntime for ONNX) and compare with the PyTorch model.
+        atol: The largest difference in probability that ``verify`` accepts.
+
+    Returns:
+        An :class:`ExportedModel` naming both files.
+
+    Raises:
+        NotFittedError: The classifier was not fitted or loaded.
+        InvalidParameterError: An unknown ``format``, or ``opset`` with TorchScript.
+        ExportError: The export failed, the onnx extra is missing, or the exported model
+            disagrees with PyTorch by more than ``atol``. No file is left behind.
+        SaveError: The files could not be written.
+
+    Example:
+        >>> import tempfile, clothingclf
+        >>> from clothingclf.datasets import make_synthetic
+        >>> root = make_synthetic(tempfile.mkdtemp(), classes=["Hat", "Shoes"],
+        ...                       n_per_class=6, image_size=32)
+        >>> clf = clothingclf.ClothingClassifier(
+        ...     backbone="resnet18", weights=None, image_size=32, epochs=1, progress=False,
+        ...     num_workers=0).fit(clothingclf.prepare_dataset(root))
+        >>> out = export_model(clf, tempfile.mkdtemp() + "/clf.ts.pt", format="torchscript")
+        >>> out.metadata["output"], out.metadata["input_shape"], out.max_abs_diff < 1e-4
+        ('probabilities', ['batch', 3, 32, 32], True)
+    """
+    if format not in _FORMATS:
+        raise InvalidParameterError(f"format must be 'onnx' or 'torchscript'; found {format!r}.")
+    if opset is not None and format != "onnx":
+        raise InvalidParameterError("opset applies to format='onnx' only; leave it None.")
+    network = classifier._check_fitted()
+    if format == "onnx":
+        _import_onnx(runtime=verify)
+        opset = DEFAULT_OPSET if opset is None else int(opset)
+    target = Path(path)
+    if target.is_dir():
+        raise SaveError(f"Cannot export to {str(target)!r}: it is a directory. Give a file path.")
+    meta_target = target.with_name(target.name + ".json")
+    metadata = _metadata(classifier, format, opset)
+    wrapper = _Probabilities(
+        copy.deepcopy(network).to("cpu").to(memory_format=torch.contiguous_format).eval(),
+        tta=bool(metadata["tta"]),
+    ).eval()
+    size = int(metadata["input_size"])
+    generator = torch.Generator().manual_seed(0)
+    example = torch.randn(2, 3, size, size, generator=generator)
+    model_tmp: Path | None = None
+    meta_tmp: Path | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        model_tmp = _temp_path(target)
+        meta_tmp = _temp_path(meta_target)
+        with torch.no_grad(), _quiet_torch_exporters():
+            if format == "onnx":
+                assert opset is not None
+                run = _write_onnx(wrapper, example, model_tmp, opset=opset, verify=verify)
+            else:
+                run = _write_torchscript(wrapper, example, model_tmp, verify=verify)
+            max_diff = _check_parity(wrapper, run, size, atol=atol) if run else None
+        if max_diff is not None:
+            metadata["verified_max_abs_diff"] = max_diff
+        meta_tmp.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+        os.replace(model_tmp, target)
+        os.replace(meta_tmp, meta_target)
+    except OSError as error:
+        raise SaveError(
+            f"Could not write {str(target)!r} ({error.strerror or error}). Check that the "
+            "folder is writable and that there is free space."
+        ) from error
+    finally:
+        for leftover in (model_tmp, meta_tmp):
+            if leftover is not None:
+                leftover.unlink(missing_ok=True)
+    return ExportedModel(
+        path=target,
+        metadata_path=meta_target,
+        format=format,
+        metadata=metadata,
+        max_abs_diff=max_diff,
+    )
+
+
+_Runner = Callable[[np.ndarray], np.ndarray]
+
+
+def _write_onnx(
+    wrapper: nn.Module, example: torch.Tensor, path: Path, *, opset: int, verify: bool
+) -> _Runner | None:
+    onnx, ort = _import_onnx(runtime=verify)
+    try:
+        torch.onnx.export(
+            wrapper,
+            (example,),
+            str(path),
+            dynamo=False,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset,
+            do_constant_folding=True,
+        )
+        onnx.checker.check_model(str(path))
+    except OSError:
+        raise
+    except Exception as error:
+        raise ExportError(
+            f"ONNX export failed ({type(error).__name__}: {_first_line(error)}). Try "
+            "format='torchscript', another opset, or report the backbone that fails."
+        ) from error
+    if not verify:
+        return None
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        return np.asarray(session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0])
+
+    return run
+
+
+def _write_torchscript(
+    wrapper: nn.Module, example: torch.Tensor, path: Path, *, verify: bool
+) -> _Runner | None:
+    try:
+        traced = torch.jit.trace(wrapper, (example,), check_trace=False)  # type: ignore[no-untyped-call]
+        torch.jit.save(traced, str(path))
+    except OSError:
+        raise
+    except Exception as error:
+        raise ExportError(
+            f"TorchScript export failed ({type(error).__name__}: {_first_line(error)}). "
+            "Try format='onnx', or report the backbone that fails."
+        ) from error
+    if not verify:
+        return None
+    loaded = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return np.asarray(loaded(torch.from_numpy(batch)).numpy())
+
+    return run
+
+
+def _check_parity(wrapper: nn.Module, run: _Runner, size: int, *, atol: float) -> float:
+    generator = torch.Generator().manual_seed(1)
+    worst = 0.0
+    for n in _VERIFY_BATCHES:
+        batch = torch.randn(n, 3, size, size, generator=generator)
+        expected = wrapper(batch).numpy()
+        try:
+            got = run(batch.numpy())
+        except Exception as error:
+            raise ExportError(
+                f"The exported model fails on a batch of {n} image(s) ({type(error).__name__}: "
+                f"{_first_line(error)}); the batch size was probably fixed while tracing."
+            ) from error
+        if got.shape != expected.shape:
+            raise ExportError(
+                f"The exported model returns shape {tuple(got.shape)} for a batch of {n}; "
+                f"expected {tuple(expected.shape)}."
+            )
+        worst = max(worst, float(np.abs(got - expected).max()))
+    if not worst <= atol:
+        raise ExportError(
+            f"The exported model's probabilities differ from PyTorch's by up to {worst:.2e} "
+            f"(allowed: {atol:.0e}); the export is not faithful and was not written."
+        )
+    return worst
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "no message"
+
+
+def read_export_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read the sidecar JSON of an exported model.
+
+    Args:
+        path: The exported model file (its ``<path>.json`` is read) or the JSON itself.
+
+    Returns:
+        The metadata: ``classes``, ``input_size``, ``resize_size``, ``mean``, ``std``,
+        ``interpolation``, ``output`` (always ``"probabilities"``), ...
+
+    Raises:
+        ExportError: The JSON is missing or is not clothingclf export metadata.
+
+    Example:
+        >>> import json, tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.onnx.json"
+        >>> _ = p.write_text(json.dumps({"library": "clothingclf", "classes": ["Hat"]}))
+        >>> read_export_metadata(p.with_suffix(""))["classes"]
+        ['Hat']
+    """
+    source = Path(path)
+    meta = source if source.suffix == ".json" else source.with_name(source.name + ".json")
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ExportError(
+            f"{str(meta)!r} does not exist; export_model writes it next to the model file."
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ExportError(f"{str(meta)!r} is not readable JSON ({error}).") from None
+    if not isinstance(data, dict) or data.get("library") != "clothingclf":
+        raise ExportError(
+            f"{str(meta)!r} is not the metadata of a clothingclf export (no "
+            '"library": "clothingclf" entry).'
+        )
+    return data
