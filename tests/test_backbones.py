@@ -84,6 +84,16 @@ def test_default_weights_come_from_the_torch_cache_offline(
     assert torch.equal(net.features.conv1.weight, cached["conv1.weight"])
     assert prep.mean == IMAGENET_MEAN and prep.std == IMAGENET_STD and prep.resize_size == 256
     assert spec["weights"] == "ResNet18_Weights.IMAGENET1K_V1"
+    for same in (weights, "IMAGENET1K_V1", "ResNet18_Weights.IMAGENET1K_V1"):
+        net, _, _ = build_model("resnet18", weights=same, num_classes=3, image_size=64)
+        assert torch.equal(net.features.conv1.weight, cached["conv1.weight"])
+    with pytest.raises(WeightsUnavailableError, match="must be a ResNet18_Weights"):
+        build_model(
+            "resnet18",
+            weights=torchvision.models.ResNet34_Weights.DEFAULT,
+            num_classes=3,
+            image_size=64,
+        )
 
 
 def test_failed_download_explains_how_to_work_offline(
