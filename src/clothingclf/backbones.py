@@ -22,17 +22,15 @@ from __future__ import annotations
 import copy
 import difflib
 import math
-import os
-import urllib.error
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal, cast
 
 import torch
 from PIL import Image
 from torch import nn
 
+from ._weights import Weights, download, load_local, local_weights_path, weights_enum
 from .exceptions import InvalidParameterError, ModelFileError, WeightsUnavailableError
 
 __all__ = [
@@ -54,8 +52,6 @@ _CROP_FRACTION = 0.875
 _TIMM_PREFIX = "timm/"
 # Attribute names under which torchvision models keep their classifier, in lookup order.
 _HEAD_ATTRIBUTES = ("fc", "classifier", "heads", "head")
-
-Weights = Any  # a torchvision WeightsEnum, its name, a path, or None
 
 
 @dataclass(frozen=True)
@@ -460,10 +456,10 @@ def _build_torchvision(
             "clothingclf.backbones.list_backbones() for the names, 'timm/<name>' for a timm "
             "model, or pass an nn.Module."
         )
-    local = _local_weights_path(weights)
-    enum_value = None if local is not None else _weights_enum(name, weights)
+    local = local_weights_path(weights)
+    enum_value = None if local is not None else weights_enum(name, weights)
     if enum_value is not None:
-        state = _download(enum_value, name)
+        state = download(enum_value, name)
         model = cast(nn.Module, get_model(name, weights=None, **_pretrained_kwargs(name)))
         model.load_state_dict(state)
         head = _head_path(model)
@@ -476,7 +472,7 @@ def _build_torchvision(
         head = _head_path(model)
         features, num_features = _strip_torchvision_head(model, name)
         if local is not None:
-            _load_local(features, local, drop_prefixes=(head,) if head else ())
+            load_local(features, local, drop_prefixes=(head,) if head else ())
         preprocessing = _default_preprocessing(image_size)
         weights_name = str(local) if local is not None else None
     spec = {
@@ -495,65 +491,6 @@ def _pretrained_kwargs(name: str) -> dict[str, Any]:
         # Load the released checkpoint (which includes the auxiliary heads), drop them after.
         return {"aux_logits": True, "init_weights": False, "transform_input": True}
     return {}
-
-
-def _local_weights_path(weights: Weights) -> Path | None:
-    if isinstance(weights, os.PathLike):
-        return Path(weights)
-    if isinstance(weights, str) and (
-        os.sep in weights
-        or "/" in weights
-        or weights.endswith((".pth", ".pt", ".bin", ".ckpt"))
-        or Path(weights).is_file()
-    ):
-        return Path(weights)
-    return None
-
-
-def _weights_enum(name: str, weights: Weights) -> Any:
-    from torchvision.models import get_model_weights
-
-    if weights is None:
-        return None
-    enum_class = get_model_weights(name)
-    if isinstance(weights, enum_class):
-        return weights
-    if isinstance(weights, str):
-        key = weights.split(".")[-1]
-        if key == "DEFAULT" or key in enum_class.__members__:
-            return enum_class[key]
-        names = ", ".join(dict.fromkeys(["DEFAULT", *enum_class.__members__]))
-        raise WeightsUnavailableError(
-            f"torchvision has no weights {weights!r} for {name!r}; expected one of {names}, "
-            "None (random initialisation) or the path of a local state_dict file."
-        )
-    raise WeightsUnavailableError(
-        f"weights for {name!r} must be a {enum_class.__name__}, its name, None or a file path; "
-        f"found {type(weights).__name__}."
-    )
-
-
-def _download(weights: Any, name: str) -> dict[str, Any]:
-    url = str(weights.url)
-    file_name = url.rsplit("/", 1)[-1]
-    cache = Path(torch.hub.get_dir()) / "checkpoints"
-    try:
-        return torch.hub.load_state_dict_from_url(
-            url, map_location="cpu", progress=True, check_hash=True, weights_only=True
-        )
-    except (urllib.error.URLError, OSError, ConnectionError, TimeoutError) as error:
-        raise WeightsUnavailableError(
-            f"Could not download the {name} weights {type(weights).__name__}.{weights.name} "
-            f"from {url} ({type(error).__name__}: {error}). Without network access, either "
-            f"copy that file as {str(cache / file_name)!r} (torch's cache, $TORCH_HOME/hub/"
-            "checkpoints), or pass weights='/path/to/state_dict.pth' for a local file, or "
-            "weights=None to start from random weights."
-        ) from error
-    except RuntimeError as error:  # a truncated or hash-mismatched cached file
-        raise WeightsUnavailableError(
-            f"The cached {name} weights file {str(cache / file_name)!r} could not be read "
-            f"({error}). Delete it so it is downloaded again, or pass weights=None or a path."
-        ) from error
 
 
 def _preprocessing_from_enum(weights: Any, image_size: int) -> Preprocessing:
@@ -579,47 +516,6 @@ def _default_preprocessing(image_size: int) -> Preprocessing:
 def _triple(values: Any) -> tuple[float, float, float]:
     items = [float(v) for v in values]
     return (items[0], items[1], items[2])
-
-
-def _load_local(module: nn.Module, path: Path, *, drop_prefixes: tuple[str, ...]) -> None:
-    """Load a local state_dict into ``module``, ignoring the old classifier's keys."""
-    if not path.is_file():
-        raise WeightsUnavailableError(
-            f"The weights file {str(path)!r} does not exist. Pass the path of a state_dict "
-            "saved with torch.save(model.state_dict(), path), a weights name, or None."
-        )
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise WeightsUnavailableError(
-            f"The weights file {str(path)!r} could not be read as a state_dict "
-            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
-            "Expected a file written by torch.save(model.state_dict(), path)."
-        ) from None
-    if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
-        loaded = loaded["state_dict"]
-    if not isinstance(loaded, dict) or not all(
-        isinstance(v, torch.Tensor) for v in loaded.values()
-    ):
-        raise WeightsUnavailableError(
-            f"The weights file {str(path)!r} holds a {type(loaded).__name__}, not a state_dict "
-            "(a dict of tensors). Save it with torch.save(model.state_dict(), path)."
-        )
-    state = {str(k).removeprefix("module."): v for k, v in loaded.items()}
-    if state and all(k.startswith(("features.", "head.")) for k in state):
-        state = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
-    state = {
-        k: v for k, v in state.items() if not any(k.startswith(p + ".") for p in drop_prefixes)
-    }
-    result = module.load_state_dict(state, strict=False)
-    problems = list(result.missing_keys) + list(result.unexpected_keys)
-    if problems:
-        raise WeightsUnavailableError(
-            f"The weights file {str(path)!r} does not fit this architecture: "
-            f"{len(result.missing_keys)} missing keys (e.g. {result.missing_keys[:3]}), "
-            f"{len(result.unexpected_keys)} unexpected keys (e.g. {result.unexpected_keys[:3]}). "
-            "Check that the file was saved from the same backbone."
-        )
 
 
 # --------------------------------------------------------------------------- timm
@@ -648,7 +544,7 @@ def _timm_features(name: str, *, pretrained: bool = False) -> tuple[nn.Module, i
 def _build_timm(
     name: str, weights: Weights, num_classes: int, image_size: int
 ) -> tuple[ClothingNet, Preprocessing, dict[str, Any]]:
-    local = _local_weights_path(weights)
+    local = local_weights_path(weights)
     pretrained = local is None and weights is not None
     if pretrained and str(weights) != "DEFAULT":
         raise WeightsUnavailableError(
@@ -667,7 +563,7 @@ def _build_timm(
     cfg = dict(getattr(features, "pretrained_cfg", None) or {})
     if local is not None:
         drop = (str(cfg["classifier"]),) if cfg.get("classifier") else ()
-        _load_local(features, local, drop_prefixes=drop)
+        load_local(features, local, drop_prefixes=drop)
     crop_pct = float(cfg.get("crop_pct") or _CROP_FRACTION)
     interpolation: Literal["bilinear", "bicubic"] = (
         "bicubic" if cfg.get("interpolation") == "bicubic" else "bilinear"
@@ -696,9 +592,9 @@ def _build_from_module(
     backbone: nn.Module, weights: Weights, num_classes: int, image_size: int
 ) -> tuple[ClothingNet, Preprocessing, dict[str, Any]]:
     features = copy.deepcopy(backbone)
-    local = _local_weights_path(weights)
+    local = local_weights_path(weights)
     if local is not None:
-        _load_local(features, local, drop_prefixes=())
+        load_local(features, local, drop_prefixes=())
     elif weights not in (None, "DEFAULT"):
         raise WeightsUnavailableError(
             "For an nn.Module backbone, weights must be None or 'DEFAULT' (both keep the "
