@@ -364,7 +364,7 @@ def test_fit_validates_its_input(synthetic_splits: DatasetSplits) -> None:
         _tiny().fit(train[["path"]])
     with pytest.raises(DatasetError, match="Ball gown"):
         _tiny().fit(train, train.assign(label="Ball gown"))
-    with pytest.raises(InvalidParameterError, match="do not pass val too"):
+    with pytest.raises(InvalidParameterError, match="do not pass val_df too"):
         _tiny().fit(synthetic_splits, train)
     with pytest.raises(InvalidParameterError, match="device"):
         _tiny(device="tpu").fit(train)

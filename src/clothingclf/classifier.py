@@ -214,7 +214,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
     def fit(
         self,
         data: DatasetSplits | pd.DataFrame,
-        val: pd.DataFrame | None = None,
+        val_df: pd.DataFrame | None = None,
         *,
         resume: str | os.PathLike[str] | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
@@ -225,7 +225,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             data: The :class:`~clothingclf.DatasetSplits` of
                 :func:`~clothingclf.prepare_dataset` (its ``train`` and ``val`` are used),
                 or a training table with columns ``path`` and ``label``.
-            val: With a training table: the validation table (same columns), or ``None``
+            val_df: With a training table: the validation table (same columns), or ``None``
                 to train without validation (the final weights are kept).
             resume: A checkpoint written through ``checkpoint=`` by an interrupted fit with
                 the same settings: training continues where it stopped and ends with the
@@ -243,7 +243,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             WeightsUnavailableError: The pretrained weights cannot be obtained.
             TrainingDivergedError: The loss became NaN or infinite.
         """
-        train, val_table, classes, class_weights = _tables(data, val)
+        train, val_table, classes, class_weights = _tables(data, val_df)
         if self.keep not in ("best", "final"):
             raise InvalidParameterError(f"keep must be 'best' or 'final'; found {self.keep!r}.")
         image_size = DEFAULT_IMAGE_SIZE if self.image_size is None else self.image_size
@@ -698,7 +698,7 @@ def _tables(
     if hasattr(data, "train") and hasattr(data, "classes") and hasattr(data, "class_weights"):
         if val is not None:
             raise InvalidParameterError(
-                "fit(splits) takes the validation split from splits.val; do not pass val too."
+                "fit(splits) takes the validation split from splits.val; do not pass val_df too."
             )
         classes = [str(c) for c in data.classes]
         train = data.train
