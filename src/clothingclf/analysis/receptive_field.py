@@ -410,6 +410,8 @@ class _Propagator:
         if s is None:
             return None
         if s.layout is None:
+            if s.lost and s is sa and info.shape[0] == self.trace.batch_size:
+                return _WHOLE  # (batch, everything else): a fully connected layer
             return s
         n = len(info.shape)
         contracted = n - 1 if s is sa else n - 2
