@@ -141,11 +141,19 @@ def atomic_save(payload: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
         os.replace(temp_name, target)
         temp_name = None
         _fsync_directory(target.parent)
-    except OSError as error:
-        reason = error.strerror or str(error)
+    except (OSError, RuntimeError) as failure:
+        # torch's zip writer turns a write that fails part-way (a full disk) into a
+        # RuntimeError raised as it closes the archive; the OSError is in its context.
+        error = _os_error_in(failure)
+        reason = (
+            (error.strerror or str(error))
+            if error is not None
+            else f"{type(failure).__name__}: {_first_line(str(failure))}"
+        )
+        code = error.errno if error is not None else None
         advice = (
             "The disk is full: free some space or save elsewhere."
-            if error.errno in (errno.ENOSPC, errno.EDQUOT)
+            if code in (errno.ENOSPC, errno.EDQUOT)
             else "Check that the folder exists and is writable, and that there is free space."
         )
         message = (
@@ -153,11 +161,23 @@ def atomic_save(payload: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
             "path, if any, is unchanged."
         )
         # With an errno, OSError's str() is "[Errno N] <message>" and .errno is kept.
-        raise (SaveError(error.errno, message) if error.errno else SaveError(message)) from error
+        raise (SaveError(code, message) if code else SaveError(message)) from failure
     finally:
         if temp_name is not None:
             with contextlib.suppress(OSError):
                 os.unlink(temp_name)
+
+
+def _os_error_in(error: BaseException) -> OSError | None:
+    """The first OSError in ``error``'s chain of causes and contexts, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _default_mode() -> int:

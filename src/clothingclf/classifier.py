@@ -29,6 +29,7 @@ from . import __version__
 from .backbones import ClothingNet, Preprocessing, build_model, rebuild_model
 from .checkpoint import FORMAT_NAME, FORMAT_VERSION, atomic_save, read_model_file
 from .exceptions import (
+    ClothingClfError,
     DatasetError,
     EmptyDatasetError,
     InvalidImageError,
@@ -584,6 +585,30 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         """
         payload = read_model_file(path)
         name = str(path)
+        _resolve_device(device)  # a bad device is the caller's mistake, not the file's
+        try:
+            return cls._from_payload(payload, name, device=device, backbone=backbone)
+        except ClothingClfError as error:
+            if not isinstance(error, ModelFileError) or name in str(error):
+                raise
+            raise type(error)(f"{name!r}: {error}") from None
+        except Exception as error:  # a damaged or hand-made file: a field of the wrong kind
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise ModelFileError(
+                f"{name!r} is damaged or was not written by clothingclf: the model it "
+                f"describes cannot be rebuilt ({type(error).__name__}: {detail})."
+            ) from None
+
+    @classmethod
+    def _from_payload(
+        cls,
+        payload: dict[str, Any],
+        name: str,
+        *,
+        device: str | torch.device,
+        backbone: nn.Module | None,
+    ) -> ClothingClassifier:
+        """The classifier that a model file of a known format describes (for :meth:`load`)."""
         classes = payload["classes"]
         if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
             raise ModelFileError(f"{name!r} has malformed class names; the file is damaged.")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from pathlib import Path
 from typing import Union
 
@@ -34,6 +35,10 @@ __all__ = ["ImageInput", "check_image", "open_image", "to_rgb"]
 ImageInput = Union[str, "os.PathLike[str]", bytes, Image.Image, np.ndarray, torch.Tensor]
 
 _WHITE = (255, 255, 255)
+
+# What Pillow's decoders raise for corrupt data: a damaged TIFF tag gives TypeError ("'float'
+# object cannot be interpreted as an integer"); Image.open itself catches the last three too.
+_CORRUPT = (OSError, ValueError, SyntaxError, EOFError, TypeError, IndexError, struct.error)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -130,7 +135,7 @@ def _decode(opener: str | io.BytesIO, what: str, draft_size: tuple[int, int] | N
             f"{what} is not an image Pillow can read (expected JPEG, PNG, GIF, WebP, BMP or "
             "TIFF). Remove it or replace it with a valid image."
         ) from None
-    except (OSError, ValueError, SyntaxError, EOFError) as error:
+    except _CORRUPT as error:
         raise InvalidImageError(
             f"{what} could not be decoded ({type(error).__name__}: {error}); the file is "
             "probably truncated or corrupt. Re-export or remove it."
