@@ -118,11 +118,11 @@ def test_learning_happens(tmp_path: Path) -> None:
         val_size=0,
         verify_images=False,
     )
-    clf = _tiny(epochs=8).fit(train.train[["path", "label"]], train.val[["path", "label"]])
+    clf = _tiny(epochs=12).fit(train.train[["path", "label"]], train.val[["path", "label"]])
     assert clf.classes_ == list(classes)
-    assert len(clf.history_) == 8 and 1 <= clf.best_epoch_ <= 8
+    assert len(clf.history_) == 12 and 1 <= clf.best_epoch_ <= 12
     report = clf.evaluate(test.train)
-    assert report.accuracy > 0.6, str(report)
+    assert report.accuracy > 0.6, str(report)  # 0.72-0.80 over three seeds
 
 
 def test_fitted_attributes(fitted: ClothingClassifier, synthetic_splits: DatasetSplits) -> None:
