@@ -206,6 +206,7 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--batch-size", type=int)
     p.add_argument("--optimizer", choices=("sgd", "nesterov", "adamw"))
     p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--momentum", type=float)
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--keep", choices=("best", "final"), default="best", help="(best)")
     p.add_argument("--early-stopping", type=int, metavar="EPOCHS")
@@ -259,6 +260,7 @@ def _run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         optimizer=args.optimizer,
         lr=args.lr,
+        momentum=args.momentum,
         weight_decay=args.weight_decay,
         keep=args.keep,
         recipe=args.recipe,
