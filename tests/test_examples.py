@@ -20,12 +20,26 @@ class Run(NamedTuple):
     workdir: Path
 
 
-def _start(script: str, *args: str | Path, cwd: Path) -> subprocess.Popen[str]:
-    # One thread each: the four run at once on a small machine, and oversubscribed cores
+# Runs a script with torch and clothingclf made unimportable.
+_WITHOUT_TORCH = (
+    "import runpy, sys; sys.modules['torch'] = sys.modules['clothingclf'] = None; "
+    "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
+def _start(
+    script: str, *args: str | Path, cwd: Path, without_torch: bool = False
+) -> subprocess.Popen[str]:
+    # One thread each: the examples run at once on a small machine, and oversubscribed cores
     # would make them slower, not faster.
     env = {**os.environ, "PYTHONWARNINGS": "error", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
-        [sys.executable, str(EXAMPLES / script), *map(str, args)],
+        [
+            sys.executable,
+            *(["-c", _WITHOUT_TORCH] if without_torch else []),
+            str(EXAMPLES / script),
+            *map(str, args),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -38,13 +52,18 @@ def _start(script: str, *args: str | Path, cwd: Path) -> subprocess.Popen[str]:
 def runs(
     synthetic_root: Path, tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Run]:
-    """Run every example once, all four at the same time, and check they exit with 0."""
-    dirs = {name: tmp_path_factory.mktemp(name) for name in ("train", "predict", "pandas", "rf")}
+    """Run every example once, all at the same time, and check they exit with 0."""
+    dirs = {
+        name: tmp_path_factory.mktemp(name) for name in ("train", "predict", "pandas", "rf", "onnx")
+    }
     photos = dirs["predict"] / "photos"
     photos.mkdir()
     for image in sorted((synthetic_root / "images").glob("*.jpg"))[:5]:
         (photos / image.name).write_bytes(image.read_bytes())
     (photos / "broken.jpg").write_bytes(b"not an image")
+    from clothingclf import ClothingClassifier
+
+    ClothingClassifier.load(tiny_model_file, device="cpu").export(dirs["onnx"] / "model.onnx")
     commands = {
         "train": (
             "train_clothing_dataset.py",
@@ -88,8 +107,12 @@ def runs(
             "--output",
             "small.pt",
         ),
+        "onnx": ("onnx_without_torch.py", "model.onnx", *sorted(photos.glob("[!b]*.jpg"))),
     }
-    started = {name: _start(*cmd, cwd=dirs[name]) for name, cmd in commands.items()}
+    started = {
+        name: _start(*cmd, cwd=dirs[name], without_torch=name == "onnx")
+        for name, cmd in commands.items()
+    }
     results = {}
     for name, process in started.items():
         try:
@@ -107,6 +130,7 @@ def test_every_example_is_tested() -> None:
     scripts = sorted(p.name for p in EXAMPLES.glob("*.py"))
     assert scripts == [
         "analyse_custom_module.py",
+        "onnx_without_torch.py",
         "pandas_pipeline.py",
         "predict_folder_to_csv.py",
         "train_clothing_dataset.py",
@@ -154,3 +178,20 @@ def test_analyse_custom_module(runs: dict[str, Run]) -> None:
     assert "from gradients:    31 x 31 px" in out
     assert "reloaded predictions identical: True" in out
     assert (folder / "small.pt").is_file()
+
+
+def test_onnx_without_torch_gives_the_probabilities_of_predict(
+    runs: dict[str, Run], tiny_model_file: Path
+) -> None:
+    from clothingclf import ClothingClassifier
+
+    out = runs["onnx"].stdout
+    photos = sorted((runs["predict"].workdir / "photos").glob("[!b]*.jpg"))
+    expected = ClothingClassifier.load(tiny_model_file, device="cpu").predict_top(photos, k=1)
+    lines = out.splitlines()
+    assert len(lines) == len(photos) == 5
+    for line, photo, prediction in zip(lines, photos, expected, strict=True):
+        path, ranked = line.split("\t")
+        label, score = ranked.split()
+        assert path == str(photo) and label == prediction.label
+        assert abs(float(score) - prediction.score) <= 1e-4
