@@ -37,7 +37,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def with_paths(table: pd.DataFrame, root: Path) -> pd.DataFrame:
     """Add the ``path`` column and drop rows whose image file is missing."""
-    paths = [root / "images" / f"{image}.jpg" for image in table["image"]]
+    # The GitHub release keeps the photos in images/, the Kaggle one in images_compressed/.
+    names = ("images", "images_compressed", "images_original")
+    folder = next((root / n for n in names if (root / n).is_dir()), root / "images")
+    paths = [folder / f"{image}.jpg" for image in table["image"]]
     return table.assign(path=[str(p) for p in paths]).loc[[p.is_file() for p in paths]]
 
 

@@ -206,7 +206,7 @@ def export_model(
         path: The model file to write (conventionally ``model.onnx`` or ``model.ts.pt``);
             parent folders are created; an existing file is replaced only on success.
         format: ``"onnx"`` (needs the ``onnx`` extra) or ``"torchscript"``.
-        opset: The ONNX opset (default :data:`DEFAULT_OPSET`); only for ONNX.
+        opset: The ONNX opset (default 17); only for ONNX.
         verify: Run the exported file on random batches of 1 and 3 images (through
             onnxruntime for ONNX) and compare with the PyTorch model.
         atol: The largest difference in probability that ``verify`` accepts.

@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ReportFiles", "load_evaluation_data", "write_report"]
 
-Split = Literal["train", "val", "test", "all"]
 _THUMB = 192  # pixels of the longer side of a gallery thumbnail
 
 
@@ -110,7 +109,7 @@ def _matplotlib() -> Any:
 def load_evaluation_data(
     data: str | os.PathLike[str] | pd.DataFrame | DatasetSplits,
     *,
-    split: Split = "test",
+    split: Literal["train", "val", "test", "all"] = "test",
     seed: int = 42,
 ) -> pd.DataFrame:
     """The table of images to evaluate, from any of the places a dataset can live.
@@ -198,7 +197,7 @@ def write_report(
     data: str | os.PathLike[str] | pd.DataFrame | DatasetSplits,
     output_dir: str | os.PathLike[str],
     *,
-    split: Split = "test",
+    split: Literal["train", "val", "test", "all"] = "test",
     max_mistakes: int = 16,
     title: str | None = None,
     batch_size: int | None = None,
