@@ -232,8 +232,10 @@ def write_report(
         ...     backbone="resnet18", weights=None, image_size=32, epochs=1, progress=False,
         ...     num_workers=0).fit(splits)
         >>> files = write_report(clf, splits, tempfile.mkdtemp())
-        >>> sorted(files.figures), files.html.name
-        (['confusion_matrix', 'training_curves'], 'report.html')
+        >>> sorted(p.name for p in files.output_dir.glob("report.*"))
+        ['report.html', 'report.json', 'report.md']
+        >>> files.figures["confusion_matrix"].name, files.evaluation.n_samples
+        ('confusion_matrix.png', 2)
     """
     figure_class = _matplotlib()
     if not isinstance(max_mistakes, int) or isinstance(max_mistakes, bool) or max_mistakes < 0:
