@@ -73,6 +73,15 @@ def bad_tag_tiff() -> bytes:
     return bytes(data)
 
 
+def bad_flags_dds() -> bytes:
+    """A 4x4 DDS whose pixel-format flags are unknown: Pillow raises NotImplementedError."""
+    buffer = io.BytesIO()
+    Image.new("RGBA", (4, 4), (1, 2, 3, 255)).save(buffer, format="DDS")
+    data = bytearray(buffer.getvalue())
+    struct.pack_into("<I", data, 80, 0x2000)  # DDS_PIXELFORMAT.dwFlags
+    return bytes(data)
+
+
 def rotated_pattern_jpeg() -> bytes:
     """48x16 pixels, red on the left and blue on the right, stored with EXIF orientation 6."""
     array = np.zeros((16, 48, 3), dtype=np.uint8)
@@ -137,6 +146,7 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("zoo")
     write_zoo(folder)
     (folder / "bad-tag.tif").write_bytes(bad_tag_tiff())
+    (folder / "bad-flags.dds").write_bytes(bad_flags_dds())
     (folder / "exif6.jpg").write_bytes(rotated_pattern_jpeg())
     return folder
 
@@ -195,6 +205,7 @@ def _bomb(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         ("text.jpg", InvalidImageError, "not an image Pillow can read", None),
         ("folder.jpg", InvalidImageError, "is a directory", None),
         ("bad-tag.tif", InvalidImageError, "truncated or corrupt", None),
+        ("bad-flags.dds", InvalidImageError, "truncated or corrupt", None),
         ("missing.jpg", ImageNotFoundError, "does not exist", None),
         ("locked.jpg", InvalidImageError, "not readable (permission denied)", _unreadable),
         ("bomb.jpg", InvalidImageError, "decompression bomb", _bomb),
@@ -229,13 +240,23 @@ def test_predict_on_a_bad_image_raises_an_error_naming_it(
             path.chmod(0o644)
 
 
-def test_corrupt_tiff_tag_is_an_invalid_image_not_a_type_error(zoo: Path) -> None:
-    """Regression: Pillow raises TypeError for a TIFF tag of the wrong type."""
+@pytest.mark.parametrize(
+    ("name", "make", "raised"),
+    [
+        ("bad-tag.tif", bad_tag_tiff, "TypeError"),
+        ("bad-flags.dds", bad_flags_dds, "NotImplementedError"),
+    ],
+)
+def test_decoder_crashes_found_by_fuzzing_are_invalid_images(
+    zoo: Path, name: str, make: Callable[[], bytes], raised: str
+) -> None:
+    """Regression: Pillow raises TypeError / NotImplementedError for these corrupt headers;
+    they must be InvalidImageError like every other bad file (else prepare_dataset crashed)."""
     from clothingclf.images import check_image, open_image
 
-    with pytest.raises(InvalidImageError, match="TypeError"):
-        open_image(bad_tag_tiff())
-    assert "truncated or corrupt" in (check_image(zoo / "bad-tag.tif") or "")
+    with pytest.raises(InvalidImageError, match=raised):
+        open_image(make())
+    assert "truncated or corrupt" in (check_image(zoo / name) or "")
 
 
 # ------------------------------------------------------------------ bad model files

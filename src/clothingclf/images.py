@@ -36,9 +36,19 @@ ImageInput = Union[str, "os.PathLike[str]", bytes, Image.Image, np.ndarray, torc
 
 _WHITE = (255, 255, 255)
 
-# What Pillow's decoders raise for corrupt data: a damaged TIFF tag gives TypeError ("'float'
-# object cannot be interpreted as an integer"); Image.open itself catches the last three too.
-_CORRUPT = (OSError, ValueError, SyntaxError, EOFError, TypeError, IndexError, struct.error)
+# What Pillow's decoders raise for corrupt data (found by fuzzing): a damaged TIFF tag gives
+# TypeError ("'float' object cannot be interpreted as an integer"), a DDS header with unknown
+# pixel-format flags NotImplementedError, even from Image.open.
+_CORRUPT = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    TypeError,
+    IndexError,
+    struct.error,
+    NotImplementedError,
+)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
