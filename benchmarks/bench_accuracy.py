@@ -26,6 +26,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds for recipe seed (default: fast's fit time)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", default=None, help="memory-map decoded images here")
+    parser.add_argument("--train-limit", type=int, default=None,
+                        help="train on this many images only (smoke test)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_accuracy.json")
     args = parser.parse_args(argv)
     if not (args.data / "images.csv").exists():
@@ -152,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     from clothingclf import prepare_dataset
 
     splits = prepare_dataset(args.data, seed=42)
+    if args.train_limit:
+        splits = dataclasses.replace(
+            splits, train=splits.train.sample(args.train_limit, random_state=0)
+        )
     print(
         f"train {len(splits.train)}  val {len(splits.val)}  test {len(splits.test)}  "
         f"classes {len(splits.classes)}",
