@@ -186,3 +186,21 @@ def test_cli_report_on_a_dataset_root(
     assert code == 0
     assert f"10 images: accuracy {accuracy:.4f}" in printed
     assert (out / "report.html").is_file() and (out / "confusion_matrix.png").is_file()
+
+
+def test_report_json_is_strict_json_when_a_stage_has_no_training_loss(
+    clf: ClothingClassifier, synthetic_splits: DatasetSplits, tmp_path: Path
+) -> None:
+    staged = copy.copy(clf)
+    staged.history_ = [
+        {"epoch": 0.0, "train_loss": float("nan"), "val_loss": 1.4, "val_accuracy": 0.2},
+        *clf.history_,
+    ]
+    files = write_report(staged, synthetic_splits.test, tmp_path, max_mistakes=0)
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"report.json holds {constant}")
+
+    saved = json.loads(files.json.read_text(encoding="utf-8"), parse_constant=refuse)
+    assert saved["history"][0]["train_loss"] is None and saved["history"][0]["epoch"] == 0
+    assert "training_curves" in files.figures

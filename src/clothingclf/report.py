@@ -303,7 +303,7 @@ def write_report(
         "evaluation": evaluation.to_dict(),
         "n_mistakes": len(mistakes),
         "most_confident_mistakes": gallery.to_dict(orient="records"),
-        "history": history,
+        "history": [{k: _json_number(v) for k, v in row.items()} for row in history],
         "files": {
             **{k: v.name for k, v in figures.items()},
             **{k: v.name for k, v in tables.items()},
@@ -314,7 +314,8 @@ def write_report(
         "markdown": out / "report.md",
         "json": out / "report.json",
     }
-    _atomic_write(paths["json"], (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
+    text = json.dumps(summary, indent=2, allow_nan=False, default=_json_default)
+    _atomic_write(paths["json"], (text + "\n").encode("utf-8"))
     _atomic_write(
         paths["markdown"],
         _markdown(heading, info, evaluation, per_class, gallery, len(mistakes), figures).encode(
@@ -425,12 +426,27 @@ def _curves_png(figure_class: Any, history: Sequence[dict[str, Any]], best: int 
     acc_ax.set_ylabel("validation accuracy")
     acc_ax.set_title("Validation accuracy", fontsize=10)
     for ax in (loss_ax, acc_ax):
+        if 0 in epochs:  # the fast recipe's head-only stage
+            ax.set_xlabel("epoch (0: new head only)")
         ax.grid(alpha=0.3)
-        if best:
+        if best is not None:
             ax.axvline(best, color="grey", linestyle="--", linewidth=1, label=f"best epoch {best}")
         ax.xaxis.get_major_locator().set_params(integer=True)
     loss_ax.legend(fontsize=8)
     return _png(fig)
+
+
+def _json_number(value: Any) -> Any:
+    """NaN and infinities (a stage without a training loss) become null in JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return _json_number(value.item())
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _number(value: Any) -> float:
