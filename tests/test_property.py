@@ -1,8 +1,9 @@
-"""Property tests (hypothesis): random tables, folders and byte strings never give anything
-but the documented errors, and the splits always partition the rows that were kept.
+"""Property tests (hypothesis): random tables, folders, byte strings and damaged model files
+never give anything but the documented errors, and the splits always partition the rows
+that were kept.
 
 Settings are derandomized (the same examples on every run, so CI is deterministic) with a
-modest number of examples: the three tests together take well under 30 s on 2 cores.
+modest number of examples: the four tests together take well under 30 s on 2 cores.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -24,8 +26,13 @@ from PIL import Image
 from _image_zoo import BAD, GOOD
 from clothingclf import ClothingClassifier, __version__, prepare_dataset
 from clothingclf.backbones import build_model
-from clothingclf.checkpoint import FORMAT_NAME, FORMAT_VERSION, atomic_save
-from clothingclf.exceptions import DatasetError, DatasetNotFoundError, InvalidImageError
+from clothingclf.checkpoint import FORMAT_NAME, FORMAT_VERSION, atomic_save, safe_load
+from clothingclf.exceptions import (
+    DatasetError,
+    DatasetNotFoundError,
+    InvalidImageError,
+    ModelFileError,
+)
 from clothingclf.images import open_image
 from clothingclf.training import resolve_config
 from test_robustness import bad_flags_dds, bad_tag_tiff
@@ -170,6 +177,63 @@ def test_predict_on_any_bytes_gives_a_label_or_invalid_image_error(
         else:
             assert label in model.classes_
             assert model.predict_proba(data).sum() == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------- damaged model files
+
+PLAIN_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 2**40),
+    st.floats(allow_nan=True),
+    st.text(max_size=6),
+    st.sampled_from(["resnet18", "squeezenet1_1", "torchvision", "timm", "module", "best"]),
+    st.lists(st.integers(-1, 3), max_size=3),
+    st.lists(st.text(max_size=3), max_size=4),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.just(torch.zeros(2)),
+)
+
+
+@pytest.fixture(scope="module")
+def model_payload(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    return safe_load(_model_file(tmp_path_factory.mktemp("payload")))
+
+
+@settings(max_examples=40, **SETTINGS)  # type: ignore[arg-type]
+@given(data=st.data())
+def test_load_of_a_damaged_model_file_gives_a_model_or_a_model_file_error(
+    model_payload: dict[str, object], data: st.DataObject
+) -> None:
+    """One field (or one field of a nested record) replaced or removed: never a KeyError,
+    TypeError, ... from load(), always a loaded model or a ModelFileError naming the file."""
+    payload = dict(model_payload)
+    key = data.draw(st.sampled_from(sorted(payload)))
+    inner = payload[key]
+    if isinstance(inner, dict) and inner and key != "state_dict" and data.draw(st.booleans()):
+        record = dict(inner)
+        field = data.draw(st.sampled_from(sorted(record)))
+        if data.draw(st.booleans()):
+            del record[field]
+        else:
+            record[field] = data.draw(PLAIN_VALUES)
+        payload[key] = record
+    elif data.draw(st.booleans()):
+        del payload[key]
+    else:
+        payload[key] = data.draw(PLAIN_VALUES)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "damaged.pt"
+        atomic_save(payload, path)
+        try:
+            clf = ClothingClassifier.load(path, device="cpu")
+        except ModelFileError as error:
+            assert str(path) in str(error)
+            event(type(error).__name__)
+            return
+    event("loaded")
+    assert all(isinstance(c, str) for c in clf.classes_)
+    assert clf.model_.head.out_features == len(clf.classes_)
 
 
 # --------------------------------------------------------------------- random datasets
