@@ -635,3 +635,26 @@ def test_predict_from_four_threads_is_exactly_sequential(
         assert np.array_equal(proba, whole) and names == labels
         for i, value in ones.items():
             assert np.array_equal(value, single[i]), i
+
+
+# ------------------------------------------------------------------ the docs page
+
+
+def test_the_robustness_page_cites_only_tests_that_exist() -> None:
+    """docs/robustness.rst names the test behind every outcome; a renamed or deleted test
+    must not leave the page pointing at nothing."""
+    import re
+
+    tests = Path(__file__).parent
+    page = (tests.parent / "docs" / "robustness.rst").read_text(encoding="utf-8")
+    cited = page[page.index("The tests\n") :]
+    found: list[tuple[str, str]] = []
+    current = ""
+    for match in re.finditer(r"``(?:(test_\w+\.py)::)?(test_\w+)``", cited):
+        current = match.group(1) or current
+        found.append((current, match.group(2)))
+    assert len(found) > 40
+    for file, name in found:
+        assert re.search(rf"^def {name}\(", (tests / file).read_text(encoding="utf-8"), re.M), (
+            f"{file}::{name} is cited in docs/robustness.rst but does not exist"
+        )
