@@ -13,6 +13,7 @@ import errno
 import io
 import os
 import pickle
+import re
 import signal
 import struct
 import subprocess
@@ -94,9 +95,7 @@ def rotated_pattern_jpeg() -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture(scope="module")
-def fitted(synthetic_splits: DatasetSplits) -> ClothingClassifier:
-    torch.manual_seed(0)
+def _tiny_classifier() -> ClothingClassifier:
     return ClothingClassifier(
         backbone=tiny_features(),
         weights=None,
@@ -109,7 +108,22 @@ def fitted(synthetic_splits: DatasetSplits) -> ClothingClassifier:
         num_workers=0,
         device="cpu",
         training_options={"min_scale": 1.0, "flip": False},
-    ).fit(synthetic_splits)
+    )
+
+
+@pytest.fixture(scope="module")
+def run(
+    synthetic_splits: DatasetSplits, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[ClothingClassifier, Path]:
+    """One epoch of a tiny network, and the training checkpoint it wrote."""
+    checkpoint = tmp_path_factory.mktemp("run") / "checkpoint.pt"
+    torch.manual_seed(0)
+    return _tiny_classifier().fit(synthetic_splits, checkpoint=checkpoint), checkpoint
+
+
+@pytest.fixture(scope="module")
+def fitted(run: tuple[ClothingClassifier, Path]) -> ClothingClassifier:
+    return run[0]
 
 
 @pytest.fixture(scope="module")
@@ -491,6 +505,51 @@ def test_damaged_model_file_is_a_model_file_error(
     assert str(path) in str(caught.value)
 
 
+def test_resume_from_a_bad_file_is_a_model_file_error_and_runs_nothing(
+    run: tuple[ClothingClassifier, Path],
+    saved: Path,
+    bad_models: tuple[dict[str, tuple[Path, str]], Path],
+    synthetic_splits: DatasetSplits,
+) -> None:
+    """fit(resume=...) reads training checkpoints as safely as load() reads models."""
+    files, marker = bad_models
+    for name in ("random.pt", "truncated.pt", "evil-zip.pt", "evil-pickle2.pkl", "missing.pt"):
+        path = files[name][0]
+        with pytest.raises(ModelFileError, match=re.escape(str(path))):
+            _tiny_classifier().fit(synthetic_splits, resume=path)
+    with pytest.raises(ModelFileError, match="is not a clothingclf training checkpoint"):
+        _tiny_classifier().fit(synthetic_splits, resume=saved)  # a model file, not a checkpoint
+    assert not marker.exists()
+
+
+# A training checkpoint with one field of the wrong kind or missing.
+DAMAGED_CHECKPOINT = ["model", "optimizer", "rng", "history", "epoch", "config", "best_state"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=(TypeError, ValueError, KeyError, AttributeError),
+    reason="training.train_model does not yet turn a damaged checkpoint field into a "
+    "ModelFileError (it raises TypeError/ValueError/KeyError); see the robustness report",
+)
+@pytest.mark.parametrize("field", [*DAMAGED_CHECKPOINT, "missing epoch"])
+def test_resume_from_a_damaged_checkpoint_is_a_model_file_error(
+    run: tuple[ClothingClassifier, Path],
+    synthetic_splits: DatasetSplits,
+    tmp_path: Path,
+    field: str,
+) -> None:
+    payload = safe_load(run[1], what="training checkpoint")
+    if field == "missing epoch":
+        del payload["epoch"]
+    else:
+        payload[field] = "x"
+    path = tmp_path / "damaged.pt"
+    atomic_save(payload, path)
+    with pytest.raises(ModelFileError, match=re.escape(str(path))):
+        _tiny_classifier().fit(synthetic_splits, resume=path)
+
+
 # ------------------------------------------------------------------ saves that fail part-way
 
 
@@ -643,8 +702,6 @@ def test_predict_from_four_threads_is_exactly_sequential(
 def test_the_robustness_page_cites_only_tests_that_exist() -> None:
     """docs/robustness.rst names the test behind every outcome; a renamed or deleted test
     must not leave the page pointing at nothing."""
-    import re
-
     tests = Path(__file__).parent
     page = (tests.parent / "docs" / "robustness.rst").read_text(encoding="utf-8")
     cited = page[page.index("The tests\n") :]
