@@ -359,16 +359,23 @@ class _Processes:
         return self.world > 1
 
 
-def _join_processes(device: torch.device) -> _Processes:
-    """Join the torchrun process group when the environment names one."""
-    if dist.is_available() and dist.is_initialized():
-        return _Processes(dist.get_rank(), dist.get_world_size(), False)
+def _join_processes(device: torch.device) -> tuple[_Processes, torch.device]:
+    """Join the torchrun process group when the environment names one.
+
+    Returns the processes and the device of this one: with several processes on GPUs,
+    process ``LOCAL_RANK`` takes GPU ``LOCAL_RANK`` unless ``device`` names one.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1 or not dist.is_available():
-        return _Processes(0, 1, False)
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend)
-    return _Processes(dist.get_rank(), dist.get_world_size(), True)
+    already = dist.is_available() and dist.is_initialized()
+    if not already and (world <= 1 or not dist.is_available()):
+        return _Processes(0, 1, False), device
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if already:
+        return _Processes(dist.get_rank(), dist.get_world_size(), False), device
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return _Processes(dist.get_rank(), dist.get_world_size(), True), device
 
 
 def _all_sum(values: list[float], processes: _Processes, device: torch.device) -> list[float]:
@@ -802,7 +809,7 @@ def train_model(
     started = time.perf_counter()
     if len(train) == 0:
         raise InvalidParameterError("The training table is empty; expected at least one row.")
-    processes = _join_processes(device)
+    processes, device = _join_processes(device)
     printer = _Printer(config.progress and processes.main)
     bf16 = _use_bf16(config, device)
     channels_last = _use_channels_last(config, device, bf16)
