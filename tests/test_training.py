@@ -174,6 +174,7 @@ def test_training_learns_the_synthetic_shapes(synthetic_splits: Any) -> None:
     )
     result = fit(synthetic_splits, cfg, model=bn_net(), val=synthetic_splits.train)
     assert [row["epoch"] for row in result.history] == list(range(16))
+    assert 0 < result.history[0]["train_loss"] < 2  # the head-only stage's last epoch
     losses = [row["train_loss"] for row in result.history[1:]]
     assert losses[-1] < 0.85 * losses[0]
     assert result.best_val_accuracy is not None and result.best_val_accuracy >= 0.6
@@ -246,6 +247,17 @@ def test_keyboard_interrupt_keeps_the_best_weights_so_far(
     result = fit(synthetic_splits, config(epochs=3))
     assert result.interrupted and [r["epoch"] for r in result.history] == [1]
     assert result.best_epoch == 1
+
+
+def test_keyboard_interrupt_in_the_head_stage(
+    synthetic_splits: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupt(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_train_head", interrupt)
+    result = fit(synthetic_splits, config(epochs=3, head_epochs=2))
+    assert result.interrupted and result.history == [] and result.image_passes == 0
 
 
 def test_nan_loss_raises_a_clear_error(synthetic_splits: Any) -> None:

@@ -867,6 +867,7 @@ def train_model(
         return loss_sum / max(count, 1.0), correct / max(count, 1.0)
 
     history: list[dict[str, float]] = []
+    head_interrupted = False
     image_passes = 0
     best_state: dict[str, torch.Tensor] | None = None
     best_epoch, best_accuracy = 0, -math.inf
@@ -941,31 +942,36 @@ def train_model(
         printer.line(f"resumed from {str(resume_path)!r} after epoch {int(saved['epoch'])}")
     elif config.head_epochs > 0:
         stage_started = time.perf_counter()
-        image_passes += _train_head(
-            model,
-            train_images,
-            train_labels,
-            views,
-            config=config,
-            weight=weight,
-            bf16=bf16,
-            processes=processes,
-            batch_size=max(per_process, 64),
-        )
-        val_loss, val_accuracy = validate()
-        record(
-            {
-                "epoch": 0.0,
-                "train_loss": math.nan,
-                "val_loss": val_loss,
-                "val_accuracy": val_accuracy,
-                "lr": config.head_lr,
-                "seconds": time.perf_counter() - stage_started,
-                "image_size": float(preprocessing.image_size),
-                "image_passes": float(image_passes),
-            }
-        )
-        checkpoint(0)
+        try:
+            passes, head_loss = _train_head(
+                model,
+                train_images,
+                train_labels,
+                views,
+                config=config,
+                weight=weight,
+                bf16=bf16,
+                processes=processes,
+                batch_size=max(per_process, 64),
+            )
+            image_passes += passes
+            val_loss, val_accuracy = validate()
+        except KeyboardInterrupt:
+            head_interrupted = True
+        else:
+            record(
+                {
+                    "epoch": 0.0,
+                    "train_loss": head_loss,
+                    "val_loss": val_loss,
+                    "val_accuracy": val_accuracy,
+                    "lr": config.head_lr,
+                    "seconds": time.perf_counter() - stage_started,
+                    "image_size": float(preprocessing.image_size),
+                    "image_passes": float(image_passes),
+                }
+            )
+            checkpoint(0)
 
     network: nn.Module = model
     if processes.distributed:
@@ -975,10 +981,12 @@ def train_model(
     if config.compile:
         network = cast(nn.Module, torch.compile(network))
 
-    interrupted = stopped_early = False
+    interrupted, stopped_early = head_interrupted, False
     epoch = first_epoch - 1
+    if interrupted:
+        printer.line("interrupted in the head-only stage; keeping the weights as they are")
     try:
-        for epoch in range(first_epoch, config.epochs + 1):
+        for epoch in range(first_epoch, 0 if interrupted else config.epochs + 1):
             if (
                 config.early_stopping is not None
                 and has_val
@@ -1089,8 +1097,11 @@ def _train_head(
     bf16: bool,
     processes: _Processes,
     batch_size: int,
-) -> int:
-    """Stage one: fit the head on cached features of the frozen backbone. Returns passes."""
+) -> tuple[int, float]:
+    """Stage one: fit the head on cached features of the frozen backbone.
+
+    Returns the image-passes and the mean training loss of the last epoch.
+    """
     # One view per image: a mirrored second view doubles this stage's cost for no gain
     # that the full fine-tune that follows does not give anyway.
     features = _features(
@@ -1109,9 +1120,11 @@ def _train_head(
     steps = config.head_epochs * math.ceil(len(features) / 64)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps))
     head.train()
+    loss_sum, seen = 0.0, 0
     with torch.enable_grad():
         for _ in range(config.head_epochs):
             order = torch.randperm(len(features), generator=generator).to(views.device)
+            loss_sum, seen = 0.0, 0
             for start in range(0, len(order), 64):
                 rows = order[start : start + 64]
                 loss = F.cross_entropy(
@@ -1124,5 +1137,7 @@ def _train_head(
                 loss.backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
                 scheduler.step()
+                loss_sum += float(loss.detach()) * len(rows)
+                seen += len(rows)
     model.head.load_state_dict(head.state_dict())
-    return len(features)
+    return len(features), loss_sum / max(seen, 1)
