@@ -90,6 +90,7 @@ def run_recipe(
         image_size=args.image_size,
         recipe=recipe,
         epochs=args.epochs if recipe == "fast" else None,
+        lr=args.lr if recipe == "fast" else None,
         progress=True,
         seed=args.seed,
         training_options=options or None,
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipes", nargs="+", default=["fast", "seed"], choices=["fast", "seed"])
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--epochs", type=int, default=None, help="epochs of recipe fast")
+    parser.add_argument("--lr", type=float, default=None, help="peak lr of recipe fast")
     parser.add_argument("--seed-budget", type=float, default=None,
                         help="seconds for recipe seed (default: fast's fit time)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
