@@ -523,15 +523,20 @@ def test_resume_from_a_bad_file_is_a_model_file_error_and_runs_nothing(
 
 
 # A training checkpoint with one field of the wrong kind or missing.
-DAMAGED_CHECKPOINT = ["model", "optimizer", "rng", "history", "epoch", "config", "best_state"]
+DAMAGED_CHECKPOINT = [
+    "model",
+    "optimizer",
+    "scheduler",
+    "rng",
+    "history",
+    "epoch",
+    "config",
+    "best_state",
+    "best_epoch",
+    "image_passes",
+]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(TypeError, ValueError, KeyError, AttributeError),
-    reason="training.train_model does not yet turn a damaged checkpoint field into a "
-    "ModelFileError (it raises TypeError/ValueError/KeyError); see the robustness report",
-)
 @pytest.mark.parametrize("field", [*DAMAGED_CHECKPOINT, "missing epoch"])
 def test_resume_from_a_damaged_checkpoint_is_a_model_file_error(
     run: tuple[ClothingClassifier, Path],

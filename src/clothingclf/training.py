@@ -924,21 +924,36 @@ def train_model(
                 f"{saved.get('format')!r}). Pass the file given as checkpoint= to the "
                 "interrupted fit."
             )
-        _check_resume(saved["config"], config, resume_path)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        history = [dict(row) for row in saved["history"]]
-        best_state = saved["best_state"]
-        best_epoch = int(saved["best_epoch"])
-        best_accuracy = (
-            float(saved["best_val_accuracy"])
-            if saved["best_val_accuracy"] is not None
-            else -math.inf
-        )
-        image_passes = int(saved["image_passes"])
-        first_epoch = int(saved["epoch"]) + 1
-        _set_rng_state(saved["rng"])
+        try:
+            _check_resume(saved["config"], config, resume_path)
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            history = [dict(row) for row in saved["history"]]
+            best_state = saved["best_state"]
+            if not isinstance(best_state, dict) or not all(
+                isinstance(v, torch.Tensor) for v in best_state.values()
+            ):
+                raise TypeError("best_state is not a dict of tensors")
+            best_epoch = int(saved["best_epoch"])
+            best_accuracy = (
+                float(saved["best_val_accuracy"])
+                if saved["best_val_accuracy"] is not None
+                else -math.inf
+            )
+            image_passes = int(saved["image_passes"])
+            first_epoch = int(saved["epoch"]) + 1
+            _set_rng_state(saved["rng"])
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
+            if isinstance(error, InvalidParameterError):  # other settings than the checkpoint's
+                raise
+            from .exceptions import ModelFileError
+
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise ModelFileError(
+                f"{str(resume_path)!r} is a damaged training checkpoint ({type(error).__name__}: "
+                f"{detail}). Resume from an earlier copy, or start the fit again."
+            ) from None
         printer.line(f"resumed from {str(resume_path)!r} after epoch {int(saved['epoch'])}")
     elif config.head_epochs > 0:
         stage_started = time.perf_counter()
