@@ -128,6 +128,25 @@ def test_progressive_resizing_schedule() -> None:
     assert training._image_size(resolve_config("seed"), 3, 224) == 224
 
 
+def test_weighted_loss_weighs_images_not_the_smoothing() -> None:
+    torch.manual_seed(0)
+    logits, target = torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2])
+    weight = torch.tensor([1.0, 5.0, 0.5])
+    plain = torch.nn.functional.cross_entropy(logits, target, weight=weight)
+    assert torch.allclose(training._loss(logits, target, weight, 0.0), plain)
+    ones = training._loss(logits, target, torch.ones(3), 0.1)
+    smoothed = torch.nn.functional.cross_entropy(logits, target, label_smoothing=0.1)
+    assert torch.allclose(ones, smoothed)
+    # A confident, correct prediction of a frequent class costs less than under PyTorch's
+    # weighted smoothing, which charges it for not predicting the heavily weighted class.
+    sure = torch.tensor([[8.0, 0.0, 0.0]])
+    ours = training._loss(sure, torch.tensor([0]), weight, 0.1)
+    theirs = torch.nn.functional.cross_entropy(
+        sure, torch.tensor([0]), weight=weight, label_smoothing=0.1
+    )
+    assert ours < theirs
+
+
 def test_last_batch_of_one_joins_the_previous() -> None:
     sizes = [len(b) for b in training._batches(np.arange(33), 16)]
     assert sizes == [16, 17]

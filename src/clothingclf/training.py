@@ -577,6 +577,24 @@ def _lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], flo
     return factor
 
 
+def _loss(
+    logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, smoothing: float
+) -> torch.Tensor:
+    """Cross-entropy weighted per image by its class's weight, with label smoothing.
+
+    Without smoothing this equals ``F.cross_entropy(logits, target, weight=weight)``. With
+    smoothing it differs on purpose: PyTorch weighs the smoothed part of every image's
+    target by all the class weights, which pulls each prediction toward the rare classes
+    (weights up to ~12 here). On cached Lite0 features of the shared data, a head trained
+    that way reached 75.4 % validation accuracy; weighted per image, 83.0 %.
+    """
+    losses = F.cross_entropy(logits, target, reduction="none", label_smoothing=smoothing)
+    if weight is None:
+        return losses.mean()
+    weights = weight[target]
+    return (losses * weights).sum() / weights.sum()
+
+
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
@@ -1033,12 +1051,7 @@ def train_model(
                 target = train_labels[index].to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                     logits = network(inputs)
-                loss = F.cross_entropy(
-                    logits.float(),
-                    target,
-                    weight=weight,
-                    label_smoothing=config.label_smoothing,
-                )
+                loss = _loss(logits.float(), target, weight, config.label_smoothing)
                 value = float(_all_sum([float(loss.detach())], processes, device)[0])
                 value /= processes.world
                 if not math.isfinite(value):
@@ -1142,12 +1155,7 @@ def _train_head(
             loss_sum, seen = 0.0, 0
             for start in range(0, len(order), 64):
                 rows = order[start : start + 64]
-                loss = F.cross_entropy(
-                    head(features[rows]),
-                    targets[rows],
-                    weight=weight,
-                    label_smoothing=config.label_smoothing,
-                )
+                loss = _loss(head(features[rows]), targets[rows], weight, config.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
