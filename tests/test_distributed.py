@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -41,6 +42,7 @@ def test_two_processes_reach_the_accuracy_of_one(shapes: Path, tmp_path: Path) -
     output = tmp_path / "two.json"
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"
+    env["FIT_PROGRESS"] = "1"  # both ranks are asked to print; only rank 0 may
     completed = subprocess.run(
         [
             sys.executable,
@@ -59,6 +61,10 @@ def test_two_processes_reach_the_accuracy_of_one(shapes: Path, tmp_path: Path) -
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     two = json.loads(output.read_text())
+    # Only rank 0 prints: one summary line per epoch (the head-only stage is epoch 0), not
+    # one per process.
+    summaries = re.findall(r"epoch +(\d+) +train loss", completed.stderr + completed.stdout)
+    assert sorted(map(int, summaries)) == list(range(21)), completed.stderr[-3000:]
     assert two["world"] == 2.0 and two["n_train"] == one["n_train"] == 128
     # The claim tested is that two processes train as well as one: the same global batch,
     # schedule and epochs reach the same accuracy on the images they were fitted to. (A

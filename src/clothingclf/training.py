@@ -46,6 +46,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data.distributed import DistributedSampler
 
 from .backbones import ClothingNet, Preprocessing
 from .cache import build_image_cache
@@ -387,14 +388,21 @@ def _all_sum(values: list[float], processes: _Processes, device: torch.device) -
 
 
 def _shard(count: int, processes: _Processes, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """This process's rows (and a mask of real, not padding, rows), equal length on all."""
+    """This process's rows (and a mask of real, not padding, rows), equal length on all.
+
+    The rows are those a :class:`~torch.utils.data.distributed.DistributedSampler` gives
+    this rank for epoch 0: shuffled with ``seed``, padded by repeating the first rows so
+    every process has as many, then every ``world``-th. Each process decodes only its shard
+    into its cache, once, and shuffles within it each epoch.
+    """
     if not processes.distributed:
         return np.arange(count), np.ones(count, dtype=bool)
-    order = np.random.default_rng(seed).permutation(count)
-    per = math.ceil(count / processes.world)
-    padded = np.concatenate([order, order[: per * processes.world - count]])
-    mine = padded[processes.rank :: processes.world]
-    real = np.arange(processes.rank, per * processes.world, processes.world) < count
+    rows: torch.utils.data.Dataset[int] = cast("torch.utils.data.Dataset[int]", range(count))
+    sampler: DistributedSampler[int] = DistributedSampler(
+        rows, num_replicas=processes.world, rank=processes.rank, shuffle=True, seed=seed
+    )
+    mine = np.fromiter(iter(sampler), dtype=np.int64, count=len(sampler))
+    real = np.arange(processes.rank, len(sampler) * processes.world, processes.world) < count
     return mine, real
 
 
