@@ -254,6 +254,13 @@ def safe_load(path: str | os.PathLike[str], *, what: str = "model file") -> dict
             "plain pickle files are refused too.)"
         ) from None
     except (RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError) as error:
+        if not _starts_like_torch_save(source):
+            # Bytes of some other kind: which decoder error they trip is up to chance.
+            raise ModelFileError(
+                f"The {what} {name!r} is not a file written by torch.save "
+                f"({type(error).__name__}: {_first_line(str(error))}): it is corrupt, or of "
+                "another kind."
+            ) from None
         raise ModelFileError(
             f"The {what} {name!r} could not be read ({type(error).__name__}: "
             f"{_first_line(str(error))}). It is probably truncated or corrupt; save it again."
@@ -269,6 +276,16 @@ def safe_load(path: str | os.PathLike[str], *, what: str = "model file") -> dict
             "by clothingclf."
         )
     return loaded
+
+
+def _starts_like_torch_save(path: Path) -> bool:
+    """Whether ``path`` is empty or begins as torch.save's output does (zip, or a pickle)."""
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(4)
+    except OSError:
+        return True
+    return not head or head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
 def _first_line(text: str) -> str:
