@@ -484,17 +484,20 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         _require_columns(table, ("path", "label"), "The evaluated split")
         if len(table) == 0:
             raise EmptyDatasetError("The evaluated split has no rows; nothing to evaluate.")
-        index = {name: i for i, name in enumerate(self.classes_)}
+        y_true = self._label_ids(table, "The evaluated split")
+        y_pred = self.predict_proba(table).argmax(1)
+        return evaluation_report(y_true, y_pred, classes=self.classes_)
+
+    def _label_ids(self, table: pd.DataFrame, what: str) -> np.ndarray:
+        """The class index of each row's ``label``; labels the model lacks are an error."""
+        index = {str(name): i for i, name in enumerate(self.classes_)}
         unknown = sorted({str(v) for v in table["label"]} - set(index))
         if unknown:
             raise DatasetError(
-                f"The evaluated split has labels the model was not trained on: "
-                f"{', '.join(unknown)} (model classes: {', '.join(self.classes_)}). Remove "
-                "those rows or train on them."
+                f"{what} has labels the model was not trained on: {', '.join(unknown)} "
+                f"(model classes: {', '.join(index)}). Remove those rows or train on them."
             )
-        y_true = np.array([index[str(v)] for v in table["label"]], dtype=np.int64)
-        y_pred = self.predict_proba(table).argmax(1)
-        return evaluation_report(y_true, y_pred, classes=self.classes_)
+        return np.array([index[str(v)] for v in table["label"]], dtype=np.int64)
 
     # ------------------------------------------------------------------ files
 

@@ -35,7 +35,6 @@ import pandas as pd
 
 from . import __version__
 from .exceptions import (
-    DatasetError,
     DatasetNotFoundError,
     EmptyDatasetError,
     InvalidImageError,
@@ -243,15 +242,7 @@ def write_report(
     classifier._check_fitted()
     table = load_evaluation_data(data, split=split)
     classes = [str(c) for c in classifier.classes_]
-    index = {name: i for i, name in enumerate(classes)}
-    unknown = sorted({str(v) for v in table["label"]} - set(index))
-    if unknown:
-        raise DatasetError(
-            f"The evaluated images have labels the model was not trained on: "
-            f"{', '.join(unknown)} (model classes: {', '.join(classes)}). Remove those rows "
-            "or train on them."
-        )
-    y_true = np.array([index[str(v)] for v in table["label"]], dtype=np.int64)
+    y_true = classifier._label_ids(table, "The evaluated set of images")
     probabilities = classifier.predict_proba(table, batch_size=batch_size)
     y_pred = probabilities.argmax(1)
     evaluation = evaluation_report(y_true, y_pred, classes=classes)
