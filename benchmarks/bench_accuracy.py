@@ -69,6 +69,16 @@ def _report(clf: Any, test: Any) -> dict[str, float]:
     }
 
 
+def _setting(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise ValueError(f"--set expects NAME=VALUE, found {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
 def run_recipe(
     recipe: str,
     splits: Any,
@@ -84,6 +94,12 @@ def run_recipe(
     backbone = "timm/tf_efficientnet_lite0" if args.backbone == "lite0" else args.backbone
     weights = args.weights if args.weights else "DEFAULT"
     options: dict[str, Any] = {"cache_dir": args.cache_dir} if args.cache_dir else {}
+    direct: dict[str, Any] = {}
+    if recipe == "fast":
+        # Settings that are ClothingClassifier arguments go there; the rest are options.
+        arguments = set(ClothingClassifier().get_params())
+        for name, value in args.set.items():
+            (direct if name in arguments else options)[name] = value
     clf = ClothingClassifier(
         backbone=backbone,
         weights=weights,
@@ -95,6 +111,7 @@ def run_recipe(
         seed=args.seed,
         training_options=options or None,
     )
+    clf.set_params(**direct)
     checkpoint = Path(tempfile.mkdtemp()) / f"{recipe}.ckpt"
 
     def out_of_time(signum: int, frame: Any) -> None:
@@ -111,6 +128,9 @@ def run_recipe(
     seconds = time.perf_counter() - started
     peak = _peak_rss_gib()
     best = _report(clf, splits.test)
+    if args.save_models is not None:
+        args.save_models.mkdir(parents=True, exist_ok=True)
+        clf.save(args.save_models / f"{recipe}-{clf.holds_}.pt")
     saved = safe_load(checkpoint, what="training checkpoint")
     clf.model_.load_state_dict(saved["model"])
     clf.model_.to(torch.device("cpu")).eval()
@@ -148,8 +168,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=None, help="memory-map decoded images here")
     parser.add_argument("--train-limit", type=int, default=None,
                         help="train on this many images only (smoke test)")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="another setting of recipe fast, a ClothingClassifier argument or TrainConfig "
+        "field; VALUE is JSON (min_scale=0.6, keep='\"final\"'); repeatable",
+    )
+    parser.add_argument(
+        "--save-models",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also save the fitted classifier as DIR/<recipe>-<best|final>.pt",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_accuracy.json")
     args = parser.parse_args(argv)
+    try:
+        args.set = dict(_setting(text) for text in args.set)
+    except ValueError as error:
+        parser.error(str(error))
     if not (args.data / "images.csv").exists():
         print(f"no dataset at {args.data}; pass --data", file=sys.stderr)
         return 2
