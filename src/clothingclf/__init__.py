@@ -12,7 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import analysis, backbones, cache, datasets, exceptions, training
+from . import analysis, backbones, cache, datasets, exceptions, recipes, training
 from .classifier import ClothingClassifier, Prediction
 from .data import ClothingDataset, DatasetReport, DatasetSplits, load_splits, prepare_dataset
 from .export import ExportedModel, export_model, read_export_metadata
@@ -41,6 +41,7 @@ __all__ = [
     "open_image",
     "prepare_dataset",
     "read_export_metadata",
+    "recipes",
     "training",
     "write_report",
 ]

@@ -1,0 +1,178 @@
+"""Batches on the device: precision and memory layout, augmented and evaluation views.
+
+:class:`_Views` turns rows of the uint8 image cache into normalised float batches, with
+random resized crops and flips done for a whole batch at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .backbones import Preprocessing
+from .recipes import TrainConfig, resolve_config
+
+__all__ = ["speed_settings"]
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as stream:
+            for line in stream:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool({"avx512_bf16", "amx_bf16"} & flags)
+    except OSError:
+        pass
+    return False
+
+
+def _use_bf16(config: TrainConfig, device: torch.device) -> bool:
+    if config.amp == "off":
+        return False
+    if config.amp == "bf16":
+        return True
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return device.type == "cpu" and _cpu_has_native_bf16()
+
+
+def _use_channels_last(config: TrainConfig, device: torch.device, bf16: bool) -> bool:
+    if config.channels_last != "auto":
+        return config.channels_last == "on"
+    # Measured faster in float32 and bfloat16, for ResNet-18 and EfficientNet-Lite0, on
+    # the CPU (oneDNN) and on GPUs (cuDNN); see docs/performance.rst.
+    del bf16
+    return device.type in ("cpu", "cuda")
+
+
+def speed_settings(
+    device: torch.device,
+    *,
+    amp: Literal["auto", "bf16", "off"] = "auto",
+    channels_last: Literal["auto", "on", "off"] = "auto",
+) -> tuple[bool, bool]:
+    """Whether to use bfloat16 autocast and the channels-last layout on ``device``.
+
+    The rules :func:`train_model` follows (and prediction can follow): bfloat16 where the
+    hardware computes in it natively, channels-last on the CPU and CUDA.
+
+    Args:
+        device: Where the network runs.
+        amp: ``"auto"``, ``"bf16"`` (always) or ``"off"`` (never).
+        channels_last: ``"auto"``, ``"on"`` or ``"off"``.
+
+    Returns:
+        ``(bfloat16, channels_last)``.
+
+    Example:
+        >>> speed_settings(torch.device("cpu"), amp="off", channels_last="off")
+        (False, False)
+    """
+    config = resolve_config("seed", amp=amp, channels_last=channels_last)
+    bf16 = _use_bf16(config, device)
+    return bf16, _use_channels_last(config, device, bf16)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+class _Views:
+    """Turns rows of the uint8 cache into normalised float batches on the device."""
+
+    def __init__(
+        self,
+        preprocessing: Preprocessing,
+        device: torch.device,
+        channels_last: bool,
+    ) -> None:
+        self.preprocessing = preprocessing
+        self.device = device
+        self.channels_last = channels_last
+
+    def _to_device(self, images: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":
+            return images.pin_memory().to(self.device, non_blocking=True)
+        return images.to(self.device)
+
+    def _finish(self, images: torch.Tensor) -> torch.Tensor:
+        images = self.preprocessing.normalize(images)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def center(self, images: torch.Tensor, flip: bool = False) -> torch.Tensor:
+        """The evaluation view: the centre ``image_size`` square of the cached square."""
+        size = self.preprocessing.image_size
+        side = images.shape[-1]
+        offset = (side - size) // 2
+        crop = self._to_device(images[:, :, offset : offset + size, offset : offset + size])
+        batch = crop.float().div_(255.0)
+        if flip:
+            batch = batch.flip(-1)
+        return self._finish(batch)
+
+    def augmented(
+        self,
+        images: torch.Tensor,
+        size: int,
+        generator: torch.Generator,
+        *,
+        min_scale: float,
+        flip: bool,
+    ) -> torch.Tensor:
+        """Random resized crops (area ``min_scale``-1, aspect 3/4-4/3) and flips.
+
+        One :func:`~torch.nn.functional.grid_sample` call crops, resizes and mirrors the
+        whole batch (bilinear), which costs a fraction of a per-image loop.
+        """
+        count = images.shape[0]
+        area = torch.empty(count).uniform_(min_scale, 1.0, generator=generator)
+        log_ratio = torch.empty(count).uniform_(
+            math.log(3 / 4), math.log(4 / 3), generator=generator
+        )
+        ratio = torch.exp(log_ratio)
+        # Width and height as fractions of the cached square's side.
+        width = torch.sqrt(area * ratio).clamp(max=1.0)
+        height = torch.sqrt(area / ratio).clamp(max=1.0)
+        left = torch.rand(count, generator=generator) * (1.0 - width)
+        top = torch.rand(count, generator=generator) * (1.0 - height)
+        mirror = torch.rand(count, generator=generator) < 0.5
+        sign = torch.where(mirror & flip, -1.0, 1.0)
+        theta = torch.zeros(count, 2, 3)
+        theta[:, 0, 0] = width * sign
+        theta[:, 0, 2] = (left + width / 2) * 2 - 1
+        theta[:, 1, 1] = height
+        theta[:, 1, 2] = (top + height / 2) * 2 - 1
+        batch = self._to_device(images).float()
+        grid = F.affine_grid(theta.to(self.device), [count, 3, size, size], align_corners=False)
+        crops = F.grid_sample(
+            batch, grid, mode="bilinear", padding_mode="border", align_corners=False
+        )
+        crops = crops.div_(255.0)
+        return self._finish(crops)
+
+
+def _batches(indices: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """Consecutive batches; a last batch of one image joins the one before (BatchNorm)."""
+    starts = list(range(0, len(indices), batch_size))
+    if len(starts) > 1 and len(indices) - starts[-1] == 1:
+        starts.pop()
+    for number, start in enumerate(starts):
+        end = starts[number + 1] if number + 1 < len(starts) else len(indices)
+        yield indices[start:end]
+
+
+def _image_size(config: TrainConfig, epoch: int, final: int) -> int:
+    """Training image side of (1-based) ``epoch`` under the progressive-resizing schedule."""
+    if not config.size_schedule:
+        return final
+    phases = len(config.size_schedule)
+    phase = min(phases - 1, (epoch - 1) * phases // config.epochs)
+    size = round(final * config.size_schedule[phase] / 16) * 16
+    return max(min(final, 32), min(final, size))

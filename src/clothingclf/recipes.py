@@ -1,0 +1,272 @@
+"""Training recipes: every setting of a fit, named and validated.
+
+:func:`~clothingclf.training.resolve_config` turns a recipe name and some overrides into a
+:class:`~clothingclf.training.TrainConfig`, the frozen, JSON-able set of settings that
+:func:`~clothingclf.training.train_model` follows and that travels in checkpoints and model
+files. :data:`RECIPES` holds the named recipes (the other names are re-exported by, and
+documented under, :mod:`clothingclf.training`):
+
+* ``"seed"``: the original study exactly.
+* ``"fast"``: the same accuracy with a small fraction of the image-passes.
+
+``docs/performance.rst`` gives the measurements behind each choice of ``"fast"``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, cast
+
+from .exceptions import InvalidParameterError
+
+__all__ = ["RECIPES", "TrainConfig", "resolve_config"]
+
+RecipeName = Literal["seed", "fast"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every training setting, fully resolved (no ``None`` meaning "the recipe's value").
+
+    Make one with :func:`resolve_config`; all fields are plain values, so
+    :meth:`to_dict` is JSON-able and travels in checkpoints and model files.
+
+    Attributes:
+        recipe: The recipe the settings started from: ``"seed"`` or ``"fast"``.
+        epochs: Epochs over all layers (the head-only stage is not counted).
+        batch_size: Images per optimiser step, summed over all processes.
+        optimizer: ``"sgd"``, ``"nesterov"`` (SGD with Nesterov momentum) or ``"adamw"``.
+        lr: Peak learning rate.
+        momentum: SGD momentum (``beta1`` for AdamW).
+        weight_decay: Decoupled for AdamW, L2 for SGD.
+        class_weighted: Weight the loss by the inverse class frequency of the training set.
+        keep: Which weights the classifier keeps: the ``"best"`` validation epoch or the
+            ``"final"`` one (both are returned).
+        seed: Seeds the data order and augmentations (epoch ``e`` uses ``seed`` and ``e``).
+        progress: A progress bar (only when stderr is a terminal) and one summary line per
+            epoch on stderr.
+        early_stopping: Stop after this many epochs without a better validation accuracy;
+            ``None`` never stops early.
+        num_workers: Processes that decode images into the cache (0: decode in this one).
+        schedule: Learning-rate schedule over all steps: ``"constant"``, ``"onecycle"``
+            (linear warm-up, then cosine down to zero) or ``"cosine"`` (warm-up, cosine).
+        warmup_epochs: Length of the warm-up, in epochs (may be fractional).
+        label_smoothing: Label smoothing of the cross-entropy.
+        head_epochs: Epochs of the first stage, the new head alone on cached features of the
+            frozen backbone (0: no such stage).
+        head_lr: Learning rate of the head-only stage (AdamW, cosine).
+        size_schedule: Image sizes as fractions of the final size, spread evenly over the
+            epochs (progressive resizing); empty: the final size throughout.
+        min_scale: Smallest area fraction of the random resized crop.
+        flip: Random horizontal flips in training.
+        tta: Validate on each image and its mirror image, averaging the probabilities.
+        freeze_bn: Keep BatchNorm layers on their pretrained running statistics while
+            training all layers (their scale and shift still learn). With small batches
+            and photos unlike ImageNet's, batch statistics shift every feature the new
+            head was fitted on; frozen statistics keep them.
+        amp: ``"auto"`` uses bfloat16 autocast where the hardware computes in it natively
+            (CUDA with bf16, CPUs with AVX-512 BF16 or AMX); ``"bf16"`` forces it;
+            ``"off"`` computes in float32.
+        channels_last: ``"auto"`` uses the channels-last memory layout on the CPU and
+            on CUDA, where it was measured to win; ``"on"``/``"off"`` force it.
+        compile: Run the model through :func:`torch.compile` (off by default: on a 2-core
+            CPU compiling costs more than it saves in a run of minutes).
+        cache_dir: Keep the decoded images in memory-mapped files in this folder instead of
+            in memory (``None``: memory).
+    """
+
+    recipe: str
+    epochs: int
+    batch_size: int
+    optimizer: Literal["sgd", "nesterov", "adamw"]
+    lr: float
+    momentum: float
+    weight_decay: float
+    class_weighted: bool
+    keep: Literal["best", "final"]
+    seed: int
+    progress: bool
+    early_stopping: int | None
+    num_workers: int
+    schedule: Literal["constant", "onecycle", "cosine"]
+    warmup_epochs: float
+    label_smoothing: float
+    head_epochs: int
+    head_lr: float
+    size_schedule: tuple[float, ...]
+    min_scale: float
+    flip: bool
+    tta: bool
+    freeze_bn: bool
+    amp: Literal["auto", "bf16", "off"]
+    channels_last: Literal["auto", "on", "off"]
+    compile: bool
+    cache_dir: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict of every field (tuples become lists).
+
+        Example:
+            >>> resolve_config("seed").to_dict()["lr"]
+            0.005
+        """
+        data = asdict(self)
+        data["size_schedule"] = list(self.size_schedule)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Rebuild from :meth:`to_dict` output (fields it lacks take the recipe's value).
+
+        Args:
+            data: The dict.
+
+        Returns:
+            The configuration.
+
+        Example:
+            >>> config = resolve_config("fast", epochs=3)
+            >>> TrainConfig.from_dict(config.to_dict()) == config
+            True
+        """
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known and k != "recipe"}
+        return resolve_config(cast(RecipeName, data.get("recipe", "seed")), **values)
+
+
+_SEED_RECIPE: dict[str, Any] = {
+    "epochs": 50,
+    "batch_size": 32,
+    "optimizer": "sgd",
+    "lr": 0.005,
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "class_weighted": True,
+    "keep": "best",
+    "seed": 0,
+    "progress": True,
+    "early_stopping": None,
+    "num_workers": min(4, os.cpu_count() or 1),
+    "schedule": "constant",
+    "warmup_epochs": 0.0,
+    "label_smoothing": 0.0,
+    "head_epochs": 0,
+    "head_lr": 0.001,
+    "size_schedule": (),
+    "min_scale": 0.08,
+    "flip": True,
+    "tta": False,
+    "freeze_bn": False,
+    "amp": "auto",
+    "channels_last": "auto",
+    "compile": False,
+    "cache_dir": None,
+}
+
+#: The named recipes, each a dict of every field of :class:`TrainConfig` except ``recipe``.
+RECIPES: dict[str, dict[str, Any]] = {
+    "seed": _SEED_RECIPE,
+    "fast": {
+        **_SEED_RECIPE,
+        "epochs": 8,
+        "batch_size": 32,
+        "optimizer": "adamw",
+        "lr": 0.0002,
+        "momentum": 0.9,
+        "weight_decay": 0.05,
+        "schedule": "onecycle",
+        "warmup_epochs": 0.5,
+        "label_smoothing": 0.1,
+        "head_epochs": 20,
+        "head_lr": 0.002,
+        "size_schedule": (0.71, 0.86, 1.0),
+        "min_scale": 0.3,
+        "tta": True,
+        "freeze_bn": True,
+    },
+}
+
+_CHOICES: dict[str, tuple[Any, ...]] = {
+    "optimizer": ("sgd", "nesterov", "adamw"),
+    "keep": ("best", "final"),
+    "schedule": ("constant", "onecycle", "cosine"),
+    "amp": ("auto", "bf16", "off"),
+    "channels_last": ("auto", "on", "off"),
+}
+
+
+def resolve_config(recipe: RecipeName = "seed", **overrides: Any) -> TrainConfig:
+    """The settings of a named recipe, with some of them replaced.
+
+    Args:
+        recipe: ``"seed"`` (the original study) or ``"fast"``.
+        **overrides: Any field of :class:`TrainConfig`; ``None`` keeps the recipe's value
+            (except for ``early_stopping`` and ``cache_dir``, where the recipe's value is
+            ``None`` anyway).
+
+    Returns:
+        The resolved configuration.
+
+    Raises:
+        InvalidParameterError: Unknown recipe or field, or a value that cannot work; the
+            message names the field, the value and what is allowed.
+
+    Example:
+        >>> config = resolve_config("seed", epochs=3, lr=None)
+        >>> config.epochs, config.lr, config.optimizer
+        (3, 0.005, 'sgd')
+        >>> resolve_config("fast").schedule
+        'onecycle'
+    """
+    if recipe not in RECIPES:
+        raise InvalidParameterError(
+            f"Unknown recipe {recipe!r}; expected one of {', '.join(map(repr, RECIPES))}."
+        )
+    values = dict(RECIPES[recipe])
+    for name, value in overrides.items():
+        if name not in values:
+            raise InvalidParameterError(
+                f"{name!r} is not a training setting; expected one of {', '.join(values)}."
+            )
+        if value is not None:
+            values[name] = value
+    values["size_schedule"] = tuple(float(v) for v in values["size_schedule"])
+    _validate(values)
+    return TrainConfig(recipe=recipe, **values)
+
+
+def _validate(values: dict[str, Any]) -> None:
+    def bad(name: str, expected: str) -> InvalidParameterError:
+        return InvalidParameterError(f"{name} must be {expected}; found {values[name]!r}.")
+
+    for name, choices in _CHOICES.items():
+        if values[name] not in choices:
+            raise bad(name, "one of " + ", ".join(map(repr, choices)))
+    for name in ("epochs", "batch_size"):
+        if not isinstance(values[name], int) or isinstance(values[name], bool) or values[name] < 1:
+            raise bad(name, "a positive int")
+    for name in ("head_epochs", "num_workers", "seed"):
+        if not isinstance(values[name], int) or isinstance(values[name], bool) or values[name] < 0:
+            raise bad(name, "an int >= 0")
+    for name in ("lr", "head_lr"):
+        if not isinstance(values[name], (int, float)) or not 0 < values[name] < math.inf:
+            raise bad(name, "a positive finite number")
+    for name in ("momentum", "weight_decay", "warmup_epochs", "label_smoothing"):
+        if not isinstance(values[name], (int, float)) or not 0 <= values[name] < math.inf:
+            raise bad(name, "a finite number >= 0")
+    if values["momentum"] >= 1 or values["label_smoothing"] >= 1:
+        name = "momentum" if values["momentum"] >= 1 else "label_smoothing"
+        raise bad(name, "below 1")
+    if not 0 < values["min_scale"] <= 1:
+        raise bad("min_scale", "in (0, 1]")
+    if any(not 0 < v <= 1 for v in values["size_schedule"]):
+        raise bad("size_schedule", "fractions in (0, 1]")
+    stop = values["early_stopping"]
+    if stop is not None and (not isinstance(stop, int) or isinstance(stop, bool) or stop < 1):
+        raise bad("early_stopping", "None or a positive int (epochs without improvement)")
+    for name in ("class_weighted", "progress", "flip", "tta", "freeze_bn", "compile"):
+        if not isinstance(values[name], bool):
+            raise bad(name, "True or False")
