@@ -143,7 +143,34 @@ def test_assign_splits_within_one_image_and_exact_sizes(
             count = int(((labels == c) & (assignment == s)).sum())
             assert abs(count - n * fractions[s]) <= 1 + 1e-9
     assert (assignment == 2).sum() == round(len(labels) * test_size)
-    assert (assignment == 1).sum() == round(len(labels) * fractions[1])
+    test, val = round(len(labels) * test_size), round(len(labels) * fractions[1])
+    if len(labels) - test - val < np.floor(len(labels) * fractions[0] + 1e-9):
+        val = round(len(labels) * (fractions[1] + fractions[2])) - test  # both .5 ties
+    assert (assignment == 1).sum() == val
+
+
+@pytest.mark.parametrize(
+    ("sizes", "test_size", "val_size", "expected"),
+    [
+        # The greedy rounding gave the one extra image of the class of 85 to test, and
+        # validation ended one short (28, not 29).
+        ([3, 3, 85], 0.05, 0.33, [[1, 1, 1], [2, 1, 0], [54, 27, 4]]),
+        # Shares 18 / 4.5 / 7.5: rounding validation and test each gave 17 / 5 / 8, which
+        # put train below its floor.
+        ([30], 0.25, 0.2, [[18, 4, 8]]),
+    ],
+)
+def test_assign_splits_meets_every_target_where_greedy_rounding_did_not(
+    sizes: list[int], test_size: float, val_size: float, expected: list[list[int]]
+) -> None:
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    fractions = np.array([(1 - test_size) * (1 - val_size), (1 - test_size) * val_size, test_size])
+    assignment = assign_splits(labels, fractions, seed=0)
+    table = [
+        [int(((labels == c) & (assignment == s)).sum()) for s in range(3)]
+        for c in range(len(sizes))
+    ]
+    assert table == expected
 
 
 def test_unstratified_split_has_the_requested_sizes(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ Every function works on integer class ids and returns, per row, the index of its
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -77,13 +78,76 @@ def _round_shares(shares: np.ndarray, targets: np.ndarray) -> np.ndarray:
             counts[i, j] += 1
             remaining[i] -= 1
     counts[:, -1] += remaining
+    _repair_columns(counts, floors, fracs, targets)
     return counts
 
 
+def _repair_columns(
+    counts: np.ndarray, floors: np.ndarray, fracs: np.ndarray, targets: np.ndarray
+) -> None:
+    """Move rounded-up images between columns until every column sum meets its target.
+
+    The greedy pass in :func:`_round_shares` can hand a row's only extra image to an early
+    column that another row could have served, leaving a later column one short (classes
+    of 3, 3 and 85 images split 0.6365/0.3135/0.05). Each fix is a shortest chain of moves
+    "row r gives its extra image in column a to column b" from a column over its target to
+    one under it; every entry stays the floor or the ceiling of its share and every row
+    keeps its sum. Rows whose share in the receiving column is not whole are preferred, so
+    entries stay within one image of their share wherever the table allows it.
+    """
+    columns = counts.shape[1]
+    for strict in (True, False):
+        while True:
+            surplus = [c for c in range(columns) if counts[:, c].sum() > targets[c]]
+            deficit = {c for c in range(columns) if counts[:, c].sum() < targets[c]}
+            if not surplus or not deficit:
+                return
+            # Breadth-first search over columns; an edge a -> b is a row that can move
+            # its extra image from a to b.
+            previous: dict[int, tuple[int, int]] = {}
+            frontier, seen, end = list(surplus), set(surplus), None
+            while frontier and end is None:
+                following = []
+                for a in frontier:
+                    for b in range(columns):
+                        if b in seen:
+                            continue
+                        movable = (counts[:, a] > floors[:, a]) & (counts[:, b] == floors[:, b])
+                        if strict:
+                            movable &= fracs[:, b] > 1e-9
+                        rows = np.flatnonzero(movable)
+                        if len(rows):
+                            previous[b] = (a, int(rows[0]))
+                            seen.add(b)
+                            following.append(b)
+                            if b in deficit:
+                                end = b
+                                break
+                    if end is not None:
+                        break
+                frontier = following
+            if end is None:
+                break
+            b = end
+            while b in previous:
+                a, row = previous[b]
+                counts[row, a] -= 1
+                counts[row, b] += 1
+                b = a
+
+
 def _targets(n: int, fractions: np.ndarray) -> np.ndarray:
-    """Rows per split (train, val, test) for n rows: test and validation rounded."""
+    """Rows per split (train, val, test) for n rows: test and validation rounded.
+
+    Where both shares end in .5 and both round up, train would fall below its share's floor
+    (30 rows at 0.6/0.15/0.25 would give 17/5/8); validation is then rounded together with
+    test instead (``round(n * (val + test share))`` minus test: 18/4/8), so every split is
+    the floor or the ceiling of its share.
+    """
     test = round(n * float(fractions[2]))
     val = round(n * float(fractions[1]))
+    if n - test - val < math.floor(n * float(fractions[0]) + 1e-9):
+        val = round(n * float(fractions[1] + fractions[2])) - test
     return np.array([n - test - val, val, test], dtype=np.int64)
 
 
