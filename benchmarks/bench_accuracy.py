@@ -127,14 +127,17 @@ def run_recipe(
         signal.alarm(0)
     seconds = time.perf_counter() - started
     peak = _peak_rss_gib()
-    best = _report(clf, splits.test)
     if args.save_models is not None:
         args.save_models.mkdir(parents=True, exist_ok=True)
         clf.save(args.save_models / f"{recipe}-{clf.holds_}.pt")
+    # Both sets of weights come from the last checkpoint, whichever one ``keep`` chose.
     saved = safe_load(checkpoint, what="training checkpoint")
-    clf.model_.load_state_dict(saved["model"])
-    clf.model_.to(torch.device("cpu")).eval()
-    final = _report(clf, splits.test)
+    scores = {}
+    for which, state in (("best", saved["best_state"]), ("final", saved["model"])):
+        clf.model_.load_state_dict(state if state is not None else saved["model"])
+        clf.model_.to(torch.device("cpu")).eval()
+        scores[which] = _report(clf, splits.test)
+    best, final = scores["best"], scores["final"]
     return {
         "recipe": recipe,
         "backbone": backbone,
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbone", default="lite0", help="lite0, resnet18, or another name")
     parser.add_argument("--weights", default=None, help="local state_dict of the backbone")
     parser.add_argument("--recipes", nargs="+", default=["fast", "seed"], choices=["fast", "seed"])
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--image-size", type=int, default=None, help="default: the recipe's")
     parser.add_argument("--epochs", type=int, default=None, help="epochs of recipe fast")
     parser.add_argument("--lr", type=float, default=None, help="peak lr of recipe fast")
     parser.add_argument("--seed-budget", type=float, default=None,

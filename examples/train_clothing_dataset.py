@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--weights", default="DEFAULT", help="DEFAULT, a weights name, none, or a file"
     )
     parser.add_argument("--epochs", type=int, help="epochs (the recipe's value)")
-    parser.add_argument("--image-size", type=int, help="input side in pixels (224)")
+    parser.add_argument("--image-size", type=int, help="input side in pixels (the recipe's value)")
     parser.add_argument("--batch-size", type=int, help="images per step (the recipe's value)")
     parser.add_argument("--workers", type=int, help="image-decoding processes")
     parser.add_argument("--report", metavar="DIR", help="also write the evaluation report here")

@@ -31,6 +31,7 @@ from clothingclf.exceptions import (
     TrainingDivergedError,
     UnsupportedFormatError,
 )
+from clothingclf.recipes import resolve_config
 
 
 def tiny_features() -> nn.Module:
@@ -218,6 +219,22 @@ def test_save_then_load_gives_identical_probabilities(
     payload = safe_load(saved)
     assert payload["holds"] == "best" and payload["format_version"] == 1
     assert set(payload["metrics"]) == {"best_val_accuracy", "final_val_accuracy", "best_epoch"}
+
+
+def test_image_size_is_the_recipes_and_old_files_take_it_from_their_preprocessing(
+    fitted: ClothingClassifier, saved: Path, tmp_path: Path
+) -> None:
+    assert fitted.config_.image_size == fitted.preprocessing_.image_size == 32
+    assert resolve_config("seed").image_size == 224
+    # A file written before image_size was a training setting lacks it in its config.
+    payload = safe_load(saved)
+    del payload["config"]["image_size"]
+    old = tmp_path / "old.pt"
+    atomic_save(payload, old)
+    loaded = ClothingClassifier.load(old, device="cpu")
+    assert loaded.config_.image_size == 32 and loaded.config_ == fitted.config_
+    with pytest.raises(InvalidParameterError, match="image_size must be an int >= 8; found 4"):
+        resolve_config("fast", image_size=4)
 
 
 def test_predict_from_four_threads_matches_sequential(

@@ -202,12 +202,18 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="DEFAULT, a weights name, 'none' (random), or a state_dict file",
     )
     p.add_argument("--epochs", type=int)
-    p.add_argument("--image-size", type=int, help="side of the square input (224)")
+    p.add_argument("--image-size", type=int, help="square input side (the recipe's)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--optimizer", choices=("sgd", "nesterov", "adamw"))
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--momentum", type=float)
     p.add_argument("--weight-decay", type=float)
+    p.add_argument(
+        "--class-weighted",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="weight the loss by inverse class frequency (the recipe's: seed yes, fast no)",
+    )
     p.add_argument("--keep", choices=("best", "final"), default="best", help="(best)")
     p.add_argument("--early-stopping", type=int, metavar="EPOCHS")
     p.add_argument("--workers", type=int, help="processes that decode images")
@@ -262,6 +268,7 @@ def _run_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         momentum=args.momentum,
         weight_decay=args.weight_decay,
+        class_weighted=args.class_weighted,
         keep=args.keep,
         recipe=args.recipe,
         early_stopping=args.early_stopping,

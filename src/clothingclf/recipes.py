@@ -38,6 +38,8 @@ class TrainConfig:
         recipe: The recipe the settings started from: ``"seed"`` or ``"fast"``.
         epochs: Epochs over all layers (the head-only stage is not counted).
         batch_size: Images per optimiser step, summed over all processes.
+        image_size: Side of the square images the network sees in the last epochs, in
+            validation and in prediction (progressive resizing starts smaller).
         optimizer: ``"sgd"``, ``"nesterov"`` (SGD with Nesterov momentum) or ``"adamw"``.
         lr: Peak learning rate.
         momentum: SGD momentum (``beta1`` for AdamW).
@@ -81,6 +83,7 @@ class TrainConfig:
     recipe: str
     epochs: int
     batch_size: int
+    image_size: int
     optimizer: Literal["sgd", "nesterov", "adamw"]
     lr: float
     momentum: float
@@ -140,6 +143,7 @@ class TrainConfig:
 _SEED_RECIPE: dict[str, Any] = {
     "epochs": 50,
     "batch_size": 32,
+    "image_size": 224,
     "optimizer": "sgd",
     "lr": 0.005,
     "momentum": 0.9,
@@ -171,8 +175,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "seed": _SEED_RECIPE,
     "fast": {
         **_SEED_RECIPE,
-        "epochs": 8,
+        "epochs": 14,
         "batch_size": 32,
+        "image_size": 224,
         "optimizer": "adamw",
         "lr": 0.0002,
         "momentum": 0.9,
@@ -183,7 +188,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         "head_epochs": 20,
         "head_lr": 0.002,
         "size_schedule": (0.71, 0.86, 1.0),
-        "min_scale": 0.3,
+        "min_scale": 0.6,
+        "class_weighted": False,
         "tta": True,
         "freeze_bn": True,
     },
@@ -248,6 +254,9 @@ def _validate(values: dict[str, Any]) -> None:
     for name in ("epochs", "batch_size"):
         if not isinstance(values[name], int) or isinstance(values[name], bool) or values[name] < 1:
             raise bad(name, "a positive int")
+    size = values["image_size"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 8:
+        raise bad("image_size", "an int >= 8")
     for name in ("head_epochs", "num_workers", "seed"):
         if not isinstance(values[name], int) or isinstance(values[name], bool) or values[name] < 0:
             raise bad(name, "an int >= 0")

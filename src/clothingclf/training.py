@@ -287,6 +287,7 @@ _RESUME_FIELDS = (
     "seed",
     "class_weighted",
     "label_smoothing",
+    "image_size",
 )
 
 
@@ -295,7 +296,8 @@ def _check_resume(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> 
     different = [
         f"{name} (checkpoint {saved.get(name)!r}, now {current[name]!r})"
         for name in _RESUME_FIELDS
-        if saved.get(name) != current[name]
+        # Checkpoints written before image_size was a setting do not record it.
+        if saved.get(name) != current[name] and not (name == "image_size" and name not in saved)
     ]
     if different:
         raise InvalidParameterError(
