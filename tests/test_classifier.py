@@ -17,6 +17,7 @@ from PIL import Image
 from sklearn.base import clone
 from torch import nn
 
+from _nets import tiny_features
 from clothingclf import ClothingClassifier, DatasetSplits, Prediction, open_image, prepare_dataset
 from clothingclf.checkpoint import atomic_save, safe_load
 from clothingclf.datasets import make_synthetic
@@ -32,23 +33,6 @@ from clothingclf.exceptions import (
     UnsupportedFormatError,
 )
 from clothingclf.recipes import resolve_config
-
-
-def tiny_features() -> nn.Module:
-    """A three-layer CNN that keeps a 4×4 map of where things are: enough for silhouettes."""
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 5, padding=2, stride=2),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.Conv2d(8, 16, 3, padding=1, stride=2),
-        nn.BatchNorm2d(16),
-        nn.ReLU(),
-        nn.Conv2d(16, 16, 3, padding=1),
-        nn.BatchNorm2d(16),
-        nn.ReLU(),
-        nn.AdaptiveMaxPool2d(4),
-        nn.Flatten(),
-    )
 
 
 class Tripwire(nn.Sequential):

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from _nets import tiny_features
 from clothingclf import prepare_dataset
 from clothingclf.datasets import SHAPES, make_synthetic
 
@@ -90,20 +91,7 @@ def test_a_small_cnn_learns_the_classes(tmp_path: Path) -> None:
     x, y = _tensors(train.train)
     x_test, y_test = _tensors(test.train)
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 8, 5, padding=2, stride=2),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.Conv2d(8, 16, 3, padding=1, stride=2),
-        nn.BatchNorm2d(16),
-        nn.ReLU(),
-        nn.Conv2d(16, 16, 3, padding=1),
-        nn.BatchNorm2d(16),
-        nn.ReLU(),
-        nn.AdaptiveMaxPool2d(4),
-        nn.Flatten(),
-        nn.Linear(256, len(train.classes)),
-    )
+    model = nn.Sequential(tiny_features(), nn.Linear(256, len(train.classes)))
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
     for _ in range(10):

@@ -78,7 +78,16 @@ def test_seed_recipe_is_the_study() -> None:
     assert (c.optimizer, c.lr, c.momentum, c.weight_decay) == ("sgd", 0.005, 0.9, 0.0)
     assert (c.epochs, c.batch_size, c.schedule, c.class_weighted) == (50, 32, "constant", True)
     assert (c.label_smoothing, c.head_epochs, c.size_schedule, c.tta) == (0.0, 0, (), False)
-    assert (c.min_scale, c.flip) == (0.08, True)
+    assert (c.min_scale, c.flip, c.keep, c.image_size) == (0.08, True, "best", 224)
+
+
+def test_fast_recipe_is_the_measured_one() -> None:
+    # docs/performance.rst measures exactly these; change both together.
+    c = resolve_config("fast")
+    assert (c.optimizer, c.lr, c.weight_decay, c.schedule) == ("adamw", 0.0002, 0.05, "onecycle")
+    assert (c.epochs, c.size_schedule, c.image_size) == (14, (0.71, 0.86, 1.0), 224)
+    assert (c.min_scale, c.class_weighted, c.keep, c.freeze_bn) == (0.6, False, "final", True)
+    assert (c.head_epochs, c.head_lr, c.label_smoothing, c.tta) == (20, 0.002, 0.1, True)
 
 
 def test_overrides_none_keeps_the_recipe_value() -> None:

@@ -214,7 +214,9 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=None,
         help="weight the loss by inverse class frequency (the recipe's: seed yes, fast no)",
     )
-    p.add_argument("--keep", choices=("best", "final"), default="best", help="(best)")
+    p.add_argument(
+        "--keep", choices=("best", "final"), help="(the recipe's: seed best, fast final)"
+    )
     p.add_argument("--early-stopping", type=int, metavar="EPOCHS")
     p.add_argument("--workers", type=int, help="processes that decode images")
     p.add_argument("--seed", type=int, default=0, help="(0)")

@@ -190,6 +190,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "size_schedule": (0.71, 0.86, 1.0),
         "min_scale": 0.6,
         "class_weighted": False,
+        "keep": "final",
         "tta": True,
         "freeze_bn": True,
     },
