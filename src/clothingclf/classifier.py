@@ -262,8 +262,6 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             TrainingDivergedError: The loss became NaN or infinite.
         """
         train, val_table, classes, class_weights = _tables(data, val_df)
-        if self.keep not in ("best", "final", None):
-            raise InvalidParameterError(f"keep must be 'best' or 'final'; found {self.keep!r}.")
         config = resolve_config(
             self.recipe,
             epochs=self.epochs,
