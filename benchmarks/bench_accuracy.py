@@ -5,7 +5,9 @@ of the best validation epoch and for the final weights, the test accuracy, balan
 accuracy and macro-F1 (the study's results table), with the wall time of ``fit``, the
 image-passes and the peak memory of the process. Recipe "seed" runs until it has used the
 same wall time as "fast" (its schedule is constant, so cutting it changes nothing else),
-then keeps what it has: the best epoch so far and the last complete one.
+then keeps what it has: the best epoch so far and the last complete one. With a weight
+average (``--set ema_decay=...``) "final" is the average and a "raw" row scores the last
+step's own weights, so the average's effect is measured in the same run.
 
 The test split is a stratified 10% of the data held out by ``prepare_dataset`` (seed 42)
 and is used for nothing but this report.
@@ -130,14 +132,21 @@ def run_recipe(
     if args.save_models is not None:
         args.save_models.mkdir(parents=True, exist_ok=True)
         clf.save(args.save_models / f"{recipe}-{clf.holds_}.pt")
-    # Both sets of weights come from the last checkpoint, whichever one ``keep`` chose.
+    # Every set of weights comes from the last checkpoint, whichever one ``keep`` chose:
+    # best-validation, final, and with ema_decay also the final weights without averaging.
     saved = safe_load(checkpoint, what="training checkpoint")
+    average = saved.get("average")
+    states = {
+        "best": saved["best_state"] if saved["best_state"] is not None else saved["model"],
+        "final": average["state"] if average is not None else saved["model"],
+    }
+    if average is not None:
+        states["raw"] = saved["model"]
     scores = {}
-    for which, state in (("best", saved["best_state"]), ("final", saved["model"])):
-        clf.model_.load_state_dict(state if state is not None else saved["model"])
+    for which, state in states.items():
+        clf.model_.load_state_dict(state)
         clf.model_.to(torch.device("cpu")).eval()
         scores[which] = _report(clf, splits.test)
-    best, final = scores["best"], scores["final"]
     return {
         "recipe": recipe,
         "backbone": backbone,
@@ -148,8 +157,7 @@ def run_recipe(
         "best_epoch": clf.best_epoch_,
         "best_val_accuracy": clf.best_val_accuracy_,
         "final_val_accuracy": saved["history"][-1]["val_accuracy"] if saved["history"] else None,
-        "test_best": best,
-        "test_final": final,
+        **{f"test_{which}": score for which, score in scores.items()},
         "peak_rss_gib": peak,
         "config": clf.config_.to_dict(),
         "history": saved["history"],
@@ -230,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'recipe':<8}{'weights':<8}{'test acc':>9}{'bal acc':>9}{'macro F1':>9}"
           f"{'fit min':>9}{'passes':>9}{'vs study time':>15}{'peak GiB':>9}")  # fmt: skip
     for run in results["runs"]:
-        for which in ("best", "final"):
+        for which in ("best", "final", "raw"):
+            if f"test_{which}" not in run:
+                continue
             scores = run[f"test_{which}"]
             ratio = run["fit_seconds"] / study["fit_seconds"]
             print(

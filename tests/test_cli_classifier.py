@@ -53,10 +53,16 @@ def test_train_output_and_prepared_folder(
     assert main(["prepare", str(synthetic_root), "--output", str(tmp_path / "splits")]) == 0
     capsys.readouterr()
     args = ["--weights", "none", "--epochs", "1", "--image-size", "16", "--no-progress"]
-    status = main(["train", str(tmp_path / "splits"), "-o", str(tmp_path / "m.pt"), *args])
+    mixing = ["--ema-decay", "0.9", "--mixup-alpha", "0.2", "--cutmix-alpha", "1"]
+    status = main(["train", str(tmp_path / "splits"), "-o", str(tmp_path / "m.pt"), *args, *mixing])
     out = capsys.readouterr().out
     assert status == 0 and "4 classes" in out and "accuracy" in out and "Saved" in out
-    assert (tmp_path / "m.pt").is_file()
+    config = ClothingClassifier.load(tmp_path / "m.pt").config_
+    assert (config.ema_decay, config.mixup_alpha, config.cutmix_alpha) == (0.9, 0.2, 1.0)
+    bad = ["--ema-decay", "1"]
+    status = main(["train", str(tmp_path / "splits"), "-o", str(tmp_path / "x.pt"), *args, *bad])
+    assert status == 2
+    assert "ema_decay must be a number in [0, 1)" in capsys.readouterr().err
 
 
 def test_evaluate(trained: Path, synthetic_root: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -85,7 +85,7 @@ def test_fast_recipe_is_the_measured_one() -> None:
     # docs/performance.rst measures exactly these; change both together.
     c = resolve_config("fast")
     assert (c.optimizer, c.lr, c.weight_decay, c.schedule) == ("adamw", 0.0002, 0.05, "onecycle")
-    assert (c.epochs, c.size_schedule, c.image_size) == (14, (0.71, 0.86, 1.0), 224)
+    assert (c.epochs, c.size_schedule, c.image_size) == (17, (0.71, 0.86, 1.0), 224)
     assert (c.min_scale, c.class_weighted, c.keep, c.freeze_bn) == (0.6, False, "final", True)
     assert (c.head_epochs, c.head_lr, c.label_smoothing, c.tta) == (20, 0.002, 0.1, True)
 
@@ -106,6 +106,8 @@ def test_overrides_none_keeps_the_recipe_value() -> None:
         ({"early_stopping": 0}, "early_stopping must be None or a positive int"),
         ({"size_schedule": (0.0, 1.0)}, "size_schedule must be fractions in (0, 1]"),
         ({"learning_rate": 0.1}, "'learning_rate' is not a training setting"),
+        ({"ema_decay": 1.0}, "ema_decay must be a number in [0, 1) (0: no weight averaging)"),
+        ({"mixup_alpha": -0.1}, "mixup_alpha must be a finite number >= 0 (0: off)"),
     ],
 )
 def test_bad_settings_say_what_is_wrong(overrides: dict[str, Any], message: str) -> None:
@@ -257,6 +259,166 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(
         assert torch.equal(value, resumed.final_state[key]), key
     assert resumed.image_passes == reference.image_passes
     assert resumed.best_epoch == reference.best_epoch
+
+
+# ------------------------------------------------------------------ mixup and cutmix
+
+
+def _constant_images(count: int = 6, size: int = 8) -> torch.Tensor:
+    """Image i is filled with the value i + 1, so every output pixel names its source."""
+    return torch.arange(1.0, count + 1).view(count, 1, 1, 1).expand(count, 3, size, size).clone()
+
+
+def test_mix_off_changes_nothing_and_draws_nothing() -> None:
+    images = _constant_images()
+    generator = torch.Generator().manual_seed(3)
+    state = generator.get_state()
+    mixed, share = training._mix(images, generator, mixup_alpha=0.0, cutmix_alpha=0.0)
+    assert mixed is images and share == 1.0
+    assert torch.equal(generator.get_state(), state)
+
+
+def test_mixup_blends_each_image_with_its_mirror_in_the_batch() -> None:
+    images = _constant_images()
+    mixed, share = training._mix(
+        images, torch.Generator().manual_seed(1), mixup_alpha=0.4, cutmix_alpha=0.0
+    )
+    assert 0.0 < share < 1.0
+    expected = share * images + (1 - share) * images.flip(0)
+    assert torch.allclose(mixed, expected)
+    again, same = training._mix(
+        images, torch.Generator().manual_seed(1), mixup_alpha=0.4, cutmix_alpha=0.0
+    )
+    assert torch.equal(again, mixed) and same == share
+
+
+def test_cutmix_pastes_one_box_and_returns_its_true_share() -> None:
+    images = _constant_images(size=16)
+    shares = []
+    for seed in range(20):
+        mixed, share = training._mix(
+            images, torch.Generator().manual_seed(seed), mixup_alpha=0.0, cutmix_alpha=1.0
+        )
+        own = (mixed == images).all(1)  # pixels still from the image itself
+        pasted = (mixed == images.flip(0)).all(1)
+        assert bool((own | pasted).all())
+        assert float(own[0].float().mean()) == pytest.approx(share)
+        box = (~own[0]).nonzero()
+        if len(box):  # one axis-aligned rectangle
+            rows, cols = box[:, 0], box[:, 1]
+            area = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+            assert int(area) == len(box)
+        shares.append(share)
+    assert len(set(shares)) > 10 and min(shares) < 0.9
+
+
+def test_both_mixes_are_used_when_both_are_set() -> None:
+    kinds = set()
+    images = _constant_images(size=16)
+    for seed in range(30):
+        mixed, _ = training._mix(
+            images, torch.Generator().manual_seed(seed), mixup_alpha=0.4, cutmix_alpha=1.0
+        )
+        blended = not bool(((mixed == images) | (mixed == images.flip(0))).all())
+        kinds.add("mixup" if blended else "cutmix")
+    assert kinds == {"mixup", "cutmix"}
+
+
+def test_training_with_mixing_runs_and_differs(synthetic_splits: Any) -> None:
+    plain = fit(synthetic_splits, config(epochs=2))
+    mixed = fit(synthetic_splits, config(epochs=2, mixup_alpha=0.4, cutmix_alpha=1.0))
+    assert all(math.isfinite(row["train_loss"]) for row in mixed.history)
+    assert any(
+        not torch.equal(plain.final_state[k], mixed.final_state[k]) for k in plain.final_state
+    )
+
+
+# ------------------------------------------------------------------ weight averaging
+
+
+def test_weight_average_follows_the_ramped_decay() -> None:
+    net = nn.Sequential(nn.Linear(1, 1, bias=False), nn.BatchNorm1d(1))
+    with torch.no_grad():
+        net[0].weight.fill_(0.0)
+    average = training._Average(net, decay=0.2)
+    expected = 0.0
+    for step, value in enumerate([1.0, 2.0, 4.0], start=1):
+        with torch.no_grad():
+            net[0].weight.fill_(value)
+        net[1].num_batches_tracked.fill_(step)
+        average.update(net)
+        decay = min(0.2, (1 + step) / (10 + step))  # 0.18, 0.2, 0.2
+        expected = decay * expected + (1 - decay) * value
+        assert float(average.model[0].weight) == pytest.approx(expected, rel=1e-6)
+        assert int(average.model[1].num_batches_tracked) == step  # copied, not averaged
+    assert not any(p.requires_grad for p in average.model.parameters())
+    assert float(net[0].weight.detach()) == 4.0  # the trained model is untouched
+
+
+def test_weight_average_is_validated_and_kept(synthetic_splits: Any, tmp_path: Path) -> None:
+    path = tmp_path / "run.ckpt"
+    cfg = config(epochs=2, head_epochs=1, ema_decay=0.9)
+    result = fit(synthetic_splits, cfg, checkpoint_path=path)
+    saved = safe_load(path, what="training checkpoint")
+    average, raw = saved["average"]["state"], saved["model"]
+    assert saved["average"]["steps"] == 2 * 5  # 77 images in batches of 16, 2 epochs
+    for key, value in result.final_state.items():
+        assert torch.equal(value, average[key]), key
+    assert any(not torch.equal(raw[k], average[k]) for k in raw)
+    # The validation accuracy in the history is the average's.
+    model = tiny_net()
+    model.load_state_dict(average)
+    views = training._Views(PREP, CPU, channels_last=False)
+    val = synthetic_splits.val
+    images = training.build_image_cache(
+        val["path"].tolist(), size=PREP.resize_size, interpolation=PREP.interpolation
+    )
+    labels = torch.tensor(val["label_id"].to_numpy(), dtype=torch.long)
+    _, correct, count = training._evaluate(
+        model, images, labels, torch.ones(len(val), dtype=torch.bool), views,
+        tta=True, bf16=False, batch_size=64,
+    )  # fmt: skip
+    assert result.history[-1]["val_accuracy"] == pytest.approx(correct / count)
+
+
+def test_resume_with_weight_average_reproduces_the_run(
+    synthetic_splits: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = config(epochs=3, ema_decay=0.8)
+    reference = fit(synthetic_splits, cfg)
+    original = training._evaluate
+    calls = {"n": 0}
+
+    def interrupt_after_epoch_two(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_evaluate", interrupt_after_epoch_two)
+    checkpoint = tmp_path / "run.ckpt"
+    assert fit(synthetic_splits, cfg, checkpoint_path=checkpoint).interrupted
+    monkeypatch.undo()
+    resumed = fit(synthetic_splits, cfg, model=tiny_net(seed=5), resume=checkpoint)
+    for key, value in reference.final_state.items():
+        assert torch.equal(value, resumed.final_state[key]), key
+    # A run without the average cannot be resumed with one.
+    with pytest.raises(InvalidParameterError, match=r"ema_decay \(checkpoint 0.8, now 0.0\)"):
+        fit(synthetic_splits, config(epochs=3), resume=checkpoint)
+
+
+def test_interrupt_in_the_head_stage_keeps_the_model_with_weight_average(
+    synthetic_splits: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def train_then_interrupt(model: Any, *args: Any, **kwargs: Any) -> Any:
+        with torch.no_grad():
+            model.head.bias.fill_(3.0)  # the head stage changed something, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "_train_head", train_then_interrupt)
+    result = fit(synthetic_splits, config(epochs=2, head_epochs=2, ema_decay=0.9))
+    assert result.interrupted
+    assert torch.equal(result.final_state["head.bias"], torch.full((4,), 3.0))
 
 
 def test_keyboard_interrupt_keeps_the_best_weights_so_far(

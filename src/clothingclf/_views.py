@@ -158,6 +158,42 @@ class _Views:
         return self._finish(crops)
 
 
+def _mix(
+    inputs: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    mixup_alpha: float,
+    cutmix_alpha: float,
+) -> tuple[torch.Tensor, float]:
+    """Mixup or CutMix of a batch with its own reverse; returns it and the first share.
+
+    Image ``i`` is mixed with image ``n - 1 - i`` (the batch order is already random), so
+    the loss is ``lam * loss(target) + (1 - lam) * loss(target.flip(0))``. ``lam`` is drawn
+    from Beta(alpha, alpha). With both alphas set, each batch takes one of the two, with
+    equal chance. CutMix pastes one box of the partner (area ``1 - lam``, clipped at the
+    border) and returns the share the box really left. With both alphas 0 nothing is
+    drawn from ``generator``, so runs without mixing keep their exact augmentations.
+    """
+    if mixup_alpha <= 0 and cutmix_alpha <= 0:
+        return inputs, 1.0
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    rng = np.random.default_rng(seed)
+    use_cutmix = cutmix_alpha > 0 and (mixup_alpha <= 0 or rng.random() < 0.5)
+    alpha = cutmix_alpha if use_cutmix else mixup_alpha
+    lam = float(rng.beta(alpha, alpha))
+    partner = inputs.flip(0)
+    if not use_cutmix:
+        return inputs * lam + partner * (1.0 - lam), lam
+    height, width = inputs.shape[-2:]
+    cut_h, cut_w = round(height * math.sqrt(1.0 - lam)), round(width * math.sqrt(1.0 - lam))
+    center_y, center_x = int(rng.integers(height)), int(rng.integers(width))
+    top, bottom = max(center_y - cut_h // 2, 0), min(center_y + cut_h - cut_h // 2, height)
+    left, right = max(center_x - cut_w // 2, 0), min(center_x + cut_w - cut_w // 2, width)
+    mixed = inputs.clone()
+    mixed[..., top:bottom, left:right] = partner[..., top:bottom, left:right]
+    return mixed, 1.0 - (bottom - top) * (right - left) / (height * width)
+
+
 def _batches(indices: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
     """Consecutive batches; a last batch of one image joins the one before (BatchNorm)."""
     starts = list(range(0, len(indices), batch_size))

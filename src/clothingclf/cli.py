@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import __version__
 from .exceptions import ClothingClfError
@@ -123,7 +123,6 @@ def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def _run_analyze(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
-    from typing import Any
 
     from . import analysis
 
@@ -217,6 +216,14 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--keep", choices=("best", "final"), help="(the recipe's: seed best, fast final)"
     )
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        metavar="D",
+        help="keep a moving average of the weights, decay D per step, e.g. 0.998 (off)",
+    )
+    p.add_argument("--mixup-alpha", type=float, metavar="A", help="Mixup of each batch (off)")
+    p.add_argument("--cutmix-alpha", type=float, metavar="A", help="CutMix of each batch (off)")
     p.add_argument("--early-stopping", type=int, metavar="EPOCHS")
     p.add_argument("--workers", type=int, help="processes that decode images")
     p.add_argument("--seed", type=int, default=0, help="(0)")
@@ -251,6 +258,11 @@ def _load_data(data: str) -> DatasetSplits:
     )
 
 
+def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The options among ``names`` that were given on the command line."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from .classifier import ClothingClassifier
 
@@ -278,6 +290,7 @@ def _run_train(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
         progress=not args.no_progress,
+        training_options=_given(args, "ema_decay", "mixup_alpha", "cutmix_alpha") or None,
     )
     clf.fit(splits, resume=args.resume, checkpoint=args.checkpoint)
     if clf.interrupted_:

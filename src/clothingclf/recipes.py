@@ -64,11 +64,21 @@ class TrainConfig:
             epochs (progressive resizing); empty: the final size throughout.
         min_scale: Smallest area fraction of the random resized crop.
         flip: Random horizontal flips in training.
+        mixup_alpha: Mixup: each training image is blended with another of its batch by a
+            share drawn from Beta(alpha, alpha), and so is its target (0: off).
+        cutmix_alpha: CutMix: a box of another image of the batch is pasted in, its area
+            share drawn the same way (0: off). With both set, each batch takes one of the
+            two at random.
         tta: Validate on each image and its mirror image, averaging the probabilities.
         freeze_bn: Keep BatchNorm layers on their pretrained running statistics while
             training all layers (their scale and shift still learn). With small batches
             and photos unlike ImageNet's, batch statistics shift every feature the new
             head was fitted on; frozen statistics keep them.
+        ema_decay: Keep an exponential moving average of the weights while training all
+            layers, updated after every step with this decay (0: off). Validation, the best
+            epoch and the final weights then use the average; its effective decay ramps up
+            as ``min(ema_decay, (1 + t) / (10 + t))`` over the first ``t`` steps, so the
+            weights the head stage left behind fade out quickly.
         amp: ``"auto"`` uses bfloat16 autocast where the hardware computes in it natively
             (CUDA with bf16, CPUs with AVX-512 BF16 or AMX); ``"bf16"`` forces it;
             ``"off"`` computes in float32.
@@ -102,8 +112,11 @@ class TrainConfig:
     size_schedule: tuple[float, ...]
     min_scale: float
     flip: bool
+    mixup_alpha: float
+    cutmix_alpha: float
     tta: bool
     freeze_bn: bool
+    ema_decay: float
     amp: Literal["auto", "bf16", "off"]
     channels_last: Literal["auto", "on", "off"]
     compile: bool
@@ -162,8 +175,11 @@ _SEED_RECIPE: dict[str, Any] = {
     "size_schedule": (),
     "min_scale": 0.08,
     "flip": True,
+    "mixup_alpha": 0.0,
+    "cutmix_alpha": 0.0,
     "tta": False,
     "freeze_bn": False,
+    "ema_decay": 0.0,
     "amp": "auto",
     "channels_last": "auto",
     "compile": False,
@@ -175,7 +191,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "seed": _SEED_RECIPE,
     "fast": {
         **_SEED_RECIPE,
-        "epochs": 14,
+        "epochs": 17,
         "batch_size": 32,
         "image_size": 224,
         "optimizer": "adamw",
@@ -270,6 +286,14 @@ def _validate(values: dict[str, Any]) -> None:
     if values["momentum"] >= 1 or values["label_smoothing"] >= 1:
         name = "momentum" if values["momentum"] >= 1 else "label_smoothing"
         raise bad(name, "below 1")
+    for name in ("mixup_alpha", "cutmix_alpha"):
+        alpha = values[name]
+        number = isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
+        if not number or not 0 <= alpha < math.inf:
+            raise bad(name, "a finite number >= 0 (0: off)")
+    decay = values["ema_decay"]
+    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 1:
+        raise bad("ema_decay", "a number in [0, 1) (0: no weight averaging)")
     if not 0 < values["min_scale"] <= 1:
         raise bad("min_scale", "in (0, 1]")
     if any(not 0 < v <= 1 for v in values["size_schedule"]):

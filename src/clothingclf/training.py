@@ -49,7 +49,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._distributed import _all_sum, _join_processes, _Processes, _shard
-from ._views import _batches, _image_size, _use_bf16, _use_channels_last, _Views, speed_settings
+from ._views import (
+    _batches,
+    _image_size,
+    _mix,
+    _use_bf16,
+    _use_channels_last,
+    _Views,
+    speed_settings,
+)
 from .backbones import ClothingNet, Preprocessing
 from .cache import build_image_cache
 from .checkpoint import atomic_save, safe_load
@@ -73,7 +81,8 @@ class TrainResult:
     Attributes:
         best_state: Weights of the epoch with the best validation accuracy (the final
             weights when there is no validation set).
-        final_state: Weights after the last epoch that ran.
+        final_state: Weights after the last epoch that ran (their moving average with
+            ``ema_decay``).
         history: One dict per epoch: ``epoch`` (0 is the head-only stage), ``train_loss``,
             ``val_loss``, ``val_accuracy`` (NaN without validation), ``lr``, ``seconds``,
             ``image_size``, ``image_passes`` (cumulative).
@@ -241,6 +250,48 @@ def _features(
     return torch.cat(out) if out else torch.empty(0)
 
 
+# --------------------------------------------------------------------------- averaging
+
+
+class _Average:
+    """An exponential moving average of a model's weights, as a model of its own.
+
+    ``update`` after every optimiser step moves each floating-point entry of the state
+    toward the model's by ``1 - d``, with ``d = min(decay, (1 + t) / (10 + t))`` at update
+    ``t`` (so the first steps are not drowned by the starting weights); other entries
+    (BatchNorm's step counters) are copied.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.steps = 0
+        self.model = copy.deepcopy(model).eval()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.steps += 1
+        decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        current = model.state_dict()
+        averages, targets = [], []
+        for name, value in self.model.state_dict().items():
+            if value.is_floating_point():
+                averages.append(value)
+                targets.append(current[name].detach())
+            else:
+                value.copy_(current[name])
+        if averages:
+            torch._foreach_lerp_(averages, targets, 1.0 - decay)
+
+    def state(self) -> dict[str, Any]:
+        return {"steps": self.steps, "state": _cpu_state(self.model)}
+
+    def load(self, saved: Mapping[str, Any]) -> None:
+        self.model.load_state_dict(saved["state"])
+        self.steps = int(saved["steps"])
+
+
 # --------------------------------------------------------------------------- checkpoints
 
 
@@ -288,7 +339,14 @@ _RESUME_FIELDS = (
     "class_weighted",
     "label_smoothing",
     "image_size",
+    "ema_decay",
+    "mixup_alpha",
+    "cutmix_alpha",
 )
+
+
+# Settings added after checkpoints were first written; older checkpoints lack them.
+_NEWER_FIELDS = ("image_size", "ema_decay", "mixup_alpha", "cutmix_alpha")
 
 
 def _check_resume(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> None:
@@ -296,8 +354,8 @@ def _check_resume(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> 
     different = [
         f"{name} (checkpoint {saved.get(name)!r}, now {current[name]!r})"
         for name in _RESUME_FIELDS
-        # Checkpoints written before image_size was a setting do not record it.
-        if saved.get(name) != current[name] and not (name == "image_size" and name not in saved)
+        # Checkpoints written before these were settings do not record them.
+        if saved.get(name) != current[name] and not (name in _NEWER_FIELDS and name not in saved)
     ]
     if different:
         raise InvalidParameterError(
@@ -409,11 +467,17 @@ def train_model(
         weight = torch.as_tensor(list(class_weights), dtype=torch.float32, device=device)
     per_process = max(1, config.batch_size // processes.world)
 
+    # The weights that are validated and kept: the average when there is one.
+    average = _Average(model, config.ema_decay) if config.ema_decay > 0 else None
+
+    def kept() -> nn.Module:
+        return model if average is None else average.model
+
     def validate() -> tuple[float, float]:
         if val_images is None or val_labels is None or val_real is None:
             return math.nan, math.nan
         sums = _evaluate(
-            model,
+            kept(),
             val_images,
             val_labels,
             val_real,
@@ -444,6 +508,7 @@ def train_model(
                 "format": "clothingclf-training-checkpoint",
                 "epoch": epoch,
                 "model": _cpu_state(model),
+                "average": average.state() if average is not None else None,
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": None,  # bfloat16 autocast needs no gradient scaler
@@ -465,7 +530,7 @@ def train_model(
         if not has_val or accuracy > best_accuracy:
             best_accuracy = accuracy if has_val else best_accuracy
             best_epoch = int(row["epoch"])
-            best_state = _cpu_state(model)
+            best_state = _cpu_state(kept())
         printer.line(
             f"epoch {int(row['epoch']):>3}  train loss {row['train_loss']:.4f}  "
             f"val loss {row['val_loss']:.4f}  val acc {row['val_accuracy']:.4f}  "
@@ -488,6 +553,14 @@ def train_model(
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
+            if average is not None:
+                if saved.get("average") is None:
+                    raise InvalidParameterError(
+                        f"Cannot resume from {str(resume_path)!r}: it kept no weight average "
+                        f"but ema_decay is {config.ema_decay}. Resume with the settings of "
+                        "the interrupted run."
+                    )
+                average.load(saved["average"])
             history = [dict(row) for row in saved["history"]]
             best_state = saved["best_state"]
             if not isinstance(best_state, dict) or not all(
@@ -529,6 +602,8 @@ def train_model(
                 batch_size=max(per_process, 64),
             )
             image_passes += passes
+            if average is not None:  # the average starts from what the head stage left
+                average.model.load_state_dict(model.state_dict())
             val_loss, val_accuracy = validate()
         except KeyboardInterrupt:
             head_interrupted = True
@@ -590,9 +665,18 @@ def train_model(
                     flip=config.flip,
                 )
                 target = train_labels[index].to(device, non_blocking=True)
+                inputs, share = _mix(
+                    inputs,
+                    generator,
+                    mixup_alpha=config.mixup_alpha,
+                    cutmix_alpha=config.cutmix_alpha,
+                )
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                     logits = network(inputs)
                 loss = _loss(logits.float(), target, weight, config.label_smoothing)
+                if share < 1.0:
+                    partner = _loss(logits.float(), target.flip(0), weight, config.label_smoothing)
+                    loss = share * loss + (1.0 - share) * partner
                 value = float(_all_sum([float(loss.detach())], processes, device)[0])
                 value /= processes.world
                 if not math.isfinite(value):
@@ -606,6 +690,8 @@ def train_model(
                 loss.backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
                 scheduler.step()
+                if average is not None:
+                    average.update(model)
                 loss_sum += value * len(rows)
                 seen += len(rows)
                 image_passes += len(rows) * processes.world
@@ -634,6 +720,8 @@ def train_model(
         interrupted = True
         printer.line(f"interrupted in epoch {epoch}; keeping the weights of epoch {best_epoch}")
 
+    if average is not None and average.steps > 0:  # the model returns holding what it keeps
+        model.load_state_dict(average.model.state_dict())
     final_state = _cpu_state(model)
     if best_state is None:
         best_state, best_epoch = final_state, max(0, epoch if not interrupted else epoch - 1)
