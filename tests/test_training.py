@@ -346,7 +346,7 @@ def test_weight_average_follows_the_ramped_decay() -> None:
         with torch.no_grad():
             net[0].weight.fill_(value)
         net[1].num_batches_tracked.fill_(step)
-        average.update(net)
+        average.update()
         decay = min(0.2, (1 + step) / (10 + step))  # 0.18, 0.2, 0.2
         expected = decay * expected + (1 - decay) * value
         assert float(average.model[0].weight) == pytest.approx(expected, rel=1e-6)

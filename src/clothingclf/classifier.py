@@ -146,7 +146,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             accuracy; ``True`` trades some of it for recall on the rare classes).
         keep: End with the ``"best"`` validation epoch's weights or the ``"final"`` ones
             (recipe ``"seed"``: best, as the study; ``"fast"``: final, whose learning rate
-            has annealed to zero, where the best of 15 noisy validation scores mostly picks
+            has annealed to zero, where the best of 18 noisy validation scores mostly picks
             noise).
         recipe: ``"seed"`` (the study) or ``"fast"``.
         early_stopping: Stop after this many epochs without a better validation accuracy.

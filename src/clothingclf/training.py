@@ -254,12 +254,13 @@ def _features(
 
 
 class _Average:
-    """An exponential moving average of a model's weights, as a model of its own.
+    """An exponential moving average of ``model``'s weights, as a model of its own.
 
     ``update`` after every optimiser step moves each floating-point entry of the state
     toward the model's by ``1 - d``, with ``d = min(decay, (1 + t) / (10 + t))`` at update
     ``t`` (so the first steps are not drowned by the starting weights); other entries
-    (BatchNorm's step counters) are copied.
+    (BatchNorm's step counters) are copied. The pairs of tensors are found once: the
+    optimiser and ``load_state_dict`` change both models' tensors in place.
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
@@ -268,21 +269,20 @@ class _Average:
         self.model = copy.deepcopy(model).eval()
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
+        theirs_by_name = model.state_dict()
+        pairs = [(mine, theirs_by_name[name]) for name, mine in self.model.state_dict().items()]
+        self._averages = [mine for mine, theirs in pairs if mine.is_floating_point()]
+        self._targets = [theirs for mine, theirs in pairs if mine.is_floating_point()]
+        self._copies = [(mine, theirs) for mine, theirs in pairs if not mine.is_floating_point()]
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self) -> None:
         self.steps += 1
         decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        current = model.state_dict()
-        averages, targets = [], []
-        for name, value in self.model.state_dict().items():
-            if value.is_floating_point():
-                averages.append(value)
-                targets.append(current[name].detach())
-            else:
-                value.copy_(current[name])
-        if averages:
-            torch._foreach_lerp_(averages, targets, 1.0 - decay)
+        if self._averages:
+            torch._foreach_lerp_(self._averages, self._targets, 1.0 - decay)
+        for mine, theirs in self._copies:
+            mine.copy_(theirs)
 
     def state(self) -> dict[str, Any]:
         return {"steps": self.steps, "state": _cpu_state(self.model)}
@@ -345,17 +345,19 @@ _RESUME_FIELDS = (
 )
 
 
-# Settings added after checkpoints were first written; older checkpoints lack them.
-_NEWER_FIELDS = ("image_size", "ema_decay", "mixup_alpha", "cutmix_alpha")
+# Settings added after checkpoints were first written, as a checkpoint without them ran:
+# these features did not exist, so they were off. (Its image size is not known; it is not
+# compared.)
+_ADDED_OFF = {"ema_decay": 0.0, "mixup_alpha": 0.0, "cutmix_alpha": 0.0}
 
 
 def _check_resume(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> None:
     current = config.to_dict()
+    recorded = {**_ADDED_OFF, "image_size": current["image_size"], **saved}
     different = [
-        f"{name} (checkpoint {saved.get(name)!r}, now {current[name]!r})"
+        f"{name} (checkpoint {recorded.get(name)!r}, now {current[name]!r})"
         for name in _RESUME_FIELDS
-        # Checkpoints written before these were settings do not record them.
-        if saved.get(name) != current[name] and not (name in _NEWER_FIELDS and name not in saved)
+        if recorded.get(name) != current[name]
     ]
     if different:
         raise InvalidParameterError(
@@ -553,13 +555,7 @@ def train_model(
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
-            if average is not None:
-                if saved.get("average") is None:
-                    raise InvalidParameterError(
-                        f"Cannot resume from {str(resume_path)!r}: it kept no weight average "
-                        f"but ema_decay is {config.ema_decay}. Resume with the settings of "
-                        "the interrupted run."
-                    )
+            if average is not None:  # _check_resume saw that the run kept one too
                 average.load(saved["average"])
             history = [dict(row) for row in saved["history"]]
             best_state = saved["best_state"]
@@ -673,9 +669,10 @@ def train_model(
                 )
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                     logits = network(inputs)
-                loss = _loss(logits.float(), target, weight, config.label_smoothing)
-                if share < 1.0:
-                    partner = _loss(logits.float(), target.flip(0), weight, config.label_smoothing)
+                scores = logits.float()
+                loss = _loss(scores, target, weight, config.label_smoothing)
+                if share < 1.0:  # mixed with the reversed batch
+                    partner = _loss(scores, target.flip(0), weight, config.label_smoothing)
                     loss = share * loss + (1.0 - share) * partner
                 value = float(_all_sum([float(loss.detach())], processes, device)[0])
                 value /= processes.world
@@ -691,7 +688,7 @@ def train_model(
                 optimizer.step()
                 scheduler.step()
                 if average is not None:
-                    average.update(model)
+                    average.update()
                 loss_sum += value * len(rows)
                 seen += len(rows)
                 image_passes += len(rows) * processes.world
