@@ -54,11 +54,13 @@ def test_train_output_and_prepared_folder(
     capsys.readouterr()
     args = ["--weights", "none", "--epochs", "1", "--image-size", "16", "--no-progress"]
     mixing = ["--ema-decay", "0.9", "--mixup-alpha", "0.2", "--cutmix-alpha", "1"]
+    mixing += ["--color-jitter", "0.3"]
     status = main(["train", str(tmp_path / "splits"), "-o", str(tmp_path / "m.pt"), *args, *mixing])
     out = capsys.readouterr().out
     assert status == 0 and "4 classes" in out and "accuracy" in out and "Saved" in out
     config = ClothingClassifier.load(tmp_path / "m.pt").config_
     assert (config.ema_decay, config.mixup_alpha, config.cutmix_alpha) == (0.9, 0.2, 1.0)
+    assert config.color_jitter == 0.3
     bad = ["--ema-decay", "1"]
     status = main(["train", str(tmp_path / "splits"), "-o", str(tmp_path / "x.pt"), *args, *bad])
     assert status == 2

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from clothingclf import training
+from clothingclf._views import _jitter
 from clothingclf.backbones import ClothingNet, Preprocessing
 from clothingclf.checkpoint import safe_load
 from clothingclf.exceptions import InvalidParameterError, TrainingDivergedError
@@ -108,6 +109,7 @@ def test_overrides_none_keeps_the_recipe_value() -> None:
         ({"learning_rate": 0.1}, "'learning_rate' is not a training setting"),
         ({"ema_decay": 1.0}, "ema_decay must be a number in [0, 1) (0: no weight averaging)"),
         ({"mixup_alpha": -0.1}, "mixup_alpha must be a finite number >= 0 (0: off)"),
+        ({"color_jitter": 1.0}, "color_jitter must be a number in [0, 1) (0: off)"),
     ],
 )
 def test_bad_settings_say_what_is_wrong(overrides: dict[str, Any], message: str) -> None:
@@ -181,6 +183,52 @@ def test_augmentation_is_deterministic_and_flips() -> None:
     assert unflipped[:, 0, :, :4].mean() > 0.9 and unflipped[:, 0, :, -4:].mean() < 0.1
     flipped = [crops(seed, True)[:, 0, :, :4].mean(dim=(1, 2)) for seed in range(8)]
     assert min(float(f.min()) for f in flipped) < 0.1  # some images were mirrored
+
+
+def test_color_jitter_matches_torchvision_and_draws_only_when_on() -> None:
+    from torchvision.transforms.v2 import functional as TF
+
+    generator = torch.Generator().manual_seed(5)
+    images = torch.rand(4, 3, 12, 12, generator=generator)
+    state = generator.get_state()
+    jittered = _jitter(images, 0.4, generator)
+    # The factors are the first draws after ``state``: replay them and apply torchvision's.
+    replay = torch.Generator()
+    replay.set_state(state)
+    factors = torch.empty(3, 4).uniform_(0.6, 1.4, generator=replay)
+    for i in range(4):
+        expected = TF.adjust_brightness(images[i], float(factors[0, i]))
+        expected = TF.adjust_contrast(expected, float(factors[1, i]))
+        expected = TF.adjust_saturation(expected, float(factors[2, i]))
+        assert torch.allclose(jittered[i], expected, atol=1e-5), i
+    assert bool((factors != 1.0).all()) and not torch.allclose(jittered, images)
+    assert float(jittered.min()) >= 0.0 and float(jittered.max()) <= 1.0
+
+    cached = torch.randint(0, 256, (2, 3, 20, 20), dtype=torch.uint8)
+    views = training._Views(
+        Preprocessing(image_size=16, resize_size=20, mean=(0, 0, 0), std=(1, 1, 1)), CPU, False
+    )
+    off = torch.Generator().manual_seed(2)
+    plain = views.augmented(cached, 16, off, min_scale=0.5, flip=True)
+    after_plain = off.get_state()
+    on = torch.Generator().manual_seed(2)
+    jittered = views.augmented(cached, 16, on, min_scale=0.5, flip=True, color_jitter=0.3)
+    # Same crops (the jitter's factors are drawn after them), different pixels.
+    assert not torch.equal(on.get_state(), after_plain)
+    assert not torch.allclose(plain, jittered)
+    again = views.augmented(
+        cached, 16, torch.Generator().manual_seed(2), min_scale=0.5, flip=True, color_jitter=0.3
+    )
+    assert torch.equal(again, jittered)
+
+
+def test_training_with_color_jitter_runs_and_differs(synthetic_splits: Any) -> None:
+    plain = fit(synthetic_splits, config(epochs=1))
+    jittered = fit(synthetic_splits, config(epochs=1, color_jitter=0.3))
+    assert math.isfinite(jittered.history[-1]["train_loss"])
+    assert any(
+        not torch.equal(plain.final_state[k], jittered.final_state[k]) for k in plain.final_state
+    )
 
 
 # ------------------------------------------------------------------ training
@@ -497,6 +545,15 @@ def test_progress_lines_go_to_stderr(
     assert "\r" not in captured.err  # stderr is not a terminal here: no bar
     fit(synthetic_splits, config(epochs=1, progress=False))
     assert capsys.readouterr().err == ""
+
+
+def test_progress_lines_without_validation_say_so(
+    synthetic_splits: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fit(synthetic_splits, config(epochs=1, progress=True), val=None)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch")]
+    assert len(lines) == 1 and "no validation" in lines[0]
+    assert "nan" not in lines[0] and "val acc" not in lines[0]
 
 
 def test_empty_training_table_is_refused() -> None:

@@ -125,11 +125,14 @@ class _Views:
         *,
         min_scale: float,
         flip: bool,
+        color_jitter: float = 0.0,
     ) -> torch.Tensor:
-        """Random resized crops (area ``min_scale``-1, aspect 3/4-4/3) and flips.
+        """Random resized crops (area ``min_scale``-1, aspect 3/4-4/3), flips and jitter.
 
         One :func:`~torch.nn.functional.grid_sample` call crops, resizes and mirrors the
-        whole batch (bilinear), which costs a fraction of a per-image loop.
+        whole batch (bilinear), which costs a fraction of a per-image loop. With
+        ``color_jitter`` > 0 (see :func:`_jitter`) the factors are drawn after the crops, so
+        runs without it keep their exact crops.
         """
         count = images.shape[0]
         area = torch.empty(count).uniform_(min_scale, 1.0, generator=generator)
@@ -155,7 +158,34 @@ class _Views:
             batch, grid, mode="bilinear", padding_mode="border", align_corners=False
         )
         crops = crops.div_(255.0)
+        if color_jitter > 0:
+            crops = _jitter(crops, color_jitter, generator)
         return self._finish(crops)
+
+
+#: The grey-level weights of torchvision's ``rgb_to_grayscale`` (ITU-R 601 luma).
+_LUMA = (0.2989, 0.587, 0.114)
+
+
+def _jitter(images: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """Brightness, contrast and saturation of each image scaled by its own random factors.
+
+    ``images`` is a float batch in [0, 1]. Each factor is drawn uniformly from
+    ``[1 - strength, 1 + strength]``, one per image and property, and applied in that
+    order as torchvision's ``adjust_brightness``/``adjust_contrast``/``adjust_saturation``
+    do: brightness scales the pixels, contrast blends with the image's mean grey level,
+    saturation with each pixel's grey value; the result is clipped to [0, 1] after each.
+    """
+    count = images.shape[0]
+    factors = torch.empty(3, count).uniform_(1.0 - strength, 1.0 + strength, generator=generator)
+    factors = factors.to(images.device).view(3, count, 1, 1, 1)
+    luma = torch.tensor(_LUMA, device=images.device).view(1, 3, 1, 1)
+    images = (images * factors[0]).clamp_(0.0, 1.0)
+    grey = (images * luma).sum(1, keepdim=True)
+    mean = grey.mean(dim=(2, 3), keepdim=True)
+    images = (mean + factors[1] * (images - mean)).clamp_(0.0, 1.0)
+    grey = (images * luma).sum(1, keepdim=True)
+    return (grey + factors[2] * (images - grey)).clamp_(0.0, 1.0)
 
 
 def _mix(

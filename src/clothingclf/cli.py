@@ -224,6 +224,12 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--mixup-alpha", type=float, metavar="A", help="Mixup of each batch (off)")
     p.add_argument("--cutmix-alpha", type=float, metavar="A", help="CutMix of each batch (off)")
+    p.add_argument(
+        "--color-jitter",
+        type=float,
+        metavar="S",
+        help="scale brightness, contrast, saturation by factors in [1-S, 1+S] (off)",
+    )
     p.add_argument("--early-stopping", type=int, metavar="EPOCHS")
     p.add_argument("--workers", type=int, help="processes that decode images")
     p.add_argument("--seed", type=int, default=0, help="(0)")
@@ -290,7 +296,8 @@ def _run_train(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
         progress=not args.no_progress,
-        training_options=_given(args, "ema_decay", "mixup_alpha", "cutmix_alpha") or None,
+        training_options=_given(args, "ema_decay", "mixup_alpha", "cutmix_alpha", "color_jitter")
+        or None,
     )
     clf.fit(splits, resume=args.resume, checkpoint=args.checkpoint)
     if clf.interrupted_:

@@ -69,6 +69,9 @@ class TrainConfig:
         cutmix_alpha: CutMix: a box of another image of the batch is pasted in, its area
             share drawn the same way (0: off). With both set, each batch takes one of the
             two at random.
+        color_jitter: Photometric augmentation of strength ``s``: each training image's
+            brightness, contrast and saturation are scaled by factors drawn uniformly
+            from ``[1 - s, 1 + s]`` (0: off).
         tta: Validate on each image and its mirror image, averaging the probabilities.
         freeze_bn: Keep BatchNorm layers on their pretrained running statistics while
             training all layers (their scale and shift still learn). With small batches
@@ -114,6 +117,7 @@ class TrainConfig:
     flip: bool
     mixup_alpha: float
     cutmix_alpha: float
+    color_jitter: float
     tta: bool
     freeze_bn: bool
     ema_decay: float
@@ -177,6 +181,7 @@ _SEED_RECIPE: dict[str, Any] = {
     "flip": True,
     "mixup_alpha": 0.0,
     "cutmix_alpha": 0.0,
+    "color_jitter": 0.0,
     "tta": False,
     "freeze_bn": False,
     "ema_decay": 0.0,
@@ -291,6 +296,9 @@ def _validate(values: dict[str, Any]) -> None:
         number = isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
         if not number or not 0 <= alpha < math.inf:
             raise bad(name, "a finite number >= 0 (0: off)")
+    jitter = values["color_jitter"]
+    if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter < 1:
+        raise bad("color_jitter", "a number in [0, 1) (0: off)")
     decay = values["ema_decay"]
     if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 1:
         raise bad("ema_decay", "a number in [0, 1) (0: no weight averaging)")

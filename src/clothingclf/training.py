@@ -342,13 +342,14 @@ _RESUME_FIELDS = (
     "ema_decay",
     "mixup_alpha",
     "cutmix_alpha",
+    "color_jitter",
 )
 
 
 # Settings added after checkpoints were first written, as a checkpoint without them ran:
 # these features did not exist, so they were off. (Its image size is not known; it is not
 # compared.)
-_ADDED_OFF = {"ema_decay": 0.0, "mixup_alpha": 0.0, "cutmix_alpha": 0.0}
+_ADDED_OFF = {"ema_decay": 0.0, "mixup_alpha": 0.0, "cutmix_alpha": 0.0, "color_jitter": 0.0}
 
 
 def _check_resume(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> None:
@@ -533,9 +534,13 @@ def train_model(
             best_accuracy = accuracy if has_val else best_accuracy
             best_epoch = int(row["epoch"])
             best_state = _cpu_state(kept())
+        validation = (
+            f"val loss {row['val_loss']:.4f}  val acc {row['val_accuracy']:.4f}"
+            if has_val
+            else "no validation"
+        )
         printer.line(
-            f"epoch {int(row['epoch']):>3}  train loss {row['train_loss']:.4f}  "
-            f"val loss {row['val_loss']:.4f}  val acc {row['val_accuracy']:.4f}  "
+            f"epoch {int(row['epoch']):>3}  train loss {row['train_loss']:.4f}  {validation}  "
             f"lr {row['lr']:.2e}  size {int(row['image_size'])}  {row['seconds']:.1f}s"
         )
 
@@ -659,6 +664,7 @@ def train_model(
                     generator,
                     min_scale=config.min_scale,
                     flip=config.flip,
+                    color_jitter=config.color_jitter,
                 )
                 target = train_labels[index].to(device, non_blocking=True)
                 inputs, share = _mix(
