@@ -291,17 +291,17 @@ def _validate(values: dict[str, Any]) -> None:
     if values["momentum"] >= 1 or values["label_smoothing"] >= 1:
         name = "momentum" if values["momentum"] >= 1 else "label_smoothing"
         raise bad(name, "below 1")
-    for name in ("mixup_alpha", "cutmix_alpha"):
-        alpha = values[name]
-        number = isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
-        if not number or not 0 <= alpha < math.inf:
-            raise bad(name, "a finite number >= 0 (0: off)")
-    jitter = values["color_jitter"]
-    if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter < 1:
-        raise bad("color_jitter", "a number in [0, 1) (0: off)")
-    decay = values["ema_decay"]
-    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 1:
-        raise bad("ema_decay", "a number in [0, 1) (0: no weight averaging)")
+    # Strengths of optional features: a number (not a bool) from 0 (off) up to a bound.
+    for name, bound, expected in (
+        ("mixup_alpha", math.inf, "a finite number >= 0 (0: off)"),
+        ("cutmix_alpha", math.inf, "a finite number >= 0 (0: off)"),
+        ("color_jitter", 1.0, "a number in [0, 1) (0: off)"),
+        ("ema_decay", 1.0, "a number in [0, 1) (0: no weight averaging)"),
+    ):
+        value = values[name]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not 0 <= value < bound:
+            raise bad(name, expected)
     if not 0 < values["min_scale"] <= 1:
         raise bad("min_scale", "in (0, 1]")
     if any(not 0 < v <= 1 for v in values["size_schedule"]):
