@@ -1,0 +1,99 @@
+"""Experiment: accuracy of averaging the class probabilities of saved models.
+
+Each model predicts the validation and test splits of ``bench_accuracy.py`` (the shared
+data, ``prepare_dataset`` seed 42) through the library's own ``predict_proba`` (flip
+test-time augmentation where the model's recipe has it); models trained by
+``whole_photo.py`` go through that experiment's whole-photo transform. The table gives each
+model alone, then the average of all of them, with the average's gain over the best single
+model measured in the same run. Not a library feature (yet).
+
+Usage::
+
+    python benchmarks/experiments/average_models.py --square runs/square/fast-final.pt \\
+        --whole runs/whole/fast-final.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from whole_photo import whole_photo_view
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "clothing-dataset"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="dataset root")
+    parser.add_argument("--square", type=Path, nargs="*", default=[], help="square-view models")
+    parser.add_argument("--whole", type=Path, nargs="*", default=[], help="whole_photo.py models")
+    parser.add_argument("--aspect", type=float, default=4 / 3, help="the whole models' aspect")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "average.json"
+    )
+    args = parser.parse_args(argv)
+    models = [(path, "square") for path in args.square] + [(path, "whole") for path in args.whole]
+    if len(models) < 2:
+        parser.error("give at least two models (--square and/or --whole)")
+    missing = [str(path) for path, _ in models if not path.is_file()]
+    if missing:
+        parser.error(f"no model file at {', '.join(missing)}")
+    if not (args.data / "images.csv").exists():
+        print(f"no dataset at {args.data}; pass --data", file=sys.stderr)
+        return 2
+
+    from clothingclf import ClothingClassifier, prepare_dataset
+
+    splits = prepare_dataset(args.data, seed=42, verify_images=False)
+    rows: list[dict[str, object]] = []
+    accuracies: list[dict[str, float]] = []
+    totals: dict[str, np.ndarray] = {}
+    truth: dict[str, np.ndarray] = {}
+    classes: list[str] | None = None
+    for path, view in models:
+        clf = ClothingClassifier.load(path)
+        if classes is None:
+            classes = list(clf.classes_)
+        elif list(clf.classes_) != classes:
+            parser.error(f"{path} has other classes than {models[0][0]}")
+        accuracy: dict[str, float] = {}
+        patch = whole_photo_view(args.aspect) if view == "whole" else contextlib.nullcontext()
+        with patch:
+            for name in ("val", "test"):
+                table = getattr(splits, name)
+                truth[name] = np.array([classes.index(label) for label in table["label"]])
+                probabilities = clf.predict_proba(table["path"].astype(str).tolist())
+                totals[name] = totals.get(name, 0) + probabilities
+                accuracy[name] = float((probabilities.argmax(1) == truth[name]).mean())
+        accuracies.append(accuracy)
+        rows.append({"model": str(path), "view": view, **accuracy})
+        print(f"{view:<7}{accuracy['val']:>8.4f}{accuracy['test']:>8.4f}  {path}", flush=True)
+    average = {name: float((totals[name].argmax(1) == truth[name]).mean()) for name in totals}
+    best = {name: max(accuracy[name] for accuracy in accuracies) for name in totals}
+
+    print(f"\n{'model':<44}{'view':<8}{'val acc':>9}{'test acc':>9}")
+    for (path, view), accuracy in zip(models, accuracies, strict=True):
+        print(f"{str(path)[-43:]:<44}{view:<8}{accuracy['val']:>9.4f}{accuracy['test']:>9.4f}")
+    print(f"{'average of all':<44}{'':<8}{average['val']:>9.4f}{average['test']:>9.4f}")
+    print(
+        f"{'vs best single model':<44}{'':<8}"
+        f"{average['val'] / best['val']:>8.3f}x{average['test'] / best['test']:>8.3f}x"
+    )
+    n_val, n_test = len(truth["val"]), len(truth["test"])
+    print(f"({n_val} validation and {n_test} test photos)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"models": rows, "average": average}, indent=2))
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
