@@ -8,9 +8,11 @@ each end, a square one an eighth at each side); random resized crops are drawn a
 of the canvas's sides; evaluation takes the centre W x round(W * ASPECT) after the same
 margin as the square view (``resize_size`` against ``image_size``). W is the preprocessing's
 ``image_size``, so ``--image-size 192`` gives 192 x 256 px in the last epochs, the pixels of
-a 222 px square. The cache stays in memory (``--cache-dir`` is ignored). It patches
-private functions, so it is tied to this version of the library. docs/performance.rst
-("How the recipe was found") has its results.
+a 222 px square. The cache stays in memory (``--cache-dir`` is ignored). The model files
+it saves (``--save-models``) do not record the view: a plain ``ClothingClassifier.load``
+would predict on the centre square, so predict inside ``whole_photo_view()``, as
+``average_models.py --whole`` does. It patches private functions, so it is tied to this
+version of the library. docs/performance.rst ("How the recipe was found") has its results.
 
 Usage (every option is ``bench_accuracy.py``'s)::
 
@@ -23,7 +25,6 @@ Environment: ``ASPECT``, height / width of the view (default 4/3).
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import runpy
 import sys
@@ -72,6 +73,27 @@ class _EvalTransform:
         return TF.normalize(tensor, list(prep.mean), list(prep.std))
 
 
+class _PortraitGrids:
+    """``torch.nn.functional`` as the library's crop code sees it, with portrait grids.
+
+    The training crops (``_Views.augmented``) ask ``affine_grid`` for ``size x size``
+    outputs; this answers with ``size`` wide and ``round(size * aspect)`` tall, so each
+    random resized crop (drawn as fractions of the canvas's width and height) comes out
+    portrait. Everything else is ``torch.nn.functional`` itself.
+    """
+
+    def __init__(self, aspect: float) -> None:
+        self.aspect = aspect
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(F, name)
+
+    def affine_grid(self, theta: torch.Tensor, size: list[int], **kwargs: Any) -> torch.Tensor:
+        count, channels, _, width = size
+        shape = [count, channels, round(width * self.aspect), width]
+        return F.affine_grid(theta, shape, **kwargs)
+
+
 @contextlib.contextmanager
 def whole_photo_view(aspect: float = 4 / 3) -> Iterator[None]:
     """Patch the library to train and predict on a ``1 x aspect`` (width x height) view."""
@@ -109,46 +131,6 @@ def whole_photo_view(aspect: float = 4 / 3) -> Iterator[None]:
         batch = crop.float().div_(255.0)
         return self._finish(batch.flip(-1) if flip else batch)
 
-    def augmented(
-        self: Any,
-        images: torch.Tensor,
-        size: int,
-        generator: torch.Generator,
-        *,
-        min_scale: float,
-        flip: bool,
-        color_jitter: float = 0.0,
-    ) -> torch.Tensor:
-        # The library's random resized crop with a portrait output: the crop's width and
-        # height are fractions of the canvas's width and height.
-        count = images.shape[0]
-        area = torch.empty(count).uniform_(min_scale, 1.0, generator=generator)
-        log_ratio = torch.empty(count).uniform_(
-            math.log(3 / 4), math.log(4 / 3), generator=generator
-        )
-        ratio = torch.exp(log_ratio)
-        width = torch.sqrt(area * ratio).clamp(max=1.0)
-        height = torch.sqrt(area / ratio).clamp(max=1.0)
-        left = torch.rand(count, generator=generator) * (1.0 - width)
-        top = torch.rand(count, generator=generator) * (1.0 - height)
-        mirror = torch.rand(count, generator=generator) < 0.5
-        sign = torch.where(mirror & flip, -1.0, 1.0)
-        theta = torch.zeros(count, 2, 3)
-        theta[:, 0, 0] = width * sign
-        theta[:, 0, 2] = (left + width / 2) * 2 - 1
-        theta[:, 1, 1] = height
-        theta[:, 1, 2] = (top + height / 2) * 2 - 1
-        batch = self._to_device(images).float()
-        shape = [count, 3, tall(size), size]
-        grid = F.affine_grid(theta.to(self.device), shape, align_corners=False)
-        crops = F.grid_sample(
-            batch, grid, mode="bilinear", padding_mode="border", align_corners=False
-        )
-        crops = crops.div_(255.0)
-        if color_jitter > 0:
-            crops = views._jitter(crops, color_jitter, generator)
-        return self._finish(crops)
-
     def eval_transform(self: Preprocessing) -> _EvalTransform:
         return _EvalTransform(self, aspect)
 
@@ -156,7 +138,7 @@ def whole_photo_view(aspect: float = 4 / 3) -> Iterator[None]:
         (cache, "decode_square", decode),
         (training, "build_image_cache", build_image_cache),
         (views._Views, "center", center),
-        (views._Views, "augmented", augmented),
+        (views, "F", _PortraitGrids(aspect)),
         (Preprocessing, "eval_transform", eval_transform),
     ]
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
