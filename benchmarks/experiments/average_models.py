@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from clothingclf import ClothingClassifier, prepare_dataset
 
-    splits = prepare_dataset(args.data, seed=42, verify_images=False)
+    splits = prepare_dataset(args.data, seed=42)  # the splits bench_accuracy.py uses
     rows: list[dict[str, object]] = []
     accuracies: list[dict[str, float]] = []
     totals: dict[str, np.ndarray] = {}
