@@ -20,6 +20,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from whole_photo import whole_photo_view
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "clothing-dataset"
+SPLITS = ("val", "test")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from clothingclf import ClothingClassifier, prepare_dataset
 
     splits = prepare_dataset(args.data, seed=42)  # the splits bench_accuracy.py uses
-    rows: list[dict[str, object]] = []
-    accuracies: list[dict[str, float]] = []
+    rows: list[dict[str, Any]] = []
     totals: dict[str, np.ndarray] = {}
     truth: dict[str, np.ndarray] = {}
     classes: list[str] | None = None
@@ -62,26 +63,28 @@ def main(argv: list[str] | None = None) -> int:
         clf = ClothingClassifier.load(path)
         if classes is None:
             classes = list(clf.classes_)
+            truth = {
+                name: np.array([classes.index(label) for label in getattr(splits, name)["label"]])
+                for name in SPLITS
+            }
         elif list(clf.classes_) != classes:
             parser.error(f"{path} has other classes than {models[0][0]}")
-        accuracy: dict[str, float] = {}
+        row: dict[str, Any] = {"model": str(path), "view": view}
         patch = whole_photo_view(args.aspect) if view == "whole" else contextlib.nullcontext()
         with patch:
-            for name in ("val", "test"):
-                table = getattr(splits, name)
-                truth[name] = np.array([classes.index(label) for label in table["label"]])
-                probabilities = clf.predict_proba(table["path"].astype(str).tolist())
+            for name in SPLITS:
+                paths = getattr(splits, name)["path"].astype(str).tolist()
+                probabilities = clf.predict_proba(paths)
                 totals[name] = totals.get(name, 0) + probabilities
-                accuracy[name] = float((probabilities.argmax(1) == truth[name]).mean())
-        accuracies.append(accuracy)
-        rows.append({"model": str(path), "view": view, **accuracy})
-        print(f"{view:<7}{accuracy['val']:>8.4f}{accuracy['test']:>8.4f}  {path}", flush=True)
-    average = {name: float((totals[name].argmax(1) == truth[name]).mean()) for name in totals}
-    best = {name: max(accuracy[name] for accuracy in accuracies) for name in totals}
+                row[name] = float((probabilities.argmax(1) == truth[name]).mean())
+        rows.append(row)
+        print(f"{view:<7}{row['val']:>8.4f}{row['test']:>8.4f}  {path}", flush=True)
+    average = {name: float((totals[name].argmax(1) == truth[name]).mean()) for name in SPLITS}
+    best = {name: max(row[name] for row in rows) for name in SPLITS}
 
     print(f"\n{'model':<44}{'view':<8}{'val acc':>9}{'test acc':>9}")
-    for (path, view), accuracy in zip(models, accuracies, strict=True):
-        print(f"{str(path)[-43:]:<44}{view:<8}{accuracy['val']:>9.4f}{accuracy['test']:>9.4f}")
+    for row in rows:
+        print(f"{row['model'][-43:]:<44}{row['view']:<8}{row['val']:>9.4f}{row['test']:>9.4f}")
     print(f"{'average of all':<44}{'':<8}{average['val']:>9.4f}{average['test']:>9.4f}")
     print(
         f"{'vs best single model':<44}{'':<8}"
