@@ -7,7 +7,10 @@ image-passes and the peak memory of the process. Recipe "seed" runs until it has
 same wall time as "fast" (its schedule is constant, so cutting it changes nothing else),
 then keeps what it has: the best epoch so far and the last complete one. With a weight
 average (``--set ema_decay=...``) "final" is the average and a "raw" row scores the last
-step's own weights, so the average's effect is measured in the same run.
+step's own weights, so the average's effect is measured in the same run. A fit of several
+networks (``fast`` trains one on the centre square and one on the whole photo) is scored as
+``predict`` scores it, their probabilities averaged; "best" puts each network at its own
+best validation epoch, and the wall time and image-passes are those of all of them.
 
 The test split is a stratified 10% of the data held out by ``prepare_dataset`` (seed 42)
 and is used for nothing but this report.
@@ -92,6 +95,7 @@ def run_recipe(
 
     from clothingclf import ClothingClassifier
     from clothingclf.checkpoint import safe_load
+    from clothingclf.classifier import network_file
 
     backbone = "timm/tf_efficientnet_lite0" if args.backbone == "lite0" else args.backbone
     weights = args.weights if args.weights else "DEFAULT"
@@ -139,27 +143,49 @@ def run_recipe(
     if args.save_models is not None:
         args.save_models.mkdir(parents=True, exist_ok=True)
         clf.save(args.save_models / f"{recipe}-{clf.holds_}.pt")
-    # Every set of weights comes from the last checkpoint, whichever one ``keep`` chose:
+    # Every set of weights comes from the last checkpoints, whichever one ``keep`` chose:
     # best-validation, final, and with ema_decay also the final weights without averaging.
-    saved = safe_load(checkpoint, what="training checkpoint")
-    average = saved.get("average")
+    # A fit of several networks (the fast recipe's two views) has a checkpoint for each;
+    # "best" sets each network to its own best epoch.
+    saved = [
+        safe_load(network_file(checkpoint, index), what="training checkpoint")
+        for index in range(len(clf.networks_))
+    ]
+    averages = [item.get("average") for item in saved]
     states = {
-        "best": saved["best_state"] if saved["best_state"] is not None else saved["model"],
-        "final": average["state"] if average is not None else saved["model"],
+        "best": [
+            item["best_state"] if item["best_state"] is not None else item["model"]
+            for item in saved
+        ],
+        "final": [
+            average["state"] if average is not None else item["model"]
+            for item, average in zip(saved, averages, strict=True)
+        ],
     }
-    if average is not None:
-        states["raw"] = saved["model"]
+    if all(average is not None for average in averages):
+        states["raw"] = [item["model"] for item in saved]
     scores = {}
-    for which, state in states.items():
-        clf.model_.load_state_dict(state)
-        clf.model_.to(torch.device("cpu")).eval()
+    for which, network_states in states.items():
+        for (model, _), state in zip(clf.networks_, network_states, strict=True):
+            model.load_state_dict(state)
+            model.to(torch.device("cpu")).eval()
         scores[which] = _report(clf, splits.test)
+    if len(clf.networks_) > 1:  # each network alone, final weights (what averaging adds)
+        every = (clf.model_, clf.preprocessing_, clf.networks_)
+        alone = []
+        for network in every[2]:
+            clf.model_, clf.preprocessing_ = network
+            clf.networks_ = [network]
+            alone.append(_report(clf, splits.test))
+        clf.model_, clf.preprocessing_, clf.networks_ = every
+        scores["final"]["each_network"] = alone
     return {
         "recipe": recipe,
         "backbone": backbone,
         "fit_seconds": seconds,
-        "image_passes": int(saved["image_passes"]),
-        "epochs_completed": int(saved["epoch"]),
+        "image_passes": sum(int(item["image_passes"]) for item in saved),
+        "networks": len(saved),
+        "epochs_completed": [int(item["epoch"]) for item in saved],
         "interrupted_by_budget": bool(clf.interrupted_),
         "best_epoch": clf.best_epoch_,
         "best_val_accuracy": clf.best_val_accuracy_,
@@ -168,7 +194,7 @@ def run_recipe(
         "peak_rss_gib": peak,
         "config": clf.config_.to_dict(),
         "trained_on": "train+val" if args.train_on_val else "train",
-        "history": saved["history"],
+        "history": [row for item in saved for row in item["history"]],
     }
 
 
@@ -263,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{run['fit_seconds'] / 60:>9.1f}{run['image_passes']:>9}"
                 f"{ratio:>14.3f}x{run['peak_rss_gib']:>9.2f}"
             )
+            for number, alone in enumerate(scores.get("each_network", []), start=1):
+                print(
+                    f"{'':<8}{f'net {number}':<8}{alone['accuracy']:>9.4f}"
+                    f"{alone['balanced_accuracy']:>9.4f}{alone['macro_f1']:>9.4f}"
+                    "   (this network alone, final weights)"
+                )
     print(f"study (ResNet-18, 50 epochs, GPU): test acc {study['accuracy']:.4f}, "
           f"{study['image_passes']} image-passes, ~7 h on this CPU")  # fmt: skip
     if args.train_on_val:

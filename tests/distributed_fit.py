@@ -62,6 +62,7 @@ def main(root: str, output: str) -> dict[str, float]:
         "val_accuracy": float(clf.best_val_accuracy_ or 0.0),
         "train_accuracy": float(train.accuracy),
         "n_train": float(train.n_samples),
+        "networks": float(len(clf.networks_)),
     }
     if int(os.environ.get("RANK", "0")) == 0:
         with open(output, "w", encoding="utf-8") as stream:

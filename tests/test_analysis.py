@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from clothingclf import analysis
+from clothingclf.backbones import Preprocessing
 from clothingclf.cli import main
 from clothingclf.exceptions import AnalysisError
 
@@ -277,7 +278,9 @@ def test_cli_analyzes_a_saved_classifier(
     path = tmp_path / "model.pt"
     path.write_bytes(b"stand-in")
     net = analysis.meta_model("resnet18", num_classes=4)
-    loaded = types.SimpleNamespace(model_=net, preprocessing_=types.SimpleNamespace(image_size=64))
+    prep = Preprocessing(image_size=64, resize_size=73)
+    networks = [(net, prep)]
+    loaded = types.SimpleNamespace(model_=net, preprocessing_=prep, _networks=lambda: networks)
     calls: list[tuple[str, str]] = []
 
     def fake_load(cls: object, p: str, *, device: str = "auto") -> object:
@@ -292,3 +295,20 @@ def test_cli_analyzes_a_saved_classifier(
     assert out["layers"][-1]["op"] == "linear" and out["layers"][-1]["macs"] == 512 * 4
     assert out["total_macs"] == analysis.count_flops(net, input_size=64).total_macs
     assert out["receptive_field"]["size"] == [435, 435]
+
+    assert (out["network"], out["networks"]) == (1, 1)
+
+    # A second network on a non-square view is analysed at its own input shape.
+    networks.append((net, prep.with_aspect(4 / 3)))
+    assert main(["analyze", str(path), "--json", "--network", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["input_size"] == [3, 85, 64] and (out["network"], out["networks"]) == (2, 2)
+    assert out["total_macs"] == analysis.count_flops(net, input_size=(3, 85, 64)).total_macs
+    # --input-size still asks for a square.
+    assert main(["analyze", str(path), "--json", "--network", "2", "--input-size", "32"]) == 0
+    assert json.loads(capsys.readouterr().out)["input_size"] == [3, 32, 32]
+    # The text output says that there are more networks; a network it lacks is an error.
+    assert main(["analyze", str(path)]) == 0
+    assert "network 1 of 2" in capsys.readouterr().out
+    assert main(["analyze", str(path), "--network", "3"]) == 2
+    assert "holds 2 networks; give a number from 1 to 2" in capsys.readouterr().err

@@ -148,7 +148,10 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
 def test_format_checks(tmp_path: Path) -> None:
     path = tmp_path / "m.pt"
     atomic_save(_model_payload(format_version=FORMAT_VERSION + 1, library_version="9.0"), path)
-    with pytest.raises(UnsupportedFormatError, match=r"format version 2, written by clothingclf"):
+    with pytest.raises(
+        UnsupportedFormatError,
+        match=rf"format version {FORMAT_VERSION + 1}, written by clothingclf",
+    ):
         read_model_file(path)
     payload = _model_payload()
     del payload["format"]

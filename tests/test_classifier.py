@@ -19,7 +19,7 @@ from torch import nn
 
 from _nets import tiny_features
 from clothingclf import ClothingClassifier, DatasetSplits, Prediction, open_image, prepare_dataset
-from clothingclf.checkpoint import atomic_save, safe_load
+from clothingclf.checkpoint import FORMAT_VERSION, atomic_save, safe_load
 from clothingclf.datasets import make_synthetic
 from clothingclf.exceptions import (
     DatasetError,
@@ -283,7 +283,7 @@ def test_load_refuses_unsafe_newer_truncated_and_foreign_files(saved: Path, tmp_
     assert not marker.exists()
 
     payload = safe_load(saved)
-    atomic_save({**payload, "format_version": 2}, tmp_path / "newer.pt")
+    atomic_save({**payload, "format_version": FORMAT_VERSION + 1}, tmp_path / "newer.pt")
     with pytest.raises(UnsupportedFormatError, match="Upgrade"):
         ClothingClassifier.load(tmp_path / "newer.pt")
     without_format = {k: v for k, v in payload.items() if k != "format"}

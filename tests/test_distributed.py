@@ -62,10 +62,13 @@ def test_two_processes_reach_the_accuracy_of_one(shapes: Path, tmp_path: Path) -
     assert completed.returncode == 0, completed.stderr[-3000:]
     two = json.loads(output.read_text())
     # Only rank 0 prints: one summary line per epoch (the head-only stage is epoch 0), not
-    # one per process.
+    # one per process, for each of the fast recipe's two networks, which share the process
+    # group.
     summaries = re.findall(r"epoch +(\d+) +train loss", completed.stderr + completed.stdout)
-    assert sorted(map(int, summaries)) == list(range(21)), completed.stderr[-3000:]
+    assert sorted(map(int, summaries)) == sorted(2 * list(range(21))), completed.stderr[-3000:]
+    assert completed.stderr.count("network 2 of 2") == 1
     assert two["world"] == 2.0 and two["n_train"] == one["n_train"] == 128
+    assert two["networks"] == one["networks"] == 2.0
     # The claim tested is that two processes train as well as one: the same global batch,
     # schedule and epochs reach the same accuracy on the images they were fitted to. (A
     # network this small, from scratch on 128 images, generalises too unevenly for held-out

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from clothingclf import training
-from clothingclf._views import _jitter
+from clothingclf._views import _image_size, _jitter
 from clothingclf.backbones import ClothingNet, Preprocessing
 from clothingclf.checkpoint import safe_load
 from clothingclf.exceptions import InvalidParameterError, TrainingDivergedError
@@ -53,6 +53,7 @@ def config(**overrides: Any) -> TrainConfig:
         "num_workers": 0,
         "lr": 0.01,
         "amp": "off",  # bfloat16 kernels cost more than they save on networks this small
+        "val_every": 1,  # these tests read every epoch's validation
     }
     values.update(overrides)
     return resolve_config("fast", **values)
@@ -86,9 +87,37 @@ def test_fast_recipe_is_the_measured_one() -> None:
     # docs/performance.rst measures exactly these; change both together.
     c = resolve_config("fast")
     assert (c.optimizer, c.lr, c.weight_decay, c.schedule) == ("adamw", 0.0002, 0.05, "onecycle")
-    assert (c.epochs, c.size_schedule, c.image_size) == (17, (0.71, 0.86, 1.0), 224)
+    assert (c.epochs, c.size_schedule, c.image_size) == (10, (0.71, 0.86, 1.0), 224)
     assert (c.min_scale, c.class_weighted, c.keep, c.freeze_bn) == (0.6, False, "final", True)
     assert (c.head_epochs, c.head_lr, c.label_smoothing, c.tta) == (20, 0.002, 0.1, True)
+    # Two networks: the centre square at 224 px, the whole 3:4 photo at 192 x 256 px.
+    assert (c.aspect, c.extra_views, c.val_every) == (1.0, (4 / 3,), 5)
+    assert c.views() == [(224, 1.0), (192, 4 / 3)]
+    # Progressive resizing gives the measured sizes: 4 x 160, 3 x 192, 3 x 224 px for the
+    # square, 4 x 144, 3 x 160, 3 x 192 px wide for the whole photo.
+    sizes = [[_image_size(c, epoch, width) for epoch in range(1, 11)] for width, _ in c.views()]
+    assert sizes == [[160] * 4 + [192] * 3 + [224] * 3, [144] * 4 + [160] * 3 + [192] * 3]
+
+
+def test_extra_views_get_the_pixels_of_the_first_network() -> None:
+    c = resolve_config("seed", image_size=64, extra_views=[4 / 3, 0.75, 1.0])
+    assert c.extra_views == (4 / 3, 0.75, 1.0)
+    assert c.views() == [(64, 1.0), (48, 4 / 3), (80, 0.75), (64, 1.0)]
+    assert TrainConfig.from_dict(c.to_dict()) == c
+    # A first network that is not square: the others match its pixels.
+    assert resolve_config("seed", image_size=192, aspect=4 / 3, extra_views=(1.0,)).views()[1] == (
+        224,
+        1.0,
+    )
+    for bad in ("4/3", [0.1], [True], 4 / 3, [[192, 4 / 3]]):
+        with pytest.raises(InvalidParameterError, match="extra_views"):
+            resolve_config("seed", extra_views=bad)
+    for bad in (0, 1.5, True, "5"):
+        with pytest.raises(InvalidParameterError, match="val_every"):
+            resolve_config("seed", val_every=bad)
+    for bad in (0.1, 5, True, "4/3"):
+        with pytest.raises(InvalidParameterError, match="aspect"):
+            resolve_config("seed", aspect=bad)
 
 
 def test_overrides_none_keeps_the_recipe_value() -> None:

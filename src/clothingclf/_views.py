@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backbones import Preprocessing
+from .backbones import Preprocessing, scaled_height
 from .recipes import TrainConfig, resolve_config
 
 __all__ = ["speed_settings"]
@@ -107,11 +107,12 @@ class _Views:
         return images
 
     def center(self, images: torch.Tensor, flip: bool = False) -> torch.Tensor:
-        """The evaluation view: the centre ``image_size`` square of the cached square."""
-        size = self.preprocessing.image_size
-        side = images.shape[-1]
-        offset = (side - size) // 2
-        crop = self._to_device(images[:, :, offset : offset + size, offset : offset + size])
+        """The evaluation view: the centre of the cached canvas, of the preprocessing's
+        :attr:`~clothingclf.backbones.Preprocessing.input_shape` (a square by default)."""
+        height, width = self.preprocessing.input_shape
+        top = (images.shape[-2] - height) // 2
+        left = (images.shape[-1] - width) // 2
+        crop = self._to_device(images[:, :, top : top + height, left : left + width])
         batch = crop.float().div_(255.0)
         if flip:
             batch = batch.flip(-1)
@@ -130,7 +131,9 @@ class _Views:
         """Random resized crops (area ``min_scale``-1, aspect 3/4-4/3), flips and jitter.
 
         One :func:`~torch.nn.functional.grid_sample` call crops, resizes and mirrors the
-        whole batch (bilinear), which costs a fraction of a per-image loop. With
+        whole batch (bilinear), which costs a fraction of a per-image loop. Crops are drawn
+        as fractions of the cached canvas's width and height and come out ``size`` wide
+        and ``size`` times the preprocessing's ``aspect`` tall. With
         ``color_jitter`` > 0 (see :func:`_jitter`) the factors are drawn after the crops, so
         runs without it keep their exact crops.
         """
@@ -140,7 +143,7 @@ class _Views:
             math.log(3 / 4), math.log(4 / 3), generator=generator
         )
         ratio = torch.exp(log_ratio)
-        # Width and height as fractions of the cached square's side.
+        # Width and height as fractions of the cached canvas's width and height.
         width = torch.sqrt(area * ratio).clamp(max=1.0)
         height = torch.sqrt(area / ratio).clamp(max=1.0)
         left = torch.rand(count, generator=generator) * (1.0 - width)
@@ -153,7 +156,8 @@ class _Views:
         theta[:, 1, 1] = height
         theta[:, 1, 2] = (top + height / 2) * 2 - 1
         batch = self._to_device(images).float()
-        grid = F.affine_grid(theta.to(self.device), [count, 3, size, size], align_corners=False)
+        tall = scaled_height(size, self.preprocessing.aspect)
+        grid = F.affine_grid(theta.to(self.device), [count, 3, tall, size], align_corners=False)
         crops = F.grid_sample(
             batch, grid, mode="bilinear", padding_mode="border", align_corners=False
         )

@@ -23,7 +23,7 @@ import copy
 import difflib
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, cast
 
 import torch
@@ -50,25 +50,82 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 # torchvision's reference evaluation crops 224 px out of 256 px: crop / resize = 0.875.
 _CROP_FRACTION = 0.875
 _TIMM_PREFIX = "timm/"
+#: The heights / widths a :class:`Preprocessing` accepts.
+ASPECT_RANGE = (0.25, 4.0)
 # Attribute names under which torchvision models keep their classifier, in lookup order.
 _HEAD_ATTRIBUTES = ("fc", "classifier", "heads", "head")
+
+
+def scaled_height(width: int, aspect: float) -> int:
+    """The height of a ``width``-wide view of height / width ``aspect`` (rounded, >= 1).
+
+    Example:
+        >>> scaled_height(192, 4 / 3), scaled_height(224, 1.0)
+        (256, 224)
+    """
+    return max(1, round(width * aspect))
+
+
+class CoverResize:
+    """Resize a Pillow image to cover ``width`` × ``height``, then crop that size about the
+    centre (picklable, for DataLoader workers).
+
+    The scale is the larger of ``width / image width`` and ``height / image height``, so
+    the result fills the canvas and loses only what sticks out of it.
+
+    Example:
+        >>> from PIL import Image
+        >>> CoverResize(30, 40)(Image.new("RGB", (90, 60))).size
+        (30, 40)
+    """
+
+    def __init__(
+        self, width: int, height: int, interpolation: Literal["bilinear", "bicubic"] = "bilinear"
+    ) -> None:
+        self.width = width
+        self.height = height
+        self.interpolation = interpolation
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as TF
+
+        old_width, old_height = image.size
+        scale = max(self.width / old_width, self.height / old_height)
+        size = [
+            max(self.height, round(old_height * scale)),
+            max(self.width, round(old_width * scale)),
+        ]
+        mode = InterpolationMode(self.interpolation)
+        image = TF.resize(image, size, interpolation=mode, antialias=True)
+        return cast(Image.Image, TF.center_crop(image, [self.height, self.width]))
+
+    def __repr__(self) -> str:
+        return f"CoverResize(width={self.width}, height={self.height}, {self.interpolation})"
 
 
 @dataclass(frozen=True)
 class Preprocessing:
     """How an image becomes the tensor a network was trained on.
 
-    The shorter side is resized to ``resize_size`` pixels, the centre ``image_size`` ×
-    ``image_size`` square is cropped, and each channel is normalised with ``mean`` and
-    ``std`` (after scaling the pixels to [0, 1]). This is exactly what torchvision's
-    ``weights.transforms()`` does for evaluation.
+    With ``aspect`` 1 (the default) the shorter side is resized to ``resize_size`` pixels,
+    the centre ``image_size`` × ``image_size`` square is cropped, and each channel is
+    normalised with ``mean`` and ``std`` (after scaling the pixels to [0, 1]). This is
+    exactly what torchvision's ``weights.transforms()`` does for evaluation.
+
+    Any other ``aspect`` (height / width) gives a rectangular view: the image is resized to
+    cover a ``resize_size`` × ``round(resize_size * aspect)`` canvas (width × height) and
+    cropped to it about its centre, then the centre ``image_size`` ×
+    ``round(image_size * aspect)`` is cropped. ``aspect=4/3`` keeps the whole of a 3:4
+    portrait photo, where the square view drops its top and bottom eighths.
 
     Attributes:
-        image_size: Side of the square crop fed to the network.
-        resize_size: The shorter side is resized to this before cropping.
+        image_size: Width of the crop fed to the network (its side, when square).
+        resize_size: The shorter side (with ``aspect``: the canvas width) before cropping.
         mean: Per-channel mean subtracted (RGB, on the [0, 1] scale).
         std: Per-channel standard deviation divided by.
         interpolation: The resampling filter of the resize.
+        aspect: Height / width of the crop (1: square).
 
     Example:
         >>> from PIL import Image
@@ -77,6 +134,8 @@ class Preprocessing:
         torch.Size([3, 32, 32])
         >>> Preprocessing.from_dict(prep.to_dict()) == prep
         True
+        >>> Preprocessing(image_size=30, resize_size=36, aspect=4 / 3).input_shape
+        (40, 30)
     """
 
     image_size: int
@@ -84,6 +143,7 @@ class Preprocessing:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: Literal["bilinear", "bicubic"] = "bilinear"
+    aspect: float = 1.0
 
     def __post_init__(self) -> None:
         if self.image_size < 1 or self.resize_size < self.image_size:
@@ -95,13 +155,45 @@ class Preprocessing:
             raise InvalidParameterError(
                 f"interpolation must be 'bilinear' or 'bicubic'; found {self.interpolation!r}."
             )
+        aspect = self.aspect
+        if (
+            not isinstance(aspect, (int, float))
+            or isinstance(aspect, bool)
+            or not ASPECT_RANGE[0] <= aspect <= ASPECT_RANGE[1]
+        ):
+            raise InvalidParameterError(
+                f"aspect (height / width of the network's input) must be a number from "
+                f"{ASPECT_RANGE[0]} to {ASPECT_RANGE[1]}; found {aspect!r}."
+            )
+        object.__setattr__(self, "aspect", float(aspect))
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the images the network sees.
+
+        Example:
+            >>> Preprocessing(image_size=192, resize_size=219, aspect=4 / 3).input_shape
+            (256, 192)
+        """
+        return scaled_height(self.image_size, self.aspect), self.image_size
+
+    @property
+    def resize_shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the canvas the centre crop is taken from (square: both
+        ``resize_size``; in the image cache, the stored shape).
+
+        Example:
+            >>> Preprocessing(image_size=192, resize_size=219, aspect=4 / 3).resize_shape
+            (292, 219)
+        """
+        return scaled_height(self.resize_size, self.aspect), self.resize_size
 
     def eval_transform(self) -> Callable[[Image.Image], torch.Tensor]:
         """The deterministic transform for evaluation and prediction.
 
         Returns:
             A picklable callable that turns an RGB :class:`PIL.Image.Image` into a float
-            tensor of shape 3 × ``image_size`` × ``image_size``, normalised.
+            tensor of shape 3 × height × width (:attr:`input_shape`), normalised.
 
         Example:
             >>> from PIL import Image
@@ -112,12 +204,18 @@ class Preprocessing:
         from torchvision import transforms
 
         mode = transforms.InterpolationMode(self.interpolation)
+        if self.aspect == 1.0:
+            resize: Callable[[Image.Image], Image.Image] = transforms.Resize(
+                self.resize_size, interpolation=mode, antialias=True
+            )
+        else:
+            resize = CoverResize(self.resize_size, self.resize_shape[0], self.interpolation)
         return cast(
             Callable[[Image.Image], torch.Tensor],
             transforms.Compose(
                 [
-                    transforms.Resize(self.resize_size, interpolation=mode, antialias=True),
-                    transforms.CenterCrop(self.image_size),
+                    resize,
+                    transforms.CenterCrop(list(self.input_shape)),
                     transforms.PILToTensor(),
                     transforms.ConvertImageDtype(torch.float32),
                     transforms.Normalize(list(self.mean), list(self.std)),
@@ -157,13 +255,25 @@ class Preprocessing:
             128
         """
         resize = max(image_size, round(self.resize_size * image_size / self.image_size))
-        return Preprocessing(
-            image_size=image_size,
-            resize_size=resize,
-            mean=self.mean,
-            std=self.std,
-            interpolation=self.interpolation,
-        )
+        return replace(self, image_size=image_size, resize_size=resize)
+
+    def with_aspect(self, aspect: float) -> Preprocessing:
+        """The same preprocessing with another height / width of the network's input.
+
+        Args:
+            aspect: The new height / width (1: square).
+
+        Returns:
+            A new :class:`Preprocessing`.
+
+        Raises:
+            InvalidParameterError: ``aspect`` is out of range.
+
+        Example:
+            >>> Preprocessing(image_size=192, resize_size=219).with_aspect(4 / 3).input_shape
+            (256, 192)
+        """
+        return replace(self, aspect=aspect)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (lists for the channel statistics).
@@ -205,11 +315,12 @@ class Preprocessing:
                 mean=(mean[0], mean[1], mean[2]),
                 std=(std[0], std[1], std[2]),
                 interpolation=data.get("interpolation", "bilinear"),
+                aspect=float(data.get("aspect", 1.0)),
             )
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, InvalidParameterError) as error:
             raise ModelFileError(
                 f"The preprocessing record {dict(data)!r} is not valid ({error}); expected "
-                "image_size, resize_size, mean, std and interpolation."
+                "image_size, resize_size, mean, std, interpolation and aspect."
             ) from None
 
 

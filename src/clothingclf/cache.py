@@ -15,6 +15,9 @@ keeps the result as one ``N x 3 x S x S`` uint8 tensor (about 0.2 MB per image a
 * Each image is resized so that its shorter side is ``size`` and centre-cropped to a square:
   the same view the evaluation transform of :class:`~clothingclf.backbones.Preprocessing`
   crops its centre from, so evaluating from the cache gives the same pixels up to rounding.
+  With ``aspect`` (height / width) other than 1 the image is resized to cover a ``size`` ×
+  ``round(size * aspect)`` canvas and centre-cropped to it instead (the preprocessing's
+  rectangular view).
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
+from .backbones import CoverResize, scaled_height
 from .images import open_image
 
-__all__ = ["build_image_cache", "cache_key", "decode_square"]
+__all__ = ["build_image_cache", "cache_key", "decode_square", "decode_view"]
 
 #: Bump when the way images are decoded or resized changes, so old disk caches are not reused.
 _CACHE_VERSION = 1
@@ -77,8 +81,53 @@ def decode_square(
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
+def decode_view(
+    path: str | os.PathLike[str] | Image.Image,
+    size: int,
+    *,
+    interpolation: Interpolation = "bilinear",
+    aspect: float = 1.0,
+) -> torch.Tensor:
+    """Decode one image into the canvas of a view ``size`` wide and ``aspect`` times as tall.
+
+    With ``aspect`` 1 this is :func:`decode_square`. Otherwise the image is resized to cover
+    ``size`` × ``round(size * aspect)`` px (width × height) and centre-cropped to it, as the
+    evaluation transform of a :class:`~clothingclf.backbones.Preprocessing` with that
+    ``aspect`` does.
+
+    Args:
+        path: An image file (or an already decoded Pillow image).
+        size: Width of the result, in pixels.
+        interpolation: Resampling filter of the resize (antialiased).
+        aspect: Height / width of the result.
+
+    Returns:
+        A ``3 x round(size * aspect) x size`` uint8 tensor.
+
+    Raises:
+        InvalidImageError: The file cannot be decoded (from :func:`clothingclf.open_image`).
+        ImageNotFoundError: The file does not exist.
+
+    Example:
+        >>> from PIL import Image
+        >>> decode_view(Image.new("RGB", (60, 40)), 30, aspect=4 / 3).shape
+        torch.Size([3, 40, 30])
+    """
+    if aspect == 1.0:
+        return decode_square(path, size, interpolation=interpolation)
+    height = scaled_height(size, aspect)
+    image = open_image(path, draft_size=(size, height))
+    image = CoverResize(size, height, interpolation)(image)
+    array = np.asarray(image, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
 def cache_key(
-    paths: Sequence[str | os.PathLike[str]], size: int, *, interpolation: Interpolation
+    paths: Sequence[str | os.PathLike[str]],
+    size: int,
+    *,
+    interpolation: Interpolation,
+    aspect: float = 1.0,
 ) -> str:
     """A key that changes when any file, the list of files or the target size changes.
 
@@ -87,8 +136,9 @@ def cache_key(
 
     Args:
         paths: The image files, in cache order.
-        size: Side of the cached squares.
+        size: Side of the cached squares (their width, with ``aspect``).
         interpolation: Resampling filter.
+        aspect: Height / width of the cached images.
 
     Returns:
         A 24-character hexadecimal string.
@@ -98,7 +148,8 @@ def cache_key(
         >>> key == cache_key([], 32, interpolation="bilinear"), len(key)
         (True, 24)
     """
-    digest = hashlib.sha256(f"v{_CACHE_VERSION}|{size}|{interpolation}".encode())
+    shape = f"{size}" if aspect == 1.0 else f"{size}|aspect={float(aspect)!r}"
+    digest = hashlib.sha256(f"v{_CACHE_VERSION}|{shape}|{interpolation}".encode())
     for path in paths:
         absolute = os.path.abspath(os.fspath(path))
         try:
@@ -111,16 +162,21 @@ def cache_key(
 
 
 class _DecodeDataset(torch.utils.data.Dataset[torch.Tensor]):
-    def __init__(self, paths: Sequence[str], size: int, interpolation: Interpolation) -> None:
+    def __init__(
+        self, paths: Sequence[str], size: int, interpolation: Interpolation, aspect: float
+    ) -> None:
         self.paths = paths
         self.size = size
         self.interpolation: Interpolation = interpolation
+        self.aspect = aspect
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return decode_square(self.paths[index], self.size, interpolation=self.interpolation)
+        return decode_view(
+            self.paths[index], self.size, interpolation=self.interpolation, aspect=self.aspect
+        )
 
 
 def _fill(
@@ -130,8 +186,9 @@ def _fill(
     interpolation: Interpolation,
     num_workers: int,
     progress: bool,
+    aspect: float = 1.0,
 ) -> None:
-    dataset = _DecodeDataset(paths, size, interpolation)
+    dataset = _DecodeDataset(paths, size, interpolation, aspect)
     batch = 32
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch, shuffle=False, num_workers=num_workers
@@ -156,6 +213,7 @@ def build_image_cache(
     cache_dir: str | os.PathLike[str] | None = None,
     num_workers: int = 0,
     progress: bool = False,
+    aspect: float = 1.0,
 ) -> torch.Tensor:
     """Decode every image once into an ``N x 3 x size x size`` uint8 tensor.
 
@@ -164,6 +222,8 @@ def build_image_cache(
         size: Side of each cached square (the shorter side is resized to it, then the
             centre square is kept). Use the preprocessing's ``resize_size``.
         interpolation: Resampling filter of the resize.
+        aspect: Height / width of the cached images (see :func:`decode_view`): the tensor
+            is ``N x 3 x round(size * aspect) x size``. Use the preprocessing's ``aspect``.
         cache_dir: If given, keep the tensor in a memory-mapped file
             ``<cache_dir>/images-<key>.npy`` (written once, atomically; reused while no file
             changes) instead of in memory. For sets that do not fit in memory.
@@ -186,28 +246,34 @@ def build_image_cache(
         torch.Size([1, 3, 16, 16])
     """
     names = [os.fspath(path) for path in paths]
-    shape = (len(names), 3, size, size)
+    shape = (len(names), 3, scaled_height(size, aspect), size)
     if cache_dir is None:
         tensor = torch.empty(shape, dtype=torch.uint8)
-        _fill(tensor, names, size, interpolation, num_workers, progress)
+        _fill(tensor, names, size, interpolation, num_workers, progress, aspect)
         return tensor
     folder = Path(cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    key = cache_key(names, size, interpolation=interpolation)
+    key = cache_key(names, size, interpolation=interpolation, aspect=aspect)
     final = folder / f"images-{key}.npy"
     if not final.exists():
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=".images-", suffix=".npy.tmp")
         os.close(handle)
         try:
             array = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=shape)
-            _fill(array, names, size, interpolation, num_workers, progress)
+            _fill(array, names, size, interpolation, num_workers, progress, aspect)
             array.flush()
             del array
             os.replace(temporary, final)
         finally:
             if os.path.exists(temporary):
                 os.unlink(temporary)
-        meta = {"version": _CACHE_VERSION, "size": size, "count": len(names), "files": names}
+        meta = {
+            "version": _CACHE_VERSION,
+            "size": size,
+            "aspect": float(aspect),
+            "count": len(names),
+            "files": names,
+        }
         (folder / f"images-{key}.json").write_text(json.dumps(meta), encoding="utf-8")
     # Copy-on-write: pages are read lazily from disk and the tensor is writable (no warning),
     # but writes never reach the file.

@@ -12,10 +12,12 @@ random bytes, truncated, an unsafe pickle) into a :class:`~clothingclf.exception
 that names the file. :func:`read_model_file` also checks that the file is a clothingclf
 model of a format version this release understands.
 
-A model file holds these keys (format version 1)::
+A model file holds these keys (format version 1, or 2 for a network that sees a
+non-square view: its ``preprocessing`` has an ``aspect`` other than 1, which releases that
+read only version 1 would ignore and predict on the centre square instead)::
 
     format            "clothingclf"
-    format_version    1
+    format_version    1 or 2
     library_version   the clothingclf version that wrote it
     model             the architecture spec of clothingclf.backbones.build_model
     state_dict        the weights
@@ -57,7 +59,7 @@ __all__ = [
 #: The value of the ``"format"`` key of every clothingclf model file.
 FORMAT_NAME = "clothingclf"
 #: The newest model-file format version this release writes and reads.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: The keys every model file of the current format holds.
 MODEL_FILE_KEYS = (
     "format",

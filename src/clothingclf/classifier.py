@@ -12,11 +12,14 @@ file.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -40,7 +43,7 @@ from .exceptions import (
 )
 from .images import open_image
 from .metrics import EvaluationReport, evaluation_report
-from .training import TrainConfig, resolve_config, train_model
+from .training import TrainConfig, TrainResult, resolve_config, train_model
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -48,7 +51,7 @@ if TYPE_CHECKING:
     from .data import DatasetSplits
     from .export import ExportedModel
 
-__all__ = ["ClothingClassifier", "Prediction"]
+__all__ = ["ClothingClassifier", "Prediction", "network_file"]
 
 _SINGLE_TYPES = (str, os.PathLike, bytes, bytearray, Image.Image)
 _PREDICT_BATCH = 64
@@ -82,19 +85,22 @@ class Prediction:
         }
 
 
-class _Inputs(torch.utils.data.Dataset[torch.Tensor]):
-    """Images of any accepted kind, decoded and transformed one at a time."""
+class _Inputs(torch.utils.data.Dataset[tuple[torch.Tensor, ...]]):
+    """Images of any accepted kind, decoded once each and transformed for every network."""
 
-    def __init__(self, items: Sequence[Any], preprocessing: Preprocessing) -> None:
+    def __init__(self, items: Sequence[Any], preprocessings: Sequence[Preprocessing]) -> None:
         self.items = items
-        self.transform = preprocessing.eval_transform()
-        side = preprocessing.resize_size
-        self.draft_size = (side, side)
+        self.transforms = [prep.eval_transform() for prep in preprocessings]
+        # JPEG draft mode may shrink a photo only as far as the largest canvas needs.
+        self.draft_size = (
+            max(prep.resize_shape[1] for prep in preprocessings),
+            max(prep.resize_shape[0] for prep in preprocessings),
+        )
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         item = self.items[index]
         try:
             image = open_image(item, draft_size=self.draft_size)
@@ -102,7 +108,7 @@ class _Inputs(torch.utils.data.Dataset[torch.Tensor]):
             if isinstance(item, (str, os.PathLike)) or len(self.items) == 1:
                 raise
             raise InvalidImageError(f"Input {index}: {error}") from None
-        return self.transform(image)
+        return tuple(transform(image) for transform in self.transforms)
 
 
 # Prediction runs in float32 in the channels-last layout: measured 1.47x the images/s of the
@@ -135,6 +141,10 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             name or enum (``"IMAGENET1K_V1"``), ``None`` (random), or a ``state_dict`` path.
         image_size: Side of the square images the network sees (recipe ``"seed"``: 224,
             the study's, and ``"fast"``: 224 too; 256 was measured no better).
+        aspect: Height / width of the images the network sees: 1 (both recipes) crops the
+            centre square of each photo, as the study did; 4/3 keeps the whole of a 3:4
+            portrait photo (``image_size`` is then the width). The model file records it,
+            so prediction after loading uses the same view.
         epochs: Epochs over all layers.
         batch_size: Images per optimiser step.
         optimizer: ``"sgd"``, ``"nesterov"`` or ``"adamw"``.
@@ -161,14 +171,21 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
     Attributes:
         classes_: Class names, in the order of the network's outputs.
         history_: One dict per epoch: ``epoch``, ``train_loss``, ``val_loss``,
-            ``val_accuracy``, ``seconds``, ``lr``, ``image_size``.
-        best_epoch_: The epoch with the best validation accuracy.
-        best_val_accuracy_: Its validation accuracy (``None`` without a validation split).
-        final_val_accuracy_: The last epoch's validation accuracy.
+            ``val_accuracy`` (NaN for epochs not validated, see ``val_every``), ``seconds``,
+            ``lr``, ``image_size``; with several networks also ``network`` (0, 1, ...).
+        best_epoch_: The epoch with the best validation accuracy (of the first network).
+        best_val_accuracy_: Its validation accuracy (``None`` without a validation split);
+            with several networks, that of their averaged probabilities, each network at
+            its own best epoch.
+        final_val_accuracy_: The last epoch's validation accuracy (of the averaged
+            probabilities, with several networks).
         holds_: ``"best"`` or ``"final"``: which weights :attr:`model_` holds.
         interrupted_: Training was stopped by ``KeyboardInterrupt`` (Ctrl-C).
-        model_: The trained :class:`~clothingclf.backbones.ClothingNet` (in eval mode).
-        preprocessing_: The :class:`~clothingclf.backbones.Preprocessing` of the network.
+        model_: The trained :class:`~clothingclf.backbones.ClothingNet` (in eval mode); with
+            several networks (``extra_views``), the first.
+        preprocessing_: The :class:`~clothingclf.backbones.Preprocessing` of that network.
+        networks_: Every trained network with its preprocessing, ``(model, preprocessing)``
+            pairs, the first being :attr:`model_`; predictions average their probabilities.
         config_: The resolved ``clothingclf.training.TrainConfig``.
         model_spec_: The architecture spec stored in saved files.
         device_: The :class:`torch.device` the model lives on.
@@ -192,6 +209,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         backbone: str | torch.nn.Module = "resnet18",
         weights: Any = "DEFAULT",
         image_size: int | None = None,
+        aspect: float | None = None,
         epochs: int | None = None,
         batch_size: int | None = None,
         optimizer: Literal["sgd", "nesterov", "adamw"] | None = None,
@@ -211,6 +229,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         self.backbone = backbone
         self.weights = weights
         self.image_size = image_size
+        self.aspect = aspect
         self.epochs = epochs
         self.batch_size = batch_size
         self.optimizer = optimizer
@@ -247,8 +266,11 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 to train without validation (the final weights are kept).
             resume: A checkpoint written through ``checkpoint=`` by an interrupted fit with
                 the same settings: training continues where it stopped and ends with the
-                weights an uninterrupted run would have.
-            checkpoint: Write a training checkpoint to this file after every epoch.
+                weights an uninterrupted run would have. With several networks
+                (``extra_views``) give the first one's file; the others' are found beside it.
+            checkpoint: Write a training checkpoint to this file after every epoch. With
+                several networks, the second one's goes to ``<stem>.network2<suffix>``
+                beside it, and so on (:func:`network_file`).
 
         Returns:
             ``self``, fitted.
@@ -267,6 +289,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             epochs=self.epochs,
             batch_size=self.batch_size,
             image_size=self.image_size,
+            aspect=self.aspect,
             optimizer=self.optimizer,
             lr=self.lr,
             momentum=self.momentum,
@@ -280,41 +303,73 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             **_training_options(self.training_options),
         )
         device = _resolve_device(self.device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            model, preprocessing, spec = build_model(
-                self.backbone,
-                weights=self.weights,
-                num_classes=len(classes),
-                image_size=config.image_size,
-            )
-        result = train_model(
-            model,
-            train,
-            val_table,
-            class_weights=class_weights if config.class_weighted else None,
-            preprocessing=preprocessing,
-            config=config,
-            device=device,
-            checkpoint_path=checkpoint,
-            resume=resume,
-        )
-        state = result.best_state if config.keep == "best" else result.final_state
-        model.load_state_dict(state)
-        _to_inference_layout(model, device)
-        self.model_: ClothingNet = model
-        self.preprocessing_: Preprocessing = preprocessing
+        views = config.views()
+        networks: list[tuple[ClothingNet, Preprocessing]] = []
+        results: list[TrainResult] = []
+        spec: dict[str, Any] = {}
+        # Several networks in several processes share one process group, joined here.
+        group = _process_group(device) if len(views) > 1 else contextlib.nullcontext(device)
+        with group as device:
+            for index, (size, aspect) in enumerate(views):
+                # Each network is trained as a one-network fit of its own view.
+                own = dataclasses.replace(config, image_size=size, aspect=aspect, extra_views=())
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(config.seed)
+                    model, preprocessing, spec = build_model(
+                        self.backbone,
+                        weights=self.weights,
+                        num_classes=len(classes),
+                        image_size=size,
+                    )
+                preprocessing = preprocessing.with_aspect(aspect)
+                if len(views) > 1 and config.progress and os.environ.get("RANK", "0") == "0":
+                    height, width = preprocessing.input_shape
+                    print(
+                        f"network {index + 1} of {len(views)}: {width} x {height} px",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                result = train_model(
+                    model,
+                    train,
+                    val_table,
+                    class_weights=class_weights if config.class_weighted else None,
+                    preprocessing=preprocessing,
+                    config=own,
+                    device=device,
+                    checkpoint_path=network_file(checkpoint, index),
+                    resume=_resume_file(resume, index),
+                )
+                state = result.best_state if config.keep == "best" else result.final_state
+                model.load_state_dict(state)
+                _to_inference_layout(model, device)
+                networks.append((model, preprocessing))
+                results.append(result)
+                if result.interrupted:  # Ctrl-C: keep what is trained, start no other network
+                    break
+        first = results[0]
+        self.networks_: list[tuple[ClothingNet, Preprocessing]] = networks
+        self.model_: ClothingNet = networks[0][0]
+        self.preprocessing_: Preprocessing = networks[0][1]
         self.config_: TrainConfig = config
         self.model_spec_: dict[str, Any] = spec
         self.device_: torch.device = device
         self.classes_: list[str] = list(classes)
-        self.history_: list[dict[str, float]] = [dict(row) for row in result.history]
-        self.best_epoch_: int = int(result.best_epoch)
-        self.best_val_accuracy_: float | None = _maybe_float(result.best_val_accuracy)
-        self.final_val_accuracy_: float | None = _maybe_float(result.final_val_accuracy)
+        self.history_: list[dict[str, float]] = [
+            {**row, "network": float(index)} if len(views) > 1 else dict(row)
+            for index, result in enumerate(results)
+            for row in result.history
+        ]
+        self.best_epoch_: int = int(first.best_epoch)
+        self.best_val_accuracy_: float | None = _maybe_float(first.best_val_accuracy)
+        self.final_val_accuracy_: float | None = _maybe_float(first.final_val_accuracy)
+        if len(results) > 1:
+            self.best_val_accuracy_, self.final_val_accuracy_ = _averaged_accuracies(
+                results, val_table
+            )
         self.holds_: str = config.keep
-        self.interrupted_: bool = bool(result.interrupted)
-        self.stopped_early_: bool = bool(result.stopped_early)
+        self.interrupted_: bool = any(result.interrupted for result in results)
+        self.stopped_early_: bool = any(result.stopped_early for result in results)
         return self
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -327,6 +382,12 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 "trained one with ClothingClassifier.load(path)."
             )
         return self.model_
+
+    def _networks(self) -> list[tuple[ClothingNet, Preprocessing]]:
+        """Every network with its preprocessing; :attr:`model_` first."""
+        model = self._check_fitted()
+        rest = list(getattr(self, "networks_", [])[1:])
+        return [(model, self.preprocessing_), *rest]
 
     # ------------------------------------------------------------------ prediction
 
@@ -350,29 +411,40 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             ImageNotFoundError: A path does not exist (the message names it).
             InvalidImageError: An input is not a decodable image (the message names it).
         """
-        model = self._check_fitted()
+        networks = self._networks()
         items, _ = _as_items(x)
         if not items:
             return np.zeros((0, len(self.classes_)), dtype=np.float64)
-        if model.training:
-            model.eval()
-        dataset = _Inputs(items, self.preprocessing_)
+        models = [model for model, _ in networks]
+        for model in models:
+            if model.training:
+                model.eval()
+        dataset = _Inputs(items, [prep for _, prep in networks])
         tta = bool(getattr(self.config_, "tta", False))
         with torch.inference_mode():
             if len(items) == 1:
-                return self._probabilities(model, dataset[0].unsqueeze(0), tta)
+                single = [view.unsqueeze(0) for view in dataset[0]]
+                return self._probabilities(models, single, tta)
             size = batch_size or getattr(self.config_, "batch_size", None) or _PREDICT_BATCH
             if not isinstance(size, int) or size < 1:
                 raise InvalidParameterError(f"batch_size must be a positive int; found {size!r}.")
             loader = torch.utils.data.DataLoader(dataset, batch_size=size, shuffle=False)
-            return np.concatenate([self._probabilities(model, batch, tta) for batch in loader])
+            return np.concatenate([self._probabilities(models, batch, tta) for batch in loader])
 
-    def _probabilities(self, model: ClothingNet, batch: torch.Tensor, tta: bool) -> np.ndarray:
-        batch = batch.to(self.device_).contiguous(memory_format=_INFERENCE_LAYOUT)
-        probabilities = model(batch).double().softmax(1)
-        if tta:
-            probabilities = (probabilities + model(batch.flip(-1)).double().softmax(1)) / 2
-        return cast(np.ndarray, probabilities.cpu().numpy())
+    def _probabilities(
+        self, models: Sequence[ClothingNet], batches: Sequence[torch.Tensor], tta: bool
+    ) -> np.ndarray:
+        """The mean over the networks of each one's probabilities for its own view."""
+        total: torch.Tensor | None = None
+        for model, batch in zip(models, batches, strict=True):
+            batch = batch.to(self.device_).contiguous(memory_format=_INFERENCE_LAYOUT)
+            probabilities = model(batch).double().softmax(1)
+            if tta:
+                probabilities = (probabilities + model(batch.flip(-1)).double().softmax(1)) / 2
+            total = probabilities if total is None else total + probabilities
+        assert total is not None
+        mean: np.ndarray = (total / len(models)).cpu().numpy()
+        return mean
 
     @overload
     def predict(
@@ -509,7 +581,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
 
         The file holds the architecture, the weights, the class names, the preprocessing,
         the training configuration, the validation metrics (best and final), which of
-        the two weight sets it holds, the history, and the library and format versions.
+        the two weight sets it holds, the history, and the library and format versions;
+        with several networks, the weights and preprocessing of each.
         It is written atomically: an interrupted save leaves any previous file intact.
 
         Args:
@@ -519,16 +592,17 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             NotFittedError: The classifier was not fitted or loaded.
             SaveError: The file could not be written (disk full, permissions).
         """
-        model = self._check_fitted()
+        networks = self._networks()
+        model = networks[0][0]
+        # Version 2 only where a version-1 reader would mispredict: a non-square view, or
+        # more than one network (it would use the first alone).
+        plain = len(networks) == 1 and self.preprocessing_.aspect == 1.0
         payload = {
             "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
+            "format_version": 1 if plain else FORMAT_VERSION,
             "library_version": __version__,
             "model": dict(self.model_spec_),
-            "state_dict": {
-                key: value.detach().to("cpu").contiguous()
-                for key, value in model.state_dict().items()
-            },
+            "state_dict": _cpu_state(model),
             "classes": list(self.classes_),
             "preprocessing": self.preprocessing_.to_dict(),
             "config": self.config_.to_dict(),
@@ -541,6 +615,11 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             "history": [{str(k): float(v) for k, v in row.items()} for row in self.history_],
             "params": _plain_params(self.get_params(deep=False)),
         }
+        if len(networks) > 1:
+            payload["extra_networks"] = [
+                {"preprocessing": prep.to_dict(), "state_dict": _cpu_state(network)}
+                for network, prep in networks[1:]
+            ]
         atomic_save(payload, path)
 
     def export(
@@ -553,8 +632,11 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
     ) -> ExportedModel:
         """Export to ONNX or TorchScript (see :func:`~clothingclf.export_model`).
 
-        The graph maps normalised float32 images N×3×S×S (any N) to probabilities N×C;
-        ``<path>.json`` beside it holds the class names and the preprocessing.
+        The graph maps normalised float32 images N×3×H×W (any N) to probabilities N×C;
+        ``<path>.json`` beside it holds the class names and the preprocessing. A model of
+        several networks becomes one graph with an input per network (``input``,
+        ``input_2``, ...: each network's view of the same photos) that averages their
+        probabilities, as :meth:`predict_proba` does.
 
         Args:
             path: The file to write (``model.onnx``, ``model.ts.pt``).
@@ -631,26 +713,25 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         spec = payload["model"]
         if not isinstance(spec, dict):
             raise ModelFileError(f"{name!r} has a malformed model spec; the file is damaged.")
-        model = rebuild_model(spec, backbone=backbone)
-        try:
-            model.load_state_dict(payload["state_dict"])
-        except (RuntimeError, TypeError, AttributeError) as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise ModelFileError(
-                f"The weights in {name!r} do not fit the architecture it names ({first}). "
-                "The file is damaged, or was made with another version of the backbone."
-            ) from None
-        if model.num_classes != len(classes):
-            raise ModelFileError(
-                f"{name!r} names {len(classes)} classes but its network scores "
-                f"{model.num_classes}; the file is damaged."
+        model = _rebuild(spec, payload["state_dict"], backbone, name, len(classes))
+        extra = payload.get("extra_networks", [])
+        if not isinstance(extra, list) or not all(isinstance(item, dict) for item in extra):
+            raise ModelFileError(f"{name!r} has a malformed network list; the file is damaged.")
+        others = [
+            (
+                _rebuild(spec, item["state_dict"], backbone, name, len(classes)),
+                Preprocessing.from_dict(item["preprocessing"]),
             )
+            for item in extra
+        ]
         try:
             stored = dict(payload["config"])
             # Files written before image_size was a setting: the preprocessing knows it.
             prep = payload.get("preprocessing")
             if isinstance(prep, Mapping) and isinstance(prep.get("image_size"), int):
                 stored.setdefault("image_size", prep["image_size"])
+            if isinstance(prep, Mapping) and isinstance(prep.get("aspect"), (int, float)):
+                stored.setdefault("aspect", prep["aspect"])
             config = TrainConfig.from_dict(stored)
         except Exception as error:
             raise ModelFileError(
@@ -665,10 +746,12 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             kwargs["backbone"] = backbone
         clf = cls(**kwargs)
         resolved = _resolve_device(device)
-        _to_inference_layout(model, resolved)
+        for network in [model, *(other for other, _ in others)]:
+            _to_inference_layout(network, resolved)
         metrics = payload["metrics"] if isinstance(payload["metrics"], dict) else {}
         clf.model_ = model
         clf.preprocessing_ = Preprocessing.from_dict(payload["preprocessing"])
+        clf.networks_ = [(model, clf.preprocessing_), *others]
         clf.config_ = config
         clf.model_spec_ = dict(spec)
         clf.device_ = resolved
@@ -684,6 +767,91 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+@contextlib.contextmanager
+def _process_group(device: torch.device) -> Iterator[torch.device]:
+    """Join the torchrun process group for a fit of several networks (each one's training
+    would otherwise join and leave it), and leave it after the last network."""
+    from ._distributed import _join_processes
+
+    processes, device = _join_processes(device)
+    try:
+        yield device
+    finally:
+        if processes.created_group:
+            import torch.distributed as dist
+
+            dist.barrier()
+            dist.destroy_process_group()
+
+
+def network_file(path: str | os.PathLike[str] | None, index: int) -> str | os.PathLike[str] | None:
+    """The training checkpoint of network ``index`` (0-based) of a fit checkpointed to
+    ``path``: ``path`` itself for the first, ``<stem>.network<n><suffix>`` for the others.
+
+    Example:
+        >>> network_file("run/fit.ckpt", 0), network_file("run/fit.ckpt", 1)
+        ('run/fit.ckpt', 'run/fit.network2.ckpt')
+    """
+    if path is None or index == 0:
+        return path
+    file = Path(path)
+    named = file.with_name(f"{file.stem}.network{index + 1}{file.suffix}")
+    return str(named) if isinstance(path, str) else named
+
+
+def _resume_file(path: str | os.PathLike[str] | None, index: int) -> str | os.PathLike[str] | None:
+    """What network ``index`` resumes from: its checkpoint if the interrupted fit got to it
+    (the first network's must exist: resuming from nothing is a mistake)."""
+    file = network_file(path, index)
+    if file is None or index == 0 or Path(file).exists():
+        return file
+    return None
+
+
+def _averaged_accuracies(
+    results: Sequence[TrainResult], val: pd.DataFrame | None
+) -> tuple[float | None, float | None]:
+    """Validation accuracy of the networks' averaged probabilities, at their best epochs and
+    at their last validated ones (``None`` where a network has no probabilities)."""
+    if val is None:
+        return None, None
+    truth = val["label_id"].to_numpy()
+    scores: list[float | None] = []
+    for which in ("best_val_probabilities", "final_val_probabilities"):
+        arrays = [getattr(result, which) for result in results]
+        if any(array is None or len(array) != len(truth) for array in arrays):
+            scores.append(None)
+            continue
+        mean = np.mean(arrays, axis=0)
+        scores.append(float((mean.argmax(1) == truth).mean()))
+    return scores[0], scores[1]
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.detach().to("cpu").contiguous() for key, value in model.state_dict().items()}
+
+
+def _rebuild(
+    spec: dict[str, Any], state: Any, backbone: nn.Module | None, name: str, classes: int
+) -> ClothingNet:
+    """The network ``spec`` describes with the weights ``state`` (for :meth:`load`)."""
+    model = rebuild_model(spec, backbone=backbone)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ModelFileError(
+            f"The weights in {name!r} do not fit the architecture it names ({first}). "
+            "The file is damaged, or was made with another version of the backbone."
+        ) from None
+    if model.num_classes != classes:
+        raise ModelFileError(
+            f"{name!r} names {classes} classes but its network scores "
+            f"{model.num_classes}; the file is damaged."
+        )
+    return model
 
 
 def _training_options(options: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -115,6 +115,12 @@ def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--input-size", type=int, help="side of the square input (224, or the file's size)"
     )
     p.add_argument("--num-classes", type=int, help="classes of a torchvision model's head")
+    p.add_argument(
+        "--network",
+        type=int,
+        default=1,
+        help="which network of a model file that holds several (1, the first, by default)",
+    )
     p.add_argument("--per-layer", action="store_true", help="print one row per operation")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     p.set_defaults(func=_run_analyze)
@@ -127,28 +133,39 @@ def _run_analyze(args: argparse.Namespace) -> int:
     from . import analysis
 
     model: Any
-    size = args.input_size
+    shape = (args.input_size, args.input_size) if args.input_size else None
+    count = 1
     if Path(args.model).is_file():
         from .classifier import ClothingClassifier
+        from .exceptions import InvalidParameterError
 
         clf = ClothingClassifier.load(args.model, device="cpu")
-        model = clf.model_
-        size = size or clf.preprocessing_.image_size
+        networks = clf._networks()
+        count = len(networks)
+        if not 1 <= args.network <= count:
+            raise InvalidParameterError(
+                f"--network {args.network}: {args.model!r} holds {count} network"
+                f"{'s' if count > 1 else ''}; give a number from 1 to {count}."
+            )
+        model, prep = networks[args.network - 1]
+        shape = shape or prep.input_shape
         name = Path(args.model).name
     else:
         kwargs = {} if args.num_classes is None else {"num_classes": args.num_classes}
         model = analysis.meta_model(args.model, **kwargs)
         name = args.model
-    size = size or 224
-    flops = analysis.count_flops(model, input_size=(3, size, size))
-    rf = analysis.receptive_field(model, input_size=(3, size, size))
+    height, width = shape or (224, 224)
+    flops = analysis.count_flops(model, input_size=(3, height, width))
+    rf = analysis.receptive_field(model, input_size=(3, height, width))
     if args.json:
         payload = flops.to_dict()
         print(
             json.dumps(
                 {
                     "model": name,
-                    "input_size": [3, size, size],
+                    "network": args.network,
+                    "networks": count,
+                    "input_size": [3, height, width],
                     "params": flops.params,
                     "total_macs": flops.total_macs,
                     "total_flops": flops.total_flops,
@@ -162,6 +179,11 @@ def _run_analyze(args: argparse.Namespace) -> int:
         return 0
     print(flops.summary().replace(flops.model, name, 1))
     print(f"  receptive field:   {rf.describe()}")
+    if count > 1:
+        print(
+            f"  network {args.network} of {count}: a prediction runs all {count} (--network N "
+            "for the others)"
+        )
     for line in rf.misalignments:
         print(f"  misaligned: {line}")
     if args.per_layer:
@@ -201,7 +223,15 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="DEFAULT, a weights name, 'none' (random), or a state_dict file",
     )
     p.add_argument("--epochs", type=int)
-    p.add_argument("--image-size", type=int, help="square input side (the recipe's)")
+    p.add_argument(
+        "--image-size", type=int, help="input side, or width with --aspect (the recipe's)"
+    )
+    p.add_argument(
+        "--aspect",
+        type=float,
+        help="input height / width: 1 the centre square (the recipe's), 1.333 the whole of a "
+        "3:4 portrait photo",
+    )
     p.add_argument("--batch-size", type=int)
     p.add_argument("--optimizer", choices=("sgd", "nesterov", "adamw"))
     p.add_argument("--lr", type=float, help="learning rate")
@@ -229,6 +259,14 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=float,
         metavar="S",
         help="scale brightness, contrast, saturation by factors in [1-S, 1+S] (off)",
+    )
+    p.add_argument(
+        "--extra-views",
+        type=float,
+        nargs="*",
+        metavar="ASPECT",
+        help="aspects (height / width) of further networks whose probabilities are averaged "
+        "with the first's (fast: 1.333, the whole photo); give none to train one network",
     )
     p.add_argument("--early-stopping", type=int, metavar="EPOCHS")
     p.add_argument("--workers", type=int, help="processes that decode images")
@@ -282,6 +320,7 @@ def _run_train(args: argparse.Namespace) -> int:
         backbone=args.backbone,
         weights=weights,
         image_size=args.image_size,
+        aspect=args.aspect,
         epochs=args.epochs,
         batch_size=args.batch_size,
         optimizer=args.optimizer,
@@ -296,7 +335,9 @@ def _run_train(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
         progress=not args.no_progress,
-        training_options=_given(args, "ema_decay", "mixup_alpha", "cutmix_alpha", "color_jitter")
+        training_options=_given(
+            args, "ema_decay", "mixup_alpha", "cutmix_alpha", "color_jitter", "extra_views"
+        )
         or None,
     )
     clf.fit(splits, resume=args.resume, checkpoint=args.checkpoint)
@@ -587,10 +628,15 @@ def _run_export(args: argparse.Namespace) -> int:
         if exported.max_abs_diff is None
         else f"matches PyTorch to {exported.max_abs_diff:.1e}"
     )
+    inputs = meta.get("inputs") or [meta]
+    shapes = ", ".join(
+        f"{item['input_name']} float32 batch x 3 x {item['input_shape'][2]} x "
+        f"{item['input_shape'][3]}"
+        for item in inputs
+    )
     print(
-        f"Wrote {exported.path} ({exported.format}: input float32 batch x 3 x "
-        f"{meta['input_size']} x {meta['input_size']}, output probabilities of "
-        f"{len(meta['classes'])} classes; {check})"
+        f"Wrote {exported.path} ({exported.format}: input{'s' if len(inputs) > 1 else ''} "
+        f"{shapes}, output probabilities of {len(meta['classes'])} classes; {check})"
     )
     print(f"Wrote {exported.metadata_path} (classes and preprocessing)")
     return 0

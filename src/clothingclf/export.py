@@ -2,7 +2,8 @@
 
 The exported graph takes what :meth:`Preprocessing.eval_transform
 <clothingclf.backbones.Preprocessing.eval_transform>` produces, a float32 batch
-``N × 3 × S × S`` of normalised RGB images (``N`` may be any size), and returns
+``N × 3 × H × W`` of normalised RGB images (``N`` may be any size; ``H = W = S`` unless
+the model was trained on a non-square ``aspect``), and returns
 **probabilities** ``N × C`` (the softmax is part of the graph, each row sums to 1, columns
 in class order). A model trained with test-time augmentation (``tta``) averages the image
 and its mirror image inside the graph too, so the exported model scores exactly like
@@ -13,6 +14,7 @@ Beside the model file ``<file>`` a sidecar ``<file>.json`` says how to feed it::
     {"format": "onnx", "library": "clothingclf", "library_version": "0.1.0",
      "classes": ["Dress", "Hat", ...], "input_name": "input",
      "input_shape": ["batch", 3, 224, 224], "input_size": 224, "resize_size": 256,
+     "aspect": 1.0,
      "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
      "interpolation": "bilinear", "output_name": "probabilities",
      "output": "probabilities", "tta": false, "opset": 17, ...}
@@ -44,6 +46,7 @@ from . import __version__
 from .exceptions import ExportError, InvalidParameterError, SaveError
 
 if TYPE_CHECKING:
+    from .backbones import Preprocessing
     from .classifier import ClothingClassifier
 
 __all__ = ["DEFAULT_OPSET", "ExportedModel", "export_model", "read_export_metadata"]
@@ -90,19 +93,24 @@ class ExportedModel:
 
 
 class _Probabilities(nn.Module):
-    """The network followed by a softmax (and the mirror-image average with ``tta``)."""
+    """The networks, each followed by a softmax (and the mirror-image average with
+    ``tta``), each on its own input; the mean of their probabilities."""
 
-    def __init__(self, network: nn.Module, *, tta: bool) -> None:
+    def __init__(self, networks: list[nn.Module], *, tta: bool) -> None:
         super().__init__()
-        self.network = network
+        self.networks = nn.ModuleList(networks)
         self.tta = tta
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        probabilities = torch.softmax(self.network(x), dim=1)
-        if self.tta:
-            mirrored = torch.softmax(self.network(torch.flip(x, dims=[3])), dim=1)
-            probabilities = (probabilities + mirrored) / 2
-        return probabilities
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        total: torch.Tensor | None = None
+        for network, x in zip(self.networks, inputs, strict=True):
+            probabilities = torch.softmax(network(x), dim=1)
+            if self.tta:
+                mirrored = torch.softmax(network(torch.flip(x, dims=[3])), dim=1)
+                probabilities = (probabilities + mirrored) / 2
+            total = probabilities if total is None else total + probabilities
+        assert total is not None
+        return total if len(self.networks) == 1 else total / len(self.networks)
 
 
 @contextlib.contextmanager
@@ -157,21 +165,21 @@ def _temp_path(target: Path) -> Path:
     return Path(name)
 
 
-def _metadata(clf: ClothingClassifier, fmt: str, opset: int | None) -> dict[str, Any]:
-    prep = clf.preprocessing_
-    size = int(prep.image_size)
-    tta = bool(getattr(clf.config_, "tta", False))
-    data: dict[str, Any] = {
-        "format": fmt,
-        "library": "clothingclf",
-        "library_version": __version__,
-        "torch_version": str(torch.__version__),
-        "classes": [str(c) for c in clf.classes_],
-        "input_name": INPUT_NAME,
-        "input_shape": ["batch", 3, size, size],
+def _input_names(count: int) -> list[str]:
+    """``input`` for the first network's images, ``input_2``, ``input_3``... after it."""
+    return [INPUT_NAME] + [f"{INPUT_NAME}_{n}" for n in range(2, count + 1)]
+
+
+def _input_metadata(name: str, prep: Preprocessing) -> dict[str, Any]:
+    """How to make the images of one input of the graph."""
+    height, width = prep.input_shape
+    return {
+        "input_name": name,
+        "input_shape": ["batch", 3, height, width],
         "input_dtype": "float32",
-        "input_size": size,
+        "input_size": int(prep.image_size),
         "resize_size": int(prep.resize_size),
+        "aspect": float(prep.aspect),
         "mean": [float(v) for v in prep.mean],
         "std": [float(v) for v in prep.std],
         "interpolation": str(prep.interpolation),
@@ -179,10 +187,37 @@ def _metadata(clf: ClothingClassifier, fmt: str, opset: int | None) -> dict[str,
             "RGB image; resize the shorter side to resize_size (antialiased, interpolation), "
             "centre-crop input_size x input_size, scale pixels to [0, 1], subtract mean and "
             "divide by std per channel, layout channels x height x width"
+            if prep.aspect == 1.0
+            else "RGB image; resize it to cover a canvas resize_size wide and "
+            f"{prep.resize_shape[0]} tall (scale = max(resize_size / width, "
+            f"{prep.resize_shape[0]} / height), antialiased, interpolation) and centre-crop "
+            f"the canvas, then centre-crop input_size wide and {height} tall, scale pixels "
+            "to [0, 1], subtract mean and divide by std per channel, layout channels x "
+            "height x width"
         ),
+    }
+
+
+def _metadata(clf: ClothingClassifier, fmt: str, opset: int | None) -> dict[str, Any]:
+    networks = clf._networks()
+    tta = bool(getattr(clf.config_, "tta", False))
+    inputs = [
+        _input_metadata(name, prep)
+        for name, (_, prep) in zip(_input_names(len(networks)), networks, strict=True)
+    ]
+    data: dict[str, Any] = {
+        "format": fmt,
+        "library": "clothingclf",
+        "library_version": __version__,
+        "torch_version": str(torch.__version__),
+        "classes": [str(c) for c in clf.classes_],
+        # The first (or only) input at the top level; every input in "inputs".
+        **inputs[0],
+        "inputs": inputs,
         "output_name": OUTPUT_NAME,
         "output_shape": ["batch", len(clf.classes_)],
         "output": "probabilities",
+        "output_averages": len(networks),
         "tta": tta,
     }
     if opset is not None:
@@ -237,7 +272,7 @@ def export_model(
         raise InvalidParameterError(f"format must be 'onnx' or 'torchscript'; found {format!r}.")
     if opset is not None and format != "onnx":
         raise InvalidParameterError("opset applies to format='onnx' only; leave it None.")
-    network = classifier._check_fitted()
+    networks = classifier._networks()
     if format == "onnx":
         _import_onnx(runtime=verify)
         opset = DEFAULT_OPSET if opset is None else int(opset)
@@ -247,12 +282,15 @@ def export_model(
     meta_target = target.with_name(target.name + ".json")
     metadata = _metadata(classifier, format, opset)
     wrapper = _Probabilities(
-        copy.deepcopy(network).to("cpu").to(memory_format=torch.contiguous_format).eval(),
+        [
+            copy.deepcopy(network).to("cpu").to(memory_format=torch.contiguous_format).eval()
+            for network, _ in networks
+        ],
         tta=bool(metadata["tta"]),
     ).eval()
-    size = int(metadata["input_size"])
+    shapes = [prep.input_shape for _, prep in networks]
     generator = torch.Generator().manual_seed(0)
-    example = torch.randn(2, 3, size, size, generator=generator)
+    example = tuple(torch.randn(2, 3, *shape, generator=generator) for shape in shapes)
     model_tmp: Path | None = None
     meta_tmp: Path | None = None
     try:
@@ -265,7 +303,7 @@ def export_model(
                 run = _write_onnx(wrapper, example, model_tmp, opset=opset, verify=verify)
             else:
                 run = _write_torchscript(wrapper, example, model_tmp, verify=verify)
-            max_diff = _check_parity(wrapper, run, size, atol=atol) if run else None
+            max_diff = _check_parity(wrapper, run, shapes, atol=atol) if run else None
         if max_diff is not None:
             metadata["verified_max_abs_diff"] = max_diff
         meta_tmp.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
@@ -289,22 +327,23 @@ def export_model(
     )
 
 
-_Runner = Callable[[np.ndarray], np.ndarray]
+_Runner = Callable[[list[np.ndarray]], np.ndarray]
 
 
 def _write_onnx(
-    wrapper: nn.Module, example: torch.Tensor, path: Path, *, opset: int, verify: bool
+    wrapper: nn.Module, example: tuple[torch.Tensor, ...], path: Path, *, opset: int, verify: bool
 ) -> _Runner | None:
     onnx, ort = _import_onnx(runtime=verify)
+    names = _input_names(len(example))
     try:
         torch.onnx.export(
             wrapper,
-            (example,),
+            example,
             str(path),
             dynamo=False,
-            input_names=[INPUT_NAME],
+            input_names=names,
             output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            dynamic_axes={**{name: {0: "batch"} for name in names}, OUTPUT_NAME: {0: "batch"}},
             opset_version=opset,
             do_constant_folding=True,
         )
@@ -322,17 +361,18 @@ def _write_onnx(
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def run(batch: np.ndarray) -> np.ndarray:
-        return np.asarray(session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0])
+    def run(batches: list[np.ndarray]) -> np.ndarray:
+        feed = dict(zip(names, batches, strict=True))
+        return np.asarray(session.run([OUTPUT_NAME], feed)[0])
 
     return run
 
 
 def _write_torchscript(
-    wrapper: nn.Module, example: torch.Tensor, path: Path, *, verify: bool
+    wrapper: nn.Module, example: tuple[torch.Tensor, ...], path: Path, *, verify: bool
 ) -> _Runner | None:
     try:
-        traced = torch.jit.trace(wrapper, (example,), check_trace=False)  # type: ignore[no-untyped-call]
+        traced = torch.jit.trace(wrapper, example, check_trace=False)  # type: ignore[no-untyped-call]
         torch.jit.save(traced, str(path))
     except OSError:
         raise
@@ -345,21 +385,23 @@ def _write_torchscript(
         return None
     loaded = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
 
-    def run(batch: np.ndarray) -> np.ndarray:
+    def run(batches: list[np.ndarray]) -> np.ndarray:
         with torch.no_grad():
-            return np.asarray(loaded(torch.from_numpy(batch)).numpy())
+            return np.asarray(loaded(*(torch.from_numpy(b) for b in batches)).numpy())
 
     return run
 
 
-def _check_parity(wrapper: nn.Module, run: _Runner, size: int, *, atol: float) -> float:
+def _check_parity(
+    wrapper: nn.Module, run: _Runner, shapes: list[tuple[int, int]], *, atol: float
+) -> float:
     generator = torch.Generator().manual_seed(1)
     worst = 0.0
     for n in _VERIFY_BATCHES:
-        batch = torch.randn(n, 3, size, size, generator=generator)
-        expected = wrapper(batch).numpy()
+        batches = [torch.randn(n, 3, *shape, generator=generator) for shape in shapes]
+        expected = wrapper(*batches).numpy()
         try:
-            got = run(batch.numpy())
+            got = run([batch.numpy() for batch in batches])
         except Exception as error:
             raise ExportError(
                 f"The exported model fails on a batch of {n} image(s) ({type(error).__name__}: "

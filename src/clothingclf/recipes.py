@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, cast
 
+from .backbones import ASPECT_RANGE
 from .exceptions import InvalidParameterError
 
 __all__ = ["RECIPES", "TrainConfig", "resolve_config"]
@@ -40,6 +41,9 @@ class TrainConfig:
         batch_size: Images per optimiser step, summed over all processes.
         image_size: Side of the square images the network sees in the last epochs, in
             validation and in prediction (progressive resizing starts smaller).
+        aspect: Height / width of the images the network sees: 1 for the centre square of
+            each photo (the study's view), 4/3 for the whole of a 3:4 portrait photo (see
+            :class:`~clothingclf.backbones.Preprocessing`); ``image_size`` is their width.
         optimizer: ``"sgd"``, ``"nesterov"`` (SGD with Nesterov momentum) or ``"adamw"``.
         lr: Peak learning rate.
         momentum: SGD momentum (``beta1`` for AdamW).
@@ -73,6 +77,17 @@ class TrainConfig:
             brightness, contrast and saturation are scaled by factors drawn uniformly
             from ``[1 - s, 1 + s]`` (0: off).
         tta: Validate on each image and its mirror image, averaging the probabilities.
+        val_every: Validate after every ``val_every``-th epoch and after the last one (1:
+            after every epoch and after the head-only stage). Validation does not change
+            the training; with ``keep="final"`` the epochs between only report it.
+        extra_views: Further networks to train after the first, one per aspect (height /
+            width) given, each with every other setting of this configuration (the same
+            seed, epochs and schedule) on its own view of the photos, about as many pixels
+            as the first network's (``image_size`` x ``image_size`` for a square: 4/3
+            gives 192 x 256 px beside 224 x 224; see :meth:`views`). Prediction averages
+            the class probabilities of all the networks: networks that see the photos
+            differently make different mistakes, so their average is more accurate than
+            either (``docs/performance.rst``). Empty: one network.
         freeze_bn: Keep BatchNorm layers on their pretrained running statistics while
             training all layers (their scale and shift still learn). With small batches
             and photos unlike ImageNet's, batch statistics shift every feature the new
@@ -97,6 +112,7 @@ class TrainConfig:
     epochs: int
     batch_size: int
     image_size: int
+    aspect: float
     optimizer: Literal["sgd", "nesterov", "adamw"]
     lr: float
     momentum: float
@@ -119,6 +135,8 @@ class TrainConfig:
     cutmix_alpha: float
     color_jitter: float
     tta: bool
+    val_every: int
+    extra_views: tuple[float, ...]
     freeze_bn: bool
     ema_decay: float
     amp: Literal["auto", "bf16", "off"]
@@ -135,7 +153,24 @@ class TrainConfig:
         """
         data = asdict(self)
         data["size_schedule"] = list(self.size_schedule)
+        data["extra_views"] = list(self.extra_views)
         return data
+
+    def views(self) -> list[tuple[int, float]]:
+        """``(image_size, aspect)`` of every network a fit trains, the first one first.
+
+        A network of ``extra_views`` gets the width that gives its view about the pixels of
+        the first network's, rounded to a multiple of 16 (at least 16).
+
+        Example:
+            >>> resolve_config("fast").views()
+            [(224, 1.0), (192, 1.3333333333333333)]
+        """
+        pixels = self.image_size * self.image_size * self.aspect
+        return [(self.image_size, self.aspect)] + [
+            (max(16, 16 * round(math.sqrt(pixels / aspect) / 16)), aspect)
+            for aspect in self.extra_views
+        ]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
@@ -161,6 +196,7 @@ _SEED_RECIPE: dict[str, Any] = {
     "epochs": 50,
     "batch_size": 32,
     "image_size": 224,
+    "aspect": 1.0,
     "optimizer": "sgd",
     "lr": 0.005,
     "momentum": 0.9,
@@ -183,6 +219,8 @@ _SEED_RECIPE: dict[str, Any] = {
     "cutmix_alpha": 0.0,
     "color_jitter": 0.0,
     "tta": False,
+    "val_every": 1,
+    "extra_views": (),
     "freeze_bn": False,
     "ema_decay": 0.0,
     "amp": "auto",
@@ -196,7 +234,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "seed": _SEED_RECIPE,
     "fast": {
         **_SEED_RECIPE,
-        "epochs": 17,
+        "epochs": 10,
         "batch_size": 32,
         "image_size": 224,
         "optimizer": "adamw",
@@ -214,6 +252,11 @@ RECIPES: dict[str, dict[str, Any]] = {
         "keep": "final",
         "tta": True,
         "freeze_bn": True,
+        # Two networks of 10 epochs each: the centre square at 224 px and the whole photo
+        # at 3:4, 192 x 256 px (about the same pixels); validated after epochs 5 and 10
+        # only (keep is "final", so the other epochs' validation would only be reported).
+        "extra_views": (4 / 3,),
+        "val_every": 5,
     },
 }
 
@@ -262,8 +305,24 @@ def resolve_config(recipe: RecipeName = "seed", **overrides: Any) -> TrainConfig
         if value is not None:
             values[name] = value
     values["size_schedule"] = tuple(float(v) for v in values["size_schedule"])
+    values["extra_views"] = _views(values["extra_views"])
     _validate(values)
     return TrainConfig(recipe=recipe, **values)
+
+
+def _views(value: Any) -> tuple[float, ...]:
+    """``extra_views`` as a tuple of floats (a list, from JSON, is accepted)."""
+    expected = (
+        f"a sequence of aspects (height / width, each from {ASPECT_RANGE[0]} to "
+        f"{ASPECT_RANGE[1]}), for example (4 / 3,); () for one network"
+    )
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise InvalidParameterError(f"extra_views must be {expected}; found {value!r}.")
+    for item in value:
+        number = isinstance(item, (int, float)) and not isinstance(item, bool)
+        if not number or not ASPECT_RANGE[0] <= item <= ASPECT_RANGE[1]:
+            raise InvalidParameterError(f"extra_views must be {expected}; found {value!r}.")
+    return tuple(float(item) for item in value)
 
 
 def _validate(values: dict[str, Any]) -> None:
@@ -279,6 +338,19 @@ def _validate(values: dict[str, Any]) -> None:
     size = values["image_size"]
     if not isinstance(size, int) or isinstance(size, bool) or size < 8:
         raise bad("image_size", "an int >= 8")
+    aspect = values["aspect"]
+    if (
+        not isinstance(aspect, (int, float))
+        or isinstance(aspect, bool)
+        or not ASPECT_RANGE[0] <= aspect <= ASPECT_RANGE[1]
+    ):
+        raise bad(
+            "aspect", f"a number from {ASPECT_RANGE[0]} to {ASPECT_RANGE[1]} (height / width)"
+        )
+    values["aspect"] = float(aspect)
+    every = values["val_every"]
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise bad("val_every", "a positive int (1: validate after every epoch)")
     for name in ("head_epochs", "num_workers", "seed"):
         if not isinstance(values[name], int) or isinstance(values[name], bool) or values[name] < 0:
             raise bad(name, "an int >= 0")

@@ -392,35 +392,72 @@ def _percent_formatter() -> Any:
 
 
 def _curves_png(figure_class: Any, history: Sequence[dict[str, Any]], best: int | None) -> bytes:
-    def column(key: str) -> np.ndarray:
-        return np.array([_number(row.get(key)) for row in history], dtype=float)
-
-    epochs = column("epoch")
-    if np.isnan(epochs).all():
-        epochs = np.arange(1, len(history) + 1, dtype=float)
+    """Loss and validation accuracy per epoch; one set of lines per network when there
+    are several (``network`` in the rows), points only where an epoch was validated."""
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for row in history:
+        number = _number(row.get("network"))
+        groups.setdefault(0 if math.isnan(number) else int(number), []).append(row)
+    several = len(groups) > 1
     fig = figure_class(figsize=(9.5, 3.6), layout="constrained")
     loss_ax, acc_ax = fig.subplots(1, 2)
-    for key, label in (("train_loss", "training loss"), ("val_loss", "validation loss")):
-        values = column(key)
-        if not np.isnan(values).all():
-            loss_ax.plot(epochs, values, marker="o", markersize=3, label=label)
+    any_accuracy, any_head = False, False
+    for number, rows in sorted(groups.items()):
+
+        def column(key: str, rows: list[dict[str, Any]] = rows) -> np.ndarray:
+            return np.array([_number(row.get(key)) for row in rows], dtype=float)
+
+        epochs = column("epoch")
+        if np.isnan(epochs).all():
+            epochs = np.arange(1, len(rows) + 1, dtype=float)
+        any_head = any_head or bool(0 in epochs)
+        prefix = f"network {number + 1}: " if several else ""
+        for key, label, style in (
+            ("train_loss", "training loss", "-"),
+            ("val_loss", "validation loss", "--"),
+        ):
+            values = column(key)
+            shown = ~np.isnan(values)
+            if shown.any():
+                color = f"C{number}" if several else None
+                loss_ax.plot(
+                    epochs[shown],
+                    values[shown],
+                    style,
+                    marker="o",
+                    markersize=3,
+                    label=prefix + label,
+                    color=color,
+                )
+        accuracy = column("val_accuracy")
+        shown = ~np.isnan(accuracy)
+        if shown.any():
+            any_accuracy = True
+            acc_ax.plot(
+                epochs[shown],
+                accuracy[shown],
+                marker="o",
+                markersize=3,
+                color=f"C{number}" if several else "C2",
+                label=prefix.rstrip(": ") or None,
+            )
+    if any_accuracy:
+        acc_ax.yaxis.set_major_formatter(_percent_formatter())
+        if several:
+            acc_ax.legend(fontsize=8)
+    else:
+        acc_ax.text(0.5, 0.5, "no validation split", ha="center", va="center")
     loss_ax.set_xlabel("epoch")
     loss_ax.set_ylabel("loss")
     loss_ax.set_title("Loss", fontsize=10)
-    accuracy = column("val_accuracy")
-    if not np.isnan(accuracy).all():
-        acc_ax.plot(epochs, accuracy, marker="o", markersize=3, color="C2")
-        acc_ax.yaxis.set_major_formatter(_percent_formatter())
-    else:
-        acc_ax.text(0.5, 0.5, "no validation split", ha="center", va="center")
     acc_ax.set_xlabel("epoch")
     acc_ax.set_ylabel("validation accuracy")
     acc_ax.set_title("Validation accuracy", fontsize=10)
     for ax in (loss_ax, acc_ax):
-        if 0 in epochs:  # the fast recipe's head-only stage
+        if any_head:  # the fast recipe's head-only stage
             ax.set_xlabel("epoch (0: new head only)")
         ax.grid(alpha=0.3)
-        if best is not None:
+        if best is not None and not several:
             ax.axvline(best, color="grey", linestyle="--", linewidth=1, label=f"best epoch {best}")
         ax.xaxis.get_major_locator().set_params(integer=True)
     loss_ax.legend(fontsize=8)
@@ -497,6 +534,9 @@ def _model_info(classifier: ClothingClassifier, evaluation: EvaluationReport) ->
         "library_version": __version__,
         "backbone": str(spec.get("name") or spec.get("kind") or "custom module"),
         "image_size": int(prep.image_size),
+        "input_shapes": [
+            [int(v) for v in network_prep.input_shape] for _, network_prep in classifier._networks()
+        ],
         "classes": [str(c) for c in classifier.classes_],
         "best_epoch": getattr(classifier, "best_epoch_", None),
         "best_val_accuracy": best_val,
@@ -507,6 +547,15 @@ def _model_info(classifier: ClothingClassifier, evaluation: EvaluationReport) ->
     }
 
 
+def _input_size(info: dict[str, Any]) -> str:
+    shapes = info.get("input_shapes") or [(info["image_size"], info["image_size"])]
+    sizes = "; ".join(
+        f"{width} px" if height == width else f"{width} x {height} px (width x height)"
+        for height, width in shapes
+    )
+    return sizes if len(shapes) == 1 else f"{sizes}: {len(shapes)} networks, averaged"
+
+
 def _score_lines(info: dict[str, Any], n_mistakes: int) -> list[tuple[str, str]]:
     lines = [
         ("Images evaluated", str(info["n_images"])),
@@ -515,7 +564,7 @@ def _score_lines(info: dict[str, Any], n_mistakes: int) -> list[tuple[str, str]]
         ("Macro F1", f"{info['macro_f1']:.3f}"),
         ("Wrongly labelled images", str(n_mistakes)),
         ("Backbone", str(info["backbone"])),
-        ("Input size", f"{info['image_size']} px"),
+        ("Input size", _input_size(info)),
         ("Classes", str(len(info["classes"]))),
     ]
     if info.get("best_val_accuracy") is not None:

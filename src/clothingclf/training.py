@@ -12,7 +12,9 @@ made by :func:`resolve_config` from a named recipe (both defined in
   head alone on cached features of the frozen backbone (seconds), then all layers for a
   few epochs with AdamW, a one-cycle schedule with warm-up, label smoothing 0.1,
   progressive resizing (small images in early epochs) and flip test-time augmentation in
-  validation. ``docs/performance.rst`` gives the measurements behind each choice.
+  validation; and all of it twice, for two networks that see the photos differently (the
+  centre square and the whole 3:4 photo), whose probabilities prediction averages
+  (``extra_views``). ``docs/performance.rst`` gives the measurements behind each choice.
 
 The data path decodes each photo once (:mod:`clothingclf.cache`) and augments uint8 tensors
 in batches (random resized crop and flip of a whole batch in one
@@ -93,6 +95,10 @@ class TrainResult:
             of each image in each epoch (forward-only passes of the head-only stage too).
         interrupted: Training stopped early on ``KeyboardInterrupt``.
         stopped_early: Training stopped early because validation accuracy stalled.
+        best_val_probabilities: The class probabilities of the validation images (rows in
+            the validation table's order) at the best epoch, or ``None`` (no validation, or
+            a distributed run, where each process sees only its shard).
+        final_val_probabilities: The same at the last validated epoch.
     """
 
     best_state: dict[str, torch.Tensor]
@@ -105,6 +111,8 @@ class TrainResult:
     interrupted: bool = False
     stopped_early: bool = False
     seconds: float = field(default=0.0)
+    best_val_probabilities: np.ndarray | None = None
+    final_val_probabilities: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------- schedule
@@ -209,8 +217,12 @@ def _evaluate(
     tta: bool,
     bf16: bool,
     batch_size: int,
+    keep: list[torch.Tensor] | None = None,
 ) -> tuple[float, float, float]:
-    """(sum of losses, correct, count) over the real rows of this process's shard."""
+    """(sum of losses, correct, count) over the real rows of this process's shard.
+
+    With ``keep`` (a list), each batch's probabilities are appended to it (on the CPU).
+    """
     model.eval()
     loss_sum, correct, count = 0.0, 0.0, 0.0
     device = views.device
@@ -223,6 +235,8 @@ def _evaluate(
             if tta:
                 mirrored = model(views.center(chunk, flip=True)).float().softmax(1)
                 probabilities = (probabilities + mirrored) / 2
+        if keep is not None:
+            keep.append(probabilities.detach().to("cpu", torch.float32))
         losses = F.nll_loss(probabilities.clamp_min(1e-12).log(), target, reduction="none")
         loss_sum += float(losses[mask].sum())
         correct += float((probabilities.argmax(1) == target)[mask].sum())
@@ -339,6 +353,7 @@ _RESUME_FIELDS = (
     "class_weighted",
     "label_smoothing",
     "image_size",
+    "aspect",
     "ema_decay",
     "mixup_alpha",
     "cutmix_alpha",
@@ -349,7 +364,13 @@ _RESUME_FIELDS = (
 # Settings added after checkpoints were first written, as a checkpoint without them ran:
 # these features did not exist, so they were off. (Its image size is not known; it is not
 # compared.)
-_ADDED_OFF = {"ema_decay": 0.0, "mixup_alpha": 0.0, "cutmix_alpha": 0.0, "color_jitter": 0.0}
+_ADDED_OFF = {
+    "ema_decay": 0.0,
+    "mixup_alpha": 0.0,
+    "cutmix_alpha": 0.0,
+    "color_jitter": 0.0,
+    "aspect": 1.0,
+}
 
 
 def _check_resume(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> None:
@@ -450,6 +471,7 @@ def train_model(
         cache_dir=config.cache_dir,
         num_workers=config.num_workers if len(train_paths) >= 256 else 0,
         progress=printer.bar,
+        aspect=preprocessing.aspect,
     )
     if val is not None and len(val) > 0:
         val_rows, val_real_np = _shard(len(val), processes, config.seed + 1)
@@ -459,6 +481,7 @@ def train_model(
             interpolation=preprocessing.interpolation,
             cache_dir=config.cache_dir,
             num_workers=config.num_workers if len(val_rows) >= 256 else 0,
+            aspect=preprocessing.aspect,
         )
         val_labels = torch.as_tensor(val["label_id"].to_numpy()[val_rows], dtype=torch.long)
         val_real: torch.Tensor | None = torch.as_tensor(val_real_np)
@@ -476,9 +499,16 @@ def train_model(
     def kept() -> nn.Module:
         return model if average is None else average.model
 
+    # The latest validation's probabilities (rows in the validation table's order), and
+    # those of the best epoch; not in distributed runs, where a process sees only its shard.
+    last_probabilities: torch.Tensor | None = None
+    best_probabilities: torch.Tensor | None = None
+
     def validate() -> tuple[float, float]:
+        nonlocal last_probabilities
         if val_images is None or val_labels is None or val_real is None:
             return math.nan, math.nan
+        chunks: list[torch.Tensor] | None = None if processes.distributed else []
         sums = _evaluate(
             kept(),
             val_images,
@@ -488,9 +518,20 @@ def train_model(
             tta=config.tta,
             bf16=bf16,
             batch_size=max(per_process, 64),
+            keep=chunks,
         )
+        if chunks:
+            last_probabilities = torch.cat(chunks)
         loss_sum, correct, count = _all_sum(list(sums), processes, device)
         return loss_sum / max(count, 1.0), correct / max(count, 1.0)
+
+    def due(epoch: int) -> bool:
+        """Whether ``epoch`` is validated (``val_every``; the last epoch always is)."""
+        return (
+            epoch == config.epochs
+            or (epoch > 0 and epoch % config.val_every == 0)
+            or (epoch == 0 and config.val_every == 1)
+        )
 
     history: list[dict[str, float]] = []
     head_interrupted = False
@@ -519,6 +560,8 @@ def train_model(
                 "best_state": best_state,
                 "best_epoch": best_epoch,
                 "best_val_accuracy": best_accuracy if has_val else None,
+                "best_val_probabilities": best_probabilities,
+                "val_probabilities": last_probabilities,
                 "image_passes": image_passes,
                 "rng": _rng_state(),
                 "config": config.to_dict(),
@@ -527,15 +570,19 @@ def train_model(
         )
 
     def record(row: dict[str, float]) -> None:
-        nonlocal best_state, best_epoch, best_accuracy
+        nonlocal best_state, best_epoch, best_accuracy, best_probabilities
         history.append(row)
         accuracy = row["val_accuracy"]
-        if not has_val or accuracy > best_accuracy:
+        validated = has_val and not math.isnan(accuracy)
+        if not has_val or (validated and accuracy > best_accuracy):
             best_accuracy = accuracy if has_val else best_accuracy
             best_epoch = int(row["epoch"])
             best_state = _cpu_state(kept())
+            best_probabilities = last_probabilities
         validation = (
             f"val loss {row['val_loss']:.4f}  val acc {row['val_accuracy']:.4f}"
+            if validated
+            else "not validated (val_every)"
             if has_val
             else "no validation"
         )
@@ -576,6 +623,8 @@ def train_model(
             )
             image_passes = int(saved["image_passes"])
             first_epoch = int(saved["epoch"]) + 1
+            best_probabilities = _optional_tensor(saved.get("best_val_probabilities"))
+            last_probabilities = _optional_tensor(saved.get("val_probabilities"))
             _set_rng_state(saved["rng"])
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
             if isinstance(error, InvalidParameterError):  # other settings than the checkpoint's
@@ -605,7 +654,7 @@ def train_model(
             image_passes += passes
             if average is not None:  # the average starts from what the head stage left
                 average.model.load_state_dict(model.state_dict())
-            val_loss, val_accuracy = validate()
+            val_loss, val_accuracy = validate() if due(0) else (math.nan, math.nan)
         except KeyboardInterrupt:
             head_interrupted = True
         else:
@@ -705,7 +754,7 @@ def train_model(
                     loss_sum / seen,
                     epoch_started,
                 )
-            val_loss, val_accuracy = validate()
+            val_loss, val_accuracy = validate() if due(epoch) else (math.nan, math.nan)
             record(
                 {
                     "epoch": float(epoch),
@@ -731,19 +780,34 @@ def train_model(
     if processes.created_group:
         dist.barrier()
         dist.destroy_process_group()
-    final_accuracy = history[-1]["val_accuracy"] if history and has_val else None
+    validated = [row["val_accuracy"] for row in history if not math.isnan(row["val_accuracy"])]
+    final_accuracy = validated[-1] if validated and has_val else None
     return TrainResult(
         best_state=best_state,
         final_state=final_state,
         history=history,
         best_epoch=best_epoch,
-        best_val_accuracy=best_accuracy if has_val and history else None,
+        best_val_accuracy=best_accuracy if has_val and validated else None,
         final_val_accuracy=final_accuracy,
         image_passes=image_passes,
         interrupted=interrupted,
         stopped_early=stopped_early,
         seconds=time.perf_counter() - started,
+        best_val_probabilities=_as_array(best_probabilities),
+        final_val_probabilities=_as_array(last_probabilities),
     )
+
+
+def _optional_tensor(value: Any) -> torch.Tensor | None:
+    if value is None:
+        return None
+    if not isinstance(value, torch.Tensor):
+        raise TypeError("validation probabilities are not a tensor")
+    return value
+
+
+def _as_array(value: torch.Tensor | None) -> np.ndarray | None:
+    return None if value is None else value.double().numpy()
 
 
 def _train_head(
