@@ -6,8 +6,13 @@ Needs only ``onnxruntime``, ``numpy`` and ``pillow``. Export the model first, th
     clothingclf export model.pt --format onnx --output model.onnx
     python examples/onnx_without_torch.py model.onnx photo1.jpg photo2.jpg
 
-The preprocessing below reproduces clothingclf's to the last bit: resize the shorter side
-(Pillow's antialiased filter), centre crop, scale to [0, 1], normalise per channel.
+The preprocessing below reproduces clothingclf's to the last bit: resize (Pillow's
+antialiased filter) so the shorter side fits, or, for a model trained on a non-square view
+(``aspect`` in the JSON), so the photo covers the view's canvas; centre crop; scale to
+[0, 1]; normalise per channel. A model of several networks (the ``fast`` recipe's: one on
+the centre square, one on the whole photo) has one input per network, listed under
+``inputs`` in the JSON, each prepared its own way from the same photo; the graph averages
+their probabilities.
 """
 
 from __future__ import annotations
@@ -22,32 +27,51 @@ import onnxruntime as ort
 from PIL import Image, ImageOps
 
 
-def preprocess(path: str | Path, meta: dict[str, Any]) -> np.ndarray:
-    """One photo -> float32 array 3 x S x S, exactly as clothingclf prepares it."""
+def open_photo(path: str | Path, inputs: list[dict[str, Any]]) -> Image.Image:
+    """Decode a photo as clothingclf does: EXIF orientation applied, RGB."""
     with Image.open(path) as raw:
         # clothingclf lets the JPEG decoder shrink big photos first (a power of two, never
-        # below resize_size): faster, and it keeps the probabilities identical to predict().
+        # below what the largest canvas needs): faster, and it keeps the probabilities
+        # identical to predict().
         if raw.format == "JPEG":
-            raw.draft("RGB", (meta["resize_size"], meta["resize_size"]))
-        image = ImageOps.exif_transpose(raw).convert("RGB")
-    width, height = image.size
-    size = meta["resize_size"]
-    if width <= height:
-        new_size = (size, int(size * height / width))
-    else:
-        new_size = (int(size * width / height), size)
+            width = max(item["resize_size"] for item in inputs)
+            height = max(round(item["resize_size"] * item.get("aspect", 1.0)) for item in inputs)
+            raw.draft("RGB", (width, height))
+        return ImageOps.exif_transpose(raw).convert("RGB")
+
+
+def preprocess(image: Image.Image, meta: dict[str, Any]) -> np.ndarray:
+    """One photo -> float32 array 3 x H x W for one input, exactly as clothingclf does."""
     resample = Image.Resampling.BICUBIC
     if meta["interpolation"] == "bilinear":
         resample = Image.Resampling.BILINEAR
-    image = image.resize(new_size, resample)
-    crop = meta["input_size"]
-    left = round((new_size[0] - crop) / 2.0)
-    top = round((new_size[1] - crop) / 2.0)
-    image = image.crop((left, top, left + crop, top + crop))
+    width, height = image.size
+    size = meta["resize_size"]
+    aspect = meta.get("aspect", 1.0)
+    if aspect == 1.0:  # the shorter side to resize_size
+        if width <= height:
+            new_size = (size, int(size * height / width))
+        else:
+            new_size = (int(size * width / height), size)
+        image = image.resize(new_size, resample)
+    else:  # cover a resize_size x round(resize_size * aspect) canvas, keep its centre
+        canvas = (size, round(size * aspect))
+        scale = max(canvas[0] / width, canvas[1] / height)
+        new_size = (max(canvas[0], round(width * scale)), max(canvas[1], round(height * scale)))
+        image = _centre(image.resize(new_size, resample), canvas)
+    crop = (meta["input_shape"][3], meta["input_shape"][2])  # width, height
+    image = _centre(image, crop)
     pixels = np.asarray(image, dtype=np.float32) / 255.0
     mean = np.asarray(meta["mean"], dtype=np.float32)
     std = np.asarray(meta["std"], dtype=np.float32)
     return ((pixels - mean) / std).transpose(2, 0, 1)
+
+
+def _centre(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The centre ``size`` (width, height) of ``image``."""
+    left = round((image.size[0] - size[0]) / 2.0)
+    top = round((image.size[1] - size[1]) / 2.0)
+    return image.crop((left, top, left + size[0], top + size[1]))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,9 +83,14 @@ def main(argv: list[str] | None = None) -> None:
 
     meta = json.loads(Path(args.model + ".json").read_text(encoding="utf-8"))
     assert meta["output"] == "probabilities"  # the softmax is part of the graph
+    inputs = meta.get("inputs") or [meta]  # older exports: one input, described at the top
     session = ort.InferenceSession(args.model, providers=["CPUExecutionProvider"])
-    batch = np.stack([preprocess(p, meta) for p in args.images])
-    (probabilities,) = session.run([meta["output_name"]], {meta["input_name"]: batch})
+    photos = [open_photo(p, inputs) for p in args.images]
+    feed = {
+        item["input_name"]: np.stack([preprocess(photo, item) for photo in photos])
+        for item in inputs
+    }
+    (probabilities,) = session.run([meta["output_name"]], feed)
     for path, row in zip(args.images, probabilities, strict=True):
         best = np.argsort(-row, kind="stable")[: args.top_k]
         ranked = "  ".join(f"{meta['classes'][i]} {row[i]:.4f}" for i in best)

@@ -53,9 +53,8 @@ def runs(
     synthetic_root: Path, tiny_model_file: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Run]:
     """Run every example once, all at the same time, and check they exit with 0."""
-    dirs = {
-        name: tmp_path_factory.mktemp(name) for name in ("train", "predict", "pandas", "rf", "onnx")
-    }
+    names = ("train", "predict", "pandas", "rf", "onnx", "onnx_pair")
+    dirs = {name: tmp_path_factory.mktemp(name) for name in names}
     photos = dirs["predict"] / "photos"
     photos.mkdir()
     for image in sorted((synthetic_root / "images").glob("*.jpg"))[:5]:
@@ -64,6 +63,22 @@ def runs(
     from clothingclf import ClothingClassifier
 
     ClothingClassifier.load(tiny_model_file, device="cpu").export(dirs["onnx"] / "model.onnx")
+    # Two networks, the second on the whole photo at 3:4 (the fast recipe's pair), with
+    # flip test-time augmentation: one graph with two inputs.
+    from clothingclf import prepare_dataset
+
+    pair = ClothingClassifier(
+        weights=None,
+        image_size=32,
+        epochs=1,
+        batch_size=16,
+        progress=False,
+        num_workers=0,
+        device="cpu",
+        training_options={"extra_views": (4 / 3,), "tta": True},
+    ).fit(prepare_dataset(synthetic_root))
+    pair.save(dirs["onnx_pair"] / "pair.pt")
+    pair.export(dirs["onnx_pair"] / "model.onnx")
     commands = {
         "train": (
             "train_clothing_dataset.py",
@@ -108,9 +123,10 @@ def runs(
             "small.pt",
         ),
         "onnx": ("onnx_without_torch.py", "model.onnx", *sorted(photos.glob("[!b]*.jpg"))),
+        "onnx_pair": ("onnx_without_torch.py", "model.onnx", *sorted(photos.glob("[!b]*.jpg"))),
     }
     started = {
-        name: _start(*cmd, cwd=dirs[name], without_torch=name == "onnx")
+        name: _start(*cmd, cwd=dirs[name], without_torch=name.startswith("onnx"))
         for name, cmd in commands.items()
     }
     results = {}
@@ -180,14 +196,16 @@ def test_analyse_custom_module(runs: dict[str, Run]) -> None:
     assert (folder / "small.pt").is_file()
 
 
+@pytest.mark.parametrize("run", ["onnx", "onnx_pair"])
 def test_onnx_without_torch_gives_the_probabilities_of_predict(
-    runs: dict[str, Run], tiny_model_file: Path
+    runs: dict[str, Run], tiny_model_file: Path, run: str
 ) -> None:
     from clothingclf import ClothingClassifier
 
-    out = runs["onnx"].stdout
+    out = runs[run].stdout
     photos = sorted((runs["predict"].workdir / "photos").glob("[!b]*.jpg"))
-    expected = ClothingClassifier.load(tiny_model_file, device="cpu").predict_top(photos, k=1)
+    model = tiny_model_file if run == "onnx" else runs[run].workdir / "pair.pt"
+    expected = ClothingClassifier.load(model, device="cpu").predict_top(photos, k=1)
     lines = out.splitlines()
     assert len(lines) == len(photos) == 5
     for line, photo, prediction in zip(lines, photos, expected, strict=True):

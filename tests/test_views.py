@@ -401,3 +401,24 @@ def test_cli_train_extra_views(synthetic_root: Path, tmp_path: Path) -> None:
     args = ["train", str(synthetic_root), "-o", str(out), "--recipe", "fast", *common]
     assert main([*args, "--extra-views"]) == 0
     assert len(ClothingClassifier.load(out).networks_) == 1
+
+
+def test_an_older_fast_model_file_loads_as_the_one_network_it_is(
+    synthetic_splits: DatasetSplits, tmp_path: Path
+) -> None:
+    # A file written before aspect, extra_views and val_every existed: its fit trained one
+    # network on the square and validated every epoch, whatever "fast" means now.
+    clf = _tiny(recipe="fast", training_options={"extra_views": ()}).fit(synthetic_splits)
+    clf.save(tmp_path / "new.pt")
+    payload = safe_load(tmp_path / "new.pt")
+    for name in ("aspect", "extra_views", "val_every"):
+        del payload["config"][name]
+    del payload["preprocessing"]["aspect"]
+    atomic_save(payload, tmp_path / "old.pt")
+    loaded = ClothingClassifier.load(tmp_path / "old.pt", backbone=tiny_features())
+    assert (loaded.config_.extra_views, loaded.config_.val_every) == ((), 1)
+    assert loaded.config_.aspect == loaded.preprocessing_.aspect == 1.0
+    assert len(loaded.networks_) == 1
+    np.testing.assert_array_equal(
+        loaded.predict_proba(synthetic_splits.test), clf.predict_proba(synthetic_splits.test)
+    )

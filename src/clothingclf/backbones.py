@@ -34,13 +34,16 @@ from ._weights import Weights, download, load_local, local_weights_path, weights
 from .exceptions import InvalidParameterError, ModelFileError, WeightsUnavailableError
 
 __all__ = [
+    "ASPECT_RANGE",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "ClothingNet",
+    "CoverResize",
     "Preprocessing",
     "build_model",
     "list_backbones",
     "rebuild_model",
+    "scaled_height",
 ]
 
 #: The channel means of ImageNet, used when the weights do not say otherwise.

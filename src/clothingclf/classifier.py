@@ -13,7 +13,9 @@ file.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
+import gc
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -347,6 +349,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 results.append(result)
                 if result.interrupted:  # Ctrl-C: keep what is trained, start no other network
                     break
+                if index + 1 < len(views):
+                    _return_freed_memory()
         first = results[0]
         self.networks_: list[tuple[ClothingNet, Preprocessing]] = networks
         self.model_: ClothingNet = networks[0][0]
@@ -732,6 +736,10 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 stored.setdefault("image_size", prep["image_size"])
             if isinstance(prep, Mapping) and isinstance(prep.get("aspect"), (int, float)):
                 stored.setdefault("aspect", prep["aspect"])
+            # Settings added since: the file's fit did not have them (one network, every
+            # epoch validated), whatever its recipe's value is now.
+            stored.setdefault("extra_views", [])
+            stored.setdefault("val_every", 1)
             config = TrainConfig.from_dict(stored)
         except Exception as error:
             raise ModelFileError(
@@ -767,6 +775,21 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _return_freed_memory() -> None:
+    """Hand the memory that one network's training freed back to the system.
+
+    glibc keeps freed heap pages (activations, batches) for reuse, and the next network's
+    allocations do not fit them exactly: the two ``fast`` networks peaked at 3.98 GiB
+    together against 3.69 GiB for either alone on the clothing data, and after
+    ``malloc_trim`` the second one starts from what the first one left, not from its peak.
+    """
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        # Not glibc (musl, ...): no malloc_trim, nothing to trim.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 @contextlib.contextmanager
