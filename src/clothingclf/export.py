@@ -8,6 +8,9 @@ the model was trained on a non-square ``aspect``), and returns
 in class order). A model trained with test-time augmentation (``tta``) averages the image
 and its mirror image inside the graph too, so the exported model scores exactly like
 :meth:`ClothingClassifier.predict_proba <clothingclf.ClothingClassifier.predict_proba>`.
+A model of several networks (``extra_views``) becomes one graph with an input per network
+(``input``, ``input_2``, ...; each the same photos prepared for that network) that averages
+their probabilities, and the JSON lists every input under ``inputs``.
 
 Beside the model file ``<file>`` a sidecar ``<file>.json`` says how to feed it::
 
