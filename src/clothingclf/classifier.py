@@ -272,7 +272,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 (``extra_views``) give the first one's file; the others' are found beside it.
             checkpoint: Write a training checkpoint to this file after every epoch. With
                 several networks, the second one's goes to ``<stem>.network2<suffix>``
-                beside it, and so on (:func:`network_file`).
+                beside it, and so on (:func:`~clothingclf.classifier.network_file`).
 
         Returns:
             ``self``, fitted.
