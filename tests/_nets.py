@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
+
+from clothingclf import ClothingClassifier
 
 
 def tiny_features() -> nn.Module:
@@ -23,3 +27,22 @@ def tiny_features() -> nn.Module:
         nn.AdaptiveMaxPool2d(4),
         nn.Flatten(),
     )
+
+
+def tiny_classifier(**params: Any) -> ClothingClassifier:
+    """A classifier on :func:`tiny_features` at 32 px, 2 epochs of AdamW, quiet, on the CPU;
+    ``params`` replace any of these settings or add others."""
+    settings: dict[str, Any] = {
+        "backbone": tiny_features(),
+        "weights": None,
+        "image_size": 32,
+        "epochs": 2,
+        "batch_size": 16,
+        "optimizer": "adamw",
+        "lr": 3e-3,
+        "progress": False,
+        "num_workers": 0,
+        "device": "cpu",
+    }
+    settings.update(params)
+    return ClothingClassifier(**settings)

@@ -17,7 +17,7 @@ from PIL import Image
 from sklearn.base import clone
 from torch import nn
 
-from _nets import tiny_features
+from _nets import tiny_classifier, tiny_features
 from clothingclf import ClothingClassifier, DatasetSplits, Prediction, open_image, prepare_dataset
 from clothingclf.checkpoint import FORMAT_VERSION, atomic_save, safe_load
 from clothingclf.datasets import make_synthetic
@@ -57,21 +57,8 @@ class Diverging(nn.Module):
 
 
 def _tiny(**params: Any) -> ClothingClassifier:
-    settings: dict[str, Any] = {
-        "backbone": tiny_features(),
-        "weights": None,
-        "image_size": 32,
-        "epochs": 2,
-        "batch_size": 16,
-        "optimizer": "adamw",
-        "lr": 3e-3,
-        "progress": False,
-        "num_workers": 0,
-        "device": "cpu",
-        "training_options": {"min_scale": 1.0, "flip": False},
-    }
-    settings.update(params)
-    return ClothingClassifier(**settings)
+    params.setdefault("training_options", {"min_scale": 1.0, "flip": False})
+    return tiny_classifier(**params)
 
 
 @pytest.fixture(scope="module")

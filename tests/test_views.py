@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from _nets import tiny_features
+from _nets import tiny_classifier, tiny_features
 from clothingclf import ClothingClassifier, DatasetSplits
 from clothingclf._views import _Views
 from clothingclf.backbones import CoverResize, Preprocessing
@@ -115,21 +115,7 @@ def test_the_cache_holds_the_same_view_as_the_evaluation_transform(tmp_path: Pat
 # ----------------------------------------------------------------- one network, portrait
 
 
-def _tiny(**params: Any) -> ClothingClassifier:
-    settings: dict[str, Any] = {
-        "backbone": tiny_features(),
-        "weights": None,
-        "image_size": 32,
-        "epochs": 2,
-        "batch_size": 16,
-        "optimizer": "adamw",
-        "lr": 3e-3,
-        "progress": False,
-        "num_workers": 0,
-        "device": "cpu",
-    }
-    settings.update(params)
-    return ClothingClassifier(**settings)
+_tiny = tiny_classifier
 
 
 def test_a_portrait_network_trains_predicts_saves_and_exports(
