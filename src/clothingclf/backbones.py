@@ -59,6 +59,13 @@ ASPECT_RANGE = (0.25, 4.0)
 _HEAD_ATTRIBUTES = ("fc", "classifier", "heads", "head")
 
 
+def _valid_aspect(value: Any) -> bool:
+    """Whether ``value`` is a height / width that a view may have (a number, not a bool,
+    within :data:`ASPECT_RANGE`; NaN is not)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and ASPECT_RANGE[0] <= value <= ASPECT_RANGE[1]
+
+
 def scaled_height(width: int, aspect: float) -> int:
     """The height of a ``width``-wide view of height / width ``aspect`` (rounded, >= 1).
 
@@ -159,11 +166,7 @@ class Preprocessing:
                 f"interpolation must be 'bilinear' or 'bicubic'; found {self.interpolation!r}."
             )
         aspect = self.aspect
-        if (
-            not isinstance(aspect, (int, float))
-            or isinstance(aspect, bool)
-            or not ASPECT_RANGE[0] <= aspect <= ASPECT_RANGE[1]
-        ):
+        if not _valid_aspect(aspect):
             raise InvalidParameterError(
                 f"aspect (height / width of the network's input) must be a number from "
                 f"{ASPECT_RANGE[0]} to {ASPECT_RANGE[1]}; found {aspect!r}."

@@ -606,7 +606,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             "format_version": 1 if plain else FORMAT_VERSION,
             "library_version": __version__,
             "model": dict(self.model_spec_),
-            "state_dict": _cpu_state(model),
+            "state_dict": _saved_state(model),
             "classes": list(self.classes_),
             "preprocessing": self.preprocessing_.to_dict(),
             "config": self.config_.to_dict(),
@@ -621,7 +621,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         }
         if len(networks) > 1:
             payload["extra_networks"] = [
-                {"preprocessing": prep.to_dict(), "state_dict": _cpu_state(network)}
+                {"preprocessing": prep.to_dict(), "state_dict": _saved_state(network)}
                 for network, prep in networks[1:]
             ]
         atomic_save(payload, path)
@@ -852,7 +852,9 @@ def _averaged_accuracies(
     return scores[0], scores[1]
 
 
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+def _saved_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights as a model file holds them: on the CPU, in the default (contiguous)
+    layout, whatever layout prediction keeps the network in."""
     return {key: value.detach().to("cpu").contiguous() for key, value in model.state_dict().items()}
 
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, cast
 
-from .backbones import ASPECT_RANGE
+from .backbones import ASPECT_RANGE, _valid_aspect
 from .exceptions import InvalidParameterError
 
 __all__ = ["RECIPES", "TrainConfig", "resolve_config"]
@@ -319,10 +319,8 @@ def _views(value: Any) -> tuple[float, ...]:
     )
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
         raise InvalidParameterError(f"extra_views must be {expected}; found {value!r}.")
-    for item in value:
-        number = isinstance(item, (int, float)) and not isinstance(item, bool)
-        if not number or not ASPECT_RANGE[0] <= item <= ASPECT_RANGE[1]:
-            raise InvalidParameterError(f"extra_views must be {expected}; found {value!r}.")
+    if not all(_valid_aspect(item) for item in value):
+        raise InvalidParameterError(f"extra_views must be {expected}; found {value!r}.")
     return tuple(float(item) for item in value)
 
 
@@ -339,16 +337,11 @@ def _validate(values: dict[str, Any]) -> None:
     size = values["image_size"]
     if not isinstance(size, int) or isinstance(size, bool) or size < 8:
         raise bad("image_size", "an int >= 8")
-    aspect = values["aspect"]
-    if (
-        not isinstance(aspect, (int, float))
-        or isinstance(aspect, bool)
-        or not ASPECT_RANGE[0] <= aspect <= ASPECT_RANGE[1]
-    ):
+    if not _valid_aspect(values["aspect"]):
         raise bad(
             "aspect", f"a number from {ASPECT_RANGE[0]} to {ASPECT_RANGE[1]} (height / width)"
         )
-    values["aspect"] = float(aspect)
+    values["aspect"] = float(values["aspect"])
     every = values["val_every"]
     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
         raise bad("val_every", "a positive int (1: validate after every epoch)")
