@@ -139,6 +139,7 @@ def test_overrides_none_keeps_the_recipe_value() -> None:
         ({"ema_decay": 1.0}, "ema_decay must be a number in [0, 1) (0: no weight averaging)"),
         ({"mixup_alpha": -0.1}, "mixup_alpha must be a finite number >= 0 (0: off)"),
         ({"color_jitter": 1.0}, "color_jitter must be a number in [0, 1) (0: off)"),
+        ({"reuse_memory": True}, "reuse_memory must be one of 'auto', 'on', 'off'; found True."),
     ],
 )
 def test_bad_settings_say_what_is_wrong(overrides: dict[str, Any], message: str) -> None:

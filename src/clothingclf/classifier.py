@@ -13,9 +13,7 @@ file.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
-import gc
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,6 +29,7 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from . import __version__
+from ._memory import return_freed_memory
 from .backbones import ClothingNet, Preprocessing, build_model, rebuild_model
 from .checkpoint import FORMAT_NAME, FORMAT_VERSION, atomic_save, read_model_file
 from .exceptions import (
@@ -350,7 +349,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 if result.interrupted:  # Ctrl-C: keep what is trained, start no other network
                     break
                 if index + 1 < len(views):
-                    _return_freed_memory()
+                    return_freed_memory()
         first = results[0]
         self.networks_: list[tuple[ClothingNet, Preprocessing]] = networks
         self.model_: ClothingNet = networks[0][0]
@@ -775,21 +774,6 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _return_freed_memory() -> None:
-    """Hand the memory that one network's training freed back to the system.
-
-    glibc keeps freed heap pages (activations, batches) for reuse: after the first ``fast``
-    network on the clothing data (one epoch each) the process still held 1.69 GiB, and
-    0.90 GiB after this (0.82 GiB before the fit). The second network then starts from
-    what the first left, not from its peak.
-    """
-    gc.collect()
-    if sys.platform.startswith("linux"):
-        # Not glibc (musl, ...): no malloc_trim, nothing to trim.
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 @contextlib.contextmanager

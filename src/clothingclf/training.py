@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._distributed import _all_sum, _join_processes, _Processes, _shard
+from ._memory import heap_reuse_available, reused_memory, trim_kept_memory
 from ._views import (
     _batches,
     _image_size,
@@ -447,6 +448,41 @@ def train_model(
         >>> [row["epoch"] for row in result.history], result.image_passes
         ([0.0, 1.0], 16)
     """
+    with reused_memory(_reuses_memory(config, device)):
+        return _train(
+            model,
+            train,
+            val,
+            class_weights=class_weights,
+            preprocessing=preprocessing,
+            config=config,
+            device=device,
+            checkpoint_path=checkpoint_path,
+            resume=resume,
+        )
+
+
+def _reuses_memory(config: TrainConfig, device: torch.device) -> bool:
+    """``reuse_memory``: "auto" keeps freed memory on the heap when training on the CPU
+    (on a GPU the activations are not in the process heap) where glibc allows it."""
+    if config.reuse_memory != "auto":
+        return config.reuse_memory == "on"
+    return device.type == "cpu" and heap_reuse_available()
+
+
+def _train(
+    model: ClothingNet,
+    train: pd.DataFrame,
+    val: pd.DataFrame | None,
+    *,
+    class_weights: Sequence[float] | None,
+    preprocessing: Preprocessing,
+    config: TrainConfig,
+    device: torch.device,
+    checkpoint_path: str | os.PathLike[str] | None,
+    resume: str | os.PathLike[str] | None,
+) -> TrainResult:
+    """:func:`train_model`'s work, inside :func:`~clothingclf._memory.reused_memory`."""
     started = time.perf_counter()
     if len(train) == 0:
         raise InvalidParameterError("The training table is empty; expected at least one row.")
@@ -517,7 +553,7 @@ def train_model(
             views,
             tta=config.tta,
             bf16=bf16,
-            batch_size=max(per_process, 64),
+            batch_size=per_process,
             keep=chunks,
         )
         if chunks:
@@ -649,7 +685,7 @@ def train_model(
                 weight=weight,
                 bf16=bf16,
                 processes=processes,
-                batch_size=max(per_process, 64),
+                batch_size=per_process,
             )
             image_passes += passes
             if average is not None:  # the average starts from what the head stage left
@@ -695,6 +731,7 @@ def train_model(
                 stopped_early = True
                 break
             epoch_started = time.perf_counter()
+            trim_kept_memory()  # what the previous phase freed (see reuse_memory)
             size = _image_size(config, epoch, preprocessing.image_size)
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
             order = torch.randperm(len(train_rows), generator=generator).numpy()

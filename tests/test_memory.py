@@ -1,0 +1,144 @@
+"""reuse_memory: glibc's malloc switched to keep freed memory while training, and back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from clothingclf import _memory
+from clothingclf.training import TrainConfig, resolve_config, train_model
+
+from test_training import CPU, PREP, config, tiny_net
+
+DEFAULTS = [("mallopt", -4, 65536), ("mallopt", -1, 128 * 1024), ("malloc_trim", 0)]
+REUSE = [("mallopt", -4, 0), ("mallopt", -1, -1)]
+
+
+class FakeLibc:
+    """Records the calls that glibc would get."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad: int) -> int:
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+@pytest.fixture
+def libc(monkeypatch: pytest.MonkeyPatch) -> FakeLibc:
+    fake = FakeLibc()
+    monkeypatch.setattr(_memory, "_glibc", lambda: fake)
+    return fake
+
+
+def test_switched_on_inside_and_restored_and_trimmed_after(libc: FakeLibc) -> None:
+    with _memory.reused_memory(True) as active:
+        assert active
+        assert libc.calls == REUSE
+        _memory.trim_kept_memory()
+        assert libc.calls[-1] == ("malloc_trim", 0)
+    assert libc.calls == REUSE + [("malloc_trim", 0)] + DEFAULTS
+    _memory.trim_kept_memory()  # outside: glibc trims by itself
+    assert len(libc.calls) == 6
+
+
+def test_restored_when_the_block_raises(libc: FakeLibc) -> None:
+    with pytest.raises(KeyboardInterrupt), _memory.reused_memory(True):
+        raise KeyboardInterrupt
+    assert libc.calls == REUSE + DEFAULTS
+    assert _memory._active == 0
+
+
+def test_nested_blocks_restore_once_at_the_outermost(libc: FakeLibc) -> None:
+    with _memory.reused_memory(True):
+        with _memory.reused_memory(True):
+            pass
+        assert libc.calls == REUSE  # the inner exit leaves the switch on
+    assert libc.calls == REUSE + DEFAULTS
+
+
+def test_disabled_or_not_glibc_changes_nothing(
+    libc: FakeLibc, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _memory.reused_memory(False) as active:
+        assert not active
+    assert libc.calls == []
+    monkeypatch.setattr(_memory, "_glibc", lambda: None)
+    with _memory.reused_memory(True) as active:
+        assert not active
+    _memory.return_freed_memory()  # no libc: garbage collection only
+    assert not _memory.heap_reuse_available()
+
+
+def test_real_glibc_round_trip() -> None:
+    """On this machine's C library: allocations in and after the block work as usual."""
+    with _memory.reused_memory(True) as active:
+        assert active == _memory.heap_reuse_available()
+        for _ in range(3):  # 64 MiB blocks: mmap-sized under glibc's defaults
+            block = torch.ones(16 * 2**20)
+            assert float(block.sum()) == 16 * 2**20
+            del block
+        _memory.trim_kept_memory()
+    assert _memory._active == 0
+    assert float(torch.ones(16 * 2**20).sum()) == 16 * 2**20
+
+
+@pytest.mark.parametrize(
+    ("setting", "available", "expected"),
+    [("on", False, True), ("off", True, False), ("auto", True, True), ("auto", False, False)],
+)
+def test_the_setting_decides(
+    setting: str, available: bool, expected: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clothingclf import training
+
+    monkeypatch.setattr(training, "heap_reuse_available", lambda: available)
+    cfg = config(reuse_memory=setting)
+    assert training._reuses_memory(cfg, CPU) is expected
+    if setting == "auto":  # on a GPU the activations are not in the process heap
+        assert not training._reuses_memory(cfg, torch.device("cuda"))
+
+
+@pytest.mark.parametrize("setting", ["on", "off"])
+def test_training_switches_around_the_fit_and_gives_the_same_weights(
+    setting: str, synthetic_splits: Any, libc: FakeLibc
+) -> None:
+    cfg = config(epochs=2, reuse_memory=setting)
+    result = train_model(
+        tiny_net(),
+        synthetic_splits.train,
+        synthetic_splits.val,
+        class_weights=None,
+        preprocessing=PREP,
+        config=cfg,
+        device=CPU,
+    )
+    if setting == "on":
+        # on for the whole fit, trimmed before each epoch, restored and trimmed at the end
+        assert libc.calls == REUSE + [("malloc_trim", 0)] * 2 + DEFAULTS
+    else:
+        assert libc.calls == []
+    reference = train_model(
+        tiny_net(),
+        synthetic_splits.train,
+        synthetic_splits.val,
+        class_weights=None,
+        preprocessing=PREP,
+        config=config(epochs=2),
+        device=CPU,
+    )
+    for name, value in result.final_state.items():
+        assert torch.equal(value, reference.final_state[name]), name
+
+
+def test_older_settings_without_the_field_get_auto() -> None:
+    data = resolve_config("fast").to_dict()
+    del data["reuse_memory"]
+    assert TrainConfig.from_dict(data).reuse_memory == "auto"
