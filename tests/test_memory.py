@@ -9,7 +9,6 @@ import torch
 
 from clothingclf import _memory
 from clothingclf.training import TrainConfig, resolve_config, train_model
-
 from test_training import CPU, PREP, config, tiny_net
 
 DEFAULTS = [("mallopt", -4, 65536), ("mallopt", -1, 128 * 1024), ("malloc_trim", 0)]
@@ -44,7 +43,7 @@ def test_switched_on_inside_and_restored_and_trimmed_after(libc: FakeLibc) -> No
         assert libc.calls == REUSE
         _memory.trim_kept_memory()
         assert libc.calls[-1] == ("malloc_trim", 0)
-    assert libc.calls == REUSE + [("malloc_trim", 0)] + DEFAULTS
+    assert libc.calls == [*REUSE, ("malloc_trim", 0), *DEFAULTS]
     _memory.trim_kept_memory()  # outside: glibc trims by itself
     assert len(libc.calls) == 6
 
@@ -122,7 +121,7 @@ def test_training_switches_around_the_fit_and_gives_the_same_weights(
     )
     if setting == "on":
         # on for the whole fit, trimmed before each epoch, restored and trimmed at the end
-        assert libc.calls == REUSE + [("malloc_trim", 0)] * 2 + DEFAULTS
+        assert libc.calls == [*REUSE, ("malloc_trim", 0), ("malloc_trim", 0), *DEFAULTS]
     else:
         assert libc.calls == []
     reference = train_model(

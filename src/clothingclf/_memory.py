@@ -8,10 +8,11 @@ with those defaults each step maps fresh pages and the kernel zeroes every one o
 again on first touch. :func:`reused_memory` switches both off for the length of a fit
 (``mallopt``: no ``mmap`` for blocks, no automatic trimming), so a step reuses the pages the
 previous one freed, and on leaving it restores glibc's defaults and hands the freed memory
-back (``malloc_trim``). Measured on the 2-core machine of ``docs/performance.rst``: a Lite0
-training step at 224 px took 0.80 s instead of 0.93 s, with 5x fewer page faults and the
-same peak memory. Other C libraries (musl, macOS, Windows) have no such switches; there it
-does nothing.
+back (``malloc_trim``). glibc adapts its thresholds as blocks are freed, so the gain is in
+the first epochs at a new size and in short fits: on the 2-core machine of
+``docs/performance.rst`` a one-epoch Lite0 fit at 224 px took 126 s instead of 158 s (1 M
+page faults instead of 31 M), while the later epochs of a long fit take the same time either
+way. Other C libraries (musl, macOS, Windows) have no such switches; there it does nothing.
 """
 
 from __future__ import annotations
