@@ -111,8 +111,8 @@ class TrainConfig:
             step then pays page faults for its activations again: a one-epoch fit of Lite0
             ran 20 % faster with it), and hands it back to the system when training ends;
             ``"on"``/``"off"`` force it. Nothing changes where the C library is not glibc.
-            It changes the process's ``malloc`` settings while the fit runs (see
-            :mod:`clothingclf._memory`).
+            It changes the process's ``malloc`` settings while the fit runs
+            (``docs/performance.rst``, "Memory reuse"; the FAQ).
         cache_dir: Keep the decoded images in memory-mapped files in this folder instead of
             in memory (``None``: memory).
     """
