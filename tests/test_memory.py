@@ -109,30 +109,24 @@ def test_the_setting_decides(
 def test_training_switches_around_the_fit_and_gives_the_same_weights(
     setting: str, synthetic_splits: Any, libc: FakeLibc
 ) -> None:
-    cfg = config(epochs=2, reuse_memory=setting)
-    result = train_model(
-        tiny_net(),
-        synthetic_splits.train,
-        synthetic_splits.val,
-        class_weights=None,
-        preprocessing=PREP,
-        config=cfg,
-        device=CPU,
-    )
+    def train(cfg: TrainConfig) -> Any:
+        return train_model(
+            tiny_net(),
+            synthetic_splits.train,
+            synthetic_splits.val,
+            class_weights=None,
+            preprocessing=PREP,
+            config=cfg,
+            device=CPU,
+        )
+
+    result = train(config(epochs=2, reuse_memory=setting))
     if setting == "on":
         # on for the whole fit, trimmed before each epoch, restored and trimmed at the end
         assert libc.calls == [*REUSE, ("malloc_trim", 0), ("malloc_trim", 0), *DEFAULTS]
     else:
         assert libc.calls == []
-    reference = train_model(
-        tiny_net(),
-        synthetic_splits.train,
-        synthetic_splits.val,
-        class_weights=None,
-        preprocessing=PREP,
-        config=config(epochs=2),
-        device=CPU,
-    )
+    reference = train(config(epochs=2))
     for name, value in result.final_state.items():
         assert torch.equal(value, reference.final_state[name]), name
 
