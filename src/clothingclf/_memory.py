@@ -71,10 +71,11 @@ def return_freed_memory() -> None:
 def trim_kept_memory() -> None:
     """Inside :func:`reused_memory`, hand the heap's free pages back now.
 
-    Called between the phases of a fit (the cache, the head stage, each epoch): memory that
-    one phase freed in blocks of shapes the next one does not ask for would otherwise stay
-    mapped beside what the next phase allocates, and raise the peak. One step's page faults
-    per epoch are the cost. Outside the block (glibc trims by itself) and off glibc: no-op.
+    The training loop calls it before each epoch: what the previous phase (the cache, the
+    head stage, the last epoch and its validation) freed in blocks of shapes the next epoch
+    does not ask for would otherwise stay mapped beside what it allocates, and raise the
+    peak. One step's page faults per epoch are the cost. Outside the block (glibc trims by
+    itself) and off glibc: no-op.
     """
     if _active > 0:
         libc = _glibc()
