@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import sys
 import threading
@@ -36,8 +37,9 @@ _lock = threading.Lock()
 _active = 0  # fits inside reused_memory() now (threads of one process share the heap)
 
 
+@functools.cache
 def _glibc() -> Any | None:
-    """glibc's ``libc``, or ``None`` where the C library is another one."""
+    """glibc's ``libc``, or ``None`` where the C library is another one (looked up once)."""
     if not sys.platform.startswith("linux"):
         return None
     try:

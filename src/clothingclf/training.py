@@ -33,6 +33,7 @@ validation counts over all of them, and lets only rank 0 print and write files.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import random
@@ -41,7 +42,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ParamSpec, cast
 
 import numpy as np
 import pandas as pd
@@ -75,6 +76,8 @@ __all__ = [
     "speed_settings",
     "train_model",
 ]
+
+_P = ParamSpec("_P")
 
 
 @dataclass
@@ -392,6 +395,29 @@ def _check_resume(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> 
 # --------------------------------------------------------------------------- the loop
 
 
+def _reuses_memory(config: TrainConfig, device: torch.device) -> bool:
+    """``reuse_memory``: "auto" keeps freed memory on the heap when training on the CPU
+    (on a GPU the activations are not in the process heap) where glibc allows it."""
+    if config.reuse_memory != "auto":
+        return config.reuse_memory == "on"
+    return device.type == "cpu" and heap_reuse_available()
+
+
+def _in_reused_memory(train: Callable[_P, TrainResult]) -> Callable[_P, TrainResult]:
+    """Run a training function inside ``_memory.reused_memory``, switched by its ``config``
+    and ``device`` keyword arguments (keyword-only in :func:`train_model`)."""
+
+    @functools.wraps(train)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> TrainResult:
+        config = cast(TrainConfig, kwargs["config"])
+        device = cast(torch.device, kwargs["device"])
+        with reused_memory(_reuses_memory(config, device)):
+            return train(*args, **kwargs)
+
+    return wrapper
+
+
+@_in_reused_memory
 def train_model(
     model: ClothingNet,
     train: pd.DataFrame,
@@ -448,41 +474,6 @@ def train_model(
         >>> [row["epoch"] for row in result.history], result.image_passes
         ([0.0, 1.0], 16)
     """
-    with reused_memory(_reuses_memory(config, device)):
-        return _train(
-            model,
-            train,
-            val,
-            class_weights=class_weights,
-            preprocessing=preprocessing,
-            config=config,
-            device=device,
-            checkpoint_path=checkpoint_path,
-            resume=resume,
-        )
-
-
-def _reuses_memory(config: TrainConfig, device: torch.device) -> bool:
-    """``reuse_memory``: "auto" keeps freed memory on the heap when training on the CPU
-    (on a GPU the activations are not in the process heap) where glibc allows it."""
-    if config.reuse_memory != "auto":
-        return config.reuse_memory == "on"
-    return device.type == "cpu" and heap_reuse_available()
-
-
-def _train(
-    model: ClothingNet,
-    train: pd.DataFrame,
-    val: pd.DataFrame | None,
-    *,
-    class_weights: Sequence[float] | None,
-    preprocessing: Preprocessing,
-    config: TrainConfig,
-    device: torch.device,
-    checkpoint_path: str | os.PathLike[str] | None,
-    resume: str | os.PathLike[str] | None,
-) -> TrainResult:
-    """:func:`train_model`'s work, inside :func:`~clothingclf._memory.reused_memory`."""
     started = time.perf_counter()
     if len(train) == 0:
         raise InvalidParameterError("The training table is empty; expected at least one row.")
