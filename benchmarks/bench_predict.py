@@ -13,7 +13,7 @@ Without ``--data`` it writes a synthetic set of photo-sized JPEGs (512 x 512) fi
 
     python benchmarks/bench_predict.py
     python benchmarks/bench_predict.py --data ../shared/data/clothing-dataset --files 500
-    python benchmarks/bench_predict.py --backbone timm/tf_efficientnet_lite0 --extra-views 1.3333
+    python benchmarks/bench_predict.py --backbone efficientnet_lite0 --extra-views 1.3333
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ folder, trains it, evaluates it, and saves and reloads it::
 
     python examples/analyse_custom_module.py --input-size 224
     python examples/analyse_custom_module.py --data path/to/clothing-dataset --epochs 10 \\
-        --output small_cnn.pt
+        --output small_cnn.safetensors
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def train(args: argparse.Namespace) -> None:
     print(
         f"\ntrained SmallCNN: test accuracy {report.accuracy:.1%}, macro F1 {report.macro_f1:.3f}"
     )
-    output = Path(args.output or Path(tempfile.mkdtemp()) / "small_cnn.pt")
+    output = Path(args.output or Path(tempfile.mkdtemp()) / "small_cnn.safetensors")
     clf.save(output)
     # A model of your own module is loaded with an instance of the same class.
     again = clothingclf.ClothingClassifier.load(output, backbone=SmallCNN(args.width))

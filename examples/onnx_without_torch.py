@@ -3,7 +3,7 @@
 Needs only ``onnxruntime``, ``numpy`` and ``pillow``. Export the model first, then copy
 ``model.onnx`` and ``model.onnx.json`` wherever they are needed::
 
-    clothingclf export model.pt --format onnx --output model.onnx
+    clothingclf export model.safetensors --format onnx --output model.onnx
     python examples/onnx_without_torch.py model.onnx photo1.jpg photo2.jpg
 
 The preprocessing below reproduces clothingclf's to the last bit: resize (Pillow's

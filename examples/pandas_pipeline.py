@@ -6,7 +6,8 @@ class with :meth:`pandas.DataFrame.pipe`, compares predictions with the labels a
 the table, and writes the rows a person should look at (the model disagrees with the
 label, or is unsure) to a CSV file::
 
-    python examples/pandas_pipeline.py model.pt path/to/clothing-dataset --output review.csv
+    python examples/pandas_pipeline.py model.safetensors path/to/clothing-dataset \\
+        --output review.csv
 
 ``ClothingClassifier.predict`` and ``predict_proba`` accept a DataFrame with a ``path``
 column directly, so the classifier drops into ``.pipe``/``.assign`` chains.

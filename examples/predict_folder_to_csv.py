@@ -4,8 +4,9 @@ One row per image: the file, the most probable label and its probability, and th
 most probable labels. Images that cannot be read get an ``error`` and no label; the others
 are still labelled::
 
-    python examples/predict_folder_to_csv.py model.pt photos/ --output predictions.csv
-    python examples/predict_folder_to_csv.py model.pt photos/ -o out.csv --recursive --top-k 5
+    python examples/predict_folder_to_csv.py model.safetensors photos/ --output predictions.csv
+    python examples/predict_folder_to_csv.py model.safetensors photos/ -o out.csv \\
+        --recursive --top-k 5
 """
 
 from __future__ import annotations

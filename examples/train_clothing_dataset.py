@@ -6,8 +6,8 @@ and ``label``) and ``images/<image>.jpg``. The script verifies and splits it
 evaluation on the held-out test split, saves the model, and optionally writes the HTML
 evaluation report::
 
-    python examples/train_clothing_dataset.py path/to/clothing-dataset --output model.pt
-    python examples/train_clothing_dataset.py DATA --output model.pt --recipe fast \\
+    python examples/train_clothing_dataset.py path/to/clothing-dataset --output model.safetensors
+    python examples/train_clothing_dataset.py DATA --output model.safetensors --recipe fast \\
         --report report/
 
 Pretrained weights are downloaded once into torch's cache; on a machine without network
@@ -28,7 +28,9 @@ import clothingclf
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", help="dataset folder with images.csv and images/")
-    parser.add_argument("-o", "--output", required=True, help="model file to write (model.pt)")
+    parser.add_argument(
+        "-o", "--output", required=True, help="model file to write (model.safetensors)"
+    )
     parser.add_argument("--recipe", choices=("seed", "fast"), default="fast", help="(fast)")
     parser.add_argument("--backbone", default="resnet18", help="torchvision name (resnet18)")
     parser.add_argument(

@@ -35,6 +35,7 @@ def tiny_classifier(**params: Any) -> ClothingClassifier:
     settings: dict[str, Any] = {
         "backbone": tiny_features(),
         "weights": None,
+        "recipe": "seed",
         "image_size": 32,
         "epochs": 2,
         "batch_size": 16,

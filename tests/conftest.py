@@ -56,7 +56,14 @@ def tiny_model_file(
     from clothingclf import ClothingClassifier
 
     clf = ClothingClassifier(
-        weights=None, image_size=32, epochs=2, batch_size=16, progress=False, num_workers=0
+        backbone="resnet18",
+        weights=None,
+        recipe="seed",
+        image_size=32,
+        epochs=2,
+        batch_size=16,
+        progress=False,
+        num_workers=0,
     ).fit(synthetic_splits)
     path = tmp_path_factory.mktemp("tiny_model") / "model.pt"
     clf.save(path)

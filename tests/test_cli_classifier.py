@@ -79,12 +79,15 @@ def test_predict_text_and_json(
     trained: Path, synthetic_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     images = sorted((synthetic_root / "images").glob("*.jpg"))[:3]
-    assert main(["predict", str(trained), *map(str, images), "--top-k", "2"]) == 0
+    assert main(["predict", "--model", str(trained), *map(str, images), "--top-k", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and lines[0].startswith(str(images[0]))
     assert len(lines[0].split("\t")[1].split("  ")) == 2
 
-    assert main(["predict", str(trained), *map(str, images), "--json", "--batch-size", "2"]) == 0
+    assert (
+        main(["predict", "--model", str(trained), *map(str, images), "--json", "--batch-size", "2"])
+        == 0
+    )
     results = json.loads(capsys.readouterr().out)
     assert [r["image"] for r in results] == list(map(str, images))
     clf = ClothingClassifier.load(trained)
@@ -99,7 +102,7 @@ def test_predict_bad_image_is_one_line_and_nonzero_exit(
     bad = tmp_path / "bad.jpg"
     bad.write_text("not an image")
     missing = tmp_path / "missing.jpg"
-    status = main(["predict", str(trained), str(good), str(bad), str(missing), "--json"])
+    status = main(["predict", "--model", str(trained), str(good), str(bad), str(missing), "--json"])
     captured = capsys.readouterr()
     assert status == 1
     assert [r["image"] for r in json.loads(captured.out)] == [str(good)]
@@ -115,7 +118,7 @@ def test_errors_are_one_line_with_status_2(
 ) -> None:
     garbage = tmp_path / "model.pt"
     garbage.write_bytes(b"garbage")
-    assert main(["predict", str(garbage), "x.jpg"]) == 2
+    assert main(["predict", "--model", str(garbage), "x.jpg"]) == 2
     assert capsys.readouterr().err.startswith("clothingclf predict: error: The model file")
     assert main(["train", str(tmp_path), "-o", str(tmp_path / "m.pt")]) == 2
     assert "neither images.csv" in capsys.readouterr().err
@@ -127,6 +130,6 @@ def test_demo_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["--n-per-class", "5", "--epochs", "1", "--image-size", "16", "--no-progress"]
     assert main(["demo", "--output", str(tmp_path / "demo"), *args]) == 0
     out = capsys.readouterr().out
-    assert "Synthetic dataset" in out and "accuracy" in out and "A few predictions" in out
-    clf = ClothingClassifier.load(tmp_path / "demo" / "model.pt")
+    assert "a synthetic dataset" in out and "accuracy" in out and "of 18 right" in out
+    clf = ClothingClassifier.load(tmp_path / "demo" / "model.safetensors")
     assert len(clf.classes_) == 6

@@ -68,7 +68,9 @@ def runs(
     from clothingclf import prepare_dataset
 
     pair = ClothingClassifier(
+        backbone="resnet18",
         weights=None,
+        recipe="seed",
         image_size=32,
         epochs=1,
         batch_size=16,

@@ -99,6 +99,7 @@ def _tiny_classifier() -> ClothingClassifier:
     return ClothingClassifier(
         backbone=tiny_features(),
         weights=None,
+        recipe="seed",
         image_size=32,
         epochs=1,
         batch_size=16,
@@ -301,21 +302,21 @@ def _bad_model_files(folder: Path, saved: Path, marker: Path) -> dict[str, tuple
 
     touch = f"touch {marker}"
     exec_code = f"open({str(marker)!r}, 'w').close()"
-    add("random.pt", "not a file written by torch.save", lambda p: p.write_bytes(os.urandom(4096)))
-    add("empty.pt", "truncated or corrupt", lambda p: p.write_bytes(b""))
+    add("random.pt", "not a clothingclf file", lambda p: p.write_bytes(os.urandom(4096)))
+    add("empty.pt", "is empty", lambda p: p.write_bytes(b""))
     add(
         "truncated.pt",
-        "truncated or corrupt",
+        "damaged",
         lambda p: p.write_bytes(saved.read_bytes()[: saved.stat().st_size // 2]),
     )
     add(
         "evil-zip.pt",
-        "could run code",
+        f"would run code when unpickled (it calls {os.system.__module__}.system): it contains code",
         lambda p: torch.save({**good, "history": _Runs(os.system, touch)}, p),
     )
     add(
         "evil-legacy.pt",
-        "could run code",
+        f"would run code when unpickled (it calls {os.system.__module__}.system): it contains code",
         lambda p: torch.save(
             {"format": "clothingclf", "x": _Runs(os.system, touch)},
             p,
@@ -325,7 +326,7 @@ def _bad_model_files(folder: Path, saved: Path, marker: Path) -> dict[str, tuple
     for protocol in (0, 2, pickle.HIGHEST_PROTOCOL):
         add(
             f"evil-pickle{protocol}.pkl",
-            "is not a file written by torch.save",
+            "exec): it contains code. clothingclf never unpickles",
             lambda p, protocol=protocol: p.write_bytes(
                 pickle.dumps(_Runs(exec, exec_code), protocol=protocol)
             ),
@@ -335,9 +336,9 @@ def _bad_model_files(folder: Path, saved: Path, marker: Path) -> dict[str, tuple
         f"format version {FORMAT_VERSION + 1}",
         lambda p: atomic_save({**good, "format_version": FORMAT_VERSION + 1}, p),
     )
-    add("state-dict.pt", "bare state_dict", lambda p: torch.save(good["state_dict"], p))
-    add("tensor.pt", "holds a Tensor", lambda p: torch.save(torch.zeros(3), p))
-    add("images.csv", "not a file written by torch.save", lambda p: p.write_text("image,label\n"))
+    add("state-dict.pt", "is a torch.save archive", lambda p: torch.save(good["state_dict"], p))
+    add("tensor.pt", "is a torch.save archive", lambda p: torch.save(torch.zeros(3), p))
+    add("images.csv", "not a clothingclf file", lambda p: p.write_text("image,label\n"))
     files["dataset-folder"] = (folder, "is a directory")
     files["missing.pt"] = (folder / "missing.pt", "does not exist")
     return files
@@ -395,7 +396,7 @@ def test_cli_predict_with_a_bad_model_file_is_one_line_and_status_2(
 ) -> None:
     files, marker = bad_models
     path, match = files[name]
-    status = main(["predict", str(path), str(zoo / "plain.jpg")])
+    status = main(["predict", "--model", str(path), str(zoo / "plain.jpg")])
     captured = capsys.readouterr()
     assert status == 2 and captured.out == ""
     lines = captured.err.strip().splitlines()
@@ -411,7 +412,15 @@ def test_malicious_model_file_runs_nothing_in_a_fresh_process(
     files, marker = bad_models
     evil = files["evil-zip.pt"][0]
     completed = subprocess.run(
-        [sys.executable, "-m", "clothingclf", "predict", str(evil), str(zoo / "plain.jpg")],
+        [
+            sys.executable,
+            "-m",
+            "clothingclf",
+            "predict",
+            "--model",
+            str(evil),
+            str(zoo / "plain.jpg"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -420,8 +429,8 @@ def test_malicious_model_file_runs_nothing_in_a_fresh_process(
     assert completed.returncode == 2, completed.stderr
     assert "Traceback" not in completed.stderr and completed.stdout == ""
     lines = completed.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("clothingclf predict: error: Refusing")
-    assert str(evil) in lines[0] and "could run code" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("clothingclf predict: error: The model file")
+    assert str(evil) in lines[0] and "it contains code" in lines[0]
     assert not marker.exists()
 
 
@@ -431,7 +440,7 @@ def test_a_valid_torchvision_model_file_loads_and_predicts(
     """The control for the two tests below: the undamaged file works, by API and CLI."""
     clf = ClothingClassifier.load(torchvision_file, device="cpu")
     assert clf.predict(zoo / "plain.jpg") in clf.classes_
-    assert main(["predict", str(torchvision_file), str(zoo / "plain.jpg")]) == 0
+    assert main(["predict", "--model", str(torchvision_file), str(zoo / "plain.jpg")]) == 0
     assert capsys.readouterr().out.startswith(str(zoo / "plain.jpg"))
 
 
@@ -558,16 +567,23 @@ def test_resume_from_a_damaged_checkpoint_is_a_model_file_error(
 # ------------------------------------------------------------------ saves that fail part-way
 
 
+def _fail_writes_with(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    """The save's stream writes half of what it is given, then raises ``error``."""
+    real = checkpoint_module.os.fdopen
+
+    class HalfWriter(io.FileIO):
+        def write(self, data: Any) -> int:
+            super().write(bytes(data)[: len(data) // 2])
+            raise error
+
+    def fdopen(fd: int, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        return HalfWriter(fd, "wb") if "w" in mode else real(fd, mode, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint_module.os, "fdopen", fdopen)
+
+
 def _fail_write(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = torch.save
-
-    def half_then_full(obj: object, stream: Any, *args: Any, **kwargs: Any) -> None:
-        buffer = io.BytesIO()
-        real(obj, buffer, *args, **kwargs)
-        stream.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(torch, "save", half_then_full)
+    _fail_writes_with(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
 
 
 def _fail_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -601,7 +617,7 @@ def test_failed_save_keeps_the_previous_model_file(
     code: int,
     advice: str,
 ) -> None:
-    target = tmp_path / "model.pt"
+    target = tmp_path / "model.safetensors"
     fitted.save(target)
     before = target.read_bytes()
     fail(monkeypatch)
@@ -612,27 +628,22 @@ def test_failed_save_keeps_the_previous_model_file(
     assert isinstance(error, OSError) and error.errno == code
     assert str(target) in str(error) and advice in str(error) and "unchanged" in str(error)
     assert target.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]  # no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]  # no temp left
     assert ClothingClassifier.load(target, backbone=tiny_features()).classes_ == fitted.classes_
 
 
 def test_ctrl_c_during_a_save_keeps_the_previous_model_file(
     fitted: ClothingClassifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    target = tmp_path / "model.pt"
+    target = tmp_path / "model.safetensors"
     fitted.save(target)
     before = target.read_bytes()
-
-    def interrupted(obj: object, stream: Any, *args: Any, **kwargs: Any) -> None:
-        stream.write(b"PK\x03\x04 partial")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(torch, "save", interrupted)
+    _fail_writes_with(monkeypatch, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         fitted.save(target)
     monkeypatch.undo()
     assert target.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
 
 
 _FILE_SIZE_LIMIT = textwrap.dedent(

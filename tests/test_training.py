@@ -19,6 +19,7 @@ import pytest
 import torch
 from torch import nn
 
+from _guards import forbid_unpickling
 from clothingclf import training
 from clothingclf._views import _image_size, _jitter
 from clothingclf.backbones import ClothingNet, Preprocessing
@@ -330,6 +331,7 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(
     assert stopped.interrupted and len(stopped.history) == 2
     assert safe_load(checkpoint, what="training checkpoint")["epoch"] == 1
 
+    forbid_unpickling(monkeypatch)  # resuming reads the checkpoint without pickle
     resumed = fit(synthetic_splits, cfg, model=tiny_net(seed=123), resume=checkpoint)
     assert not resumed.interrupted
     assert [r["epoch"] for r in resumed.history] == [0, 1, 2, 3]

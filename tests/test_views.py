@@ -132,8 +132,7 @@ def test_a_portrait_network_trains_predicts_saves_and_exports(
     path = tmp_path / "tall.pt"
     clf.save(path)
     payload = safe_load(path)
-    # A reader of format 1 would crop the square: the file says it needs format 2.
-    assert payload["format_version"] == FORMAT_VERSION == 2
+    assert payload["format_version"] == FORMAT_VERSION == 3
     assert payload["preprocessing"]["aspect"] == PORTRAIT
     loaded = ClothingClassifier.load(path, backbone=tiny_features())
     assert loaded.preprocessing_ == clf.preprocessing_ and loaded.config_ == clf.config_
@@ -146,12 +145,13 @@ def test_a_portrait_network_trains_predicts_saves_and_exports(
     assert exported.max_abs_diff is not None and exported.max_abs_diff < 1e-4
 
 
-def test_a_square_model_file_stays_format_1(
+def test_a_square_model_file_is_the_current_format_too(
     synthetic_splits: DatasetSplits, tmp_path: Path
 ) -> None:
     clf = _tiny(epochs=1).fit(synthetic_splits)
-    clf.save(tmp_path / "square.pt")
-    assert safe_load(tmp_path / "square.pt")["format_version"] == 1
+    clf.save(tmp_path / "square.safetensors")
+    payload = safe_load(tmp_path / "square.safetensors")
+    assert payload["format_version"] == FORMAT_VERSION and payload["preprocessing"]["aspect"] == 1
 
 
 # ----------------------------------------------------------------- several networks
@@ -225,7 +225,7 @@ def test_two_networks_save_load_and_export(
     path = tmp_path / "pair.pt"
     clf.save(path)
     payload = safe_load(path)
-    assert payload["format_version"] == 2 and len(payload["extra_networks"]) == 1
+    assert payload["format_version"] == FORMAT_VERSION and len(payload["extra_networks"]) == 1
     loaded = ClothingClassifier.load(path, backbone=tiny_features())
     assert [prep for _, prep in loaded.networks_] == [prep for _, prep in clf.networks_]
     np.testing.assert_array_equal(

@@ -11,13 +11,13 @@ combinations (two seeds, two backbones, ...) before they become a recipe.
 Usage::
 
     # one network on the centre square, one on the whole photo, saved separately
-    python benchmarks/bench_accuracy.py --weights lite0.pth --recipes fast \\
+    python benchmarks/bench_accuracy.py --recipes fast \\
         --set extra_views=[] --save-models runs/square
-    python benchmarks/bench_accuracy.py --weights lite0.pth --recipes fast \\
+    python benchmarks/bench_accuracy.py --recipes fast \\
         --set extra_views=[] --set aspect=1.3333333333333333 --image-size 192 \\
         --save-models runs/whole
-    python benchmarks/experiments/average_models.py runs/square/fast-final.pt \\
-        runs/whole/fast-final.pt
+    python benchmarks/experiments/average_models.py runs/square/fast-final.safetensors \\
+        runs/whole/fast-final.safetensors
 """
 
 from __future__ import annotations

@@ -58,7 +58,9 @@ def lite_architecture(name: str, *, num_classes: int = 0) -> nn.Module:
     """timm's network for the Lite backbone ``name`` with random weights (``num_classes``
     0: no classifier, the pooled 1280 features come out)."""
     timm = import_timm(f"The backbone {name!r}")
-    return cast(nn.Module, timm.create_model(LITE_BACKBONES[name].timm_name, num_classes=num_classes))
+    return cast(
+        nn.Module, timm.create_model(LITE_BACKBONES[name].timm_name, num_classes=num_classes)
+    )
 
 
 def weights_file(name: str) -> Path:
@@ -110,7 +112,7 @@ def map_keys(
             "it is not the EfficientNet-Lite checkpoint expected."
         )
     mapped: dict[str, torch.Tensor] = {}
-    for (src_key, tensor), (dst_key, expected) in zip(source.items(), target.items()):
+    for (src_key, tensor), (dst_key, expected) in zip(source.items(), target.items(), strict=True):
         role, expected_role = src_key.rsplit(".", 1)[-1], dst_key.rsplit(".", 1)[-1]
         if (
             not isinstance(tensor, torch.Tensor)
@@ -130,9 +132,10 @@ def lite_features(name: str, *, pretrained: bool) -> tuple[nn.Module, int, dict[
     """The Lite network without its classifier, its number of features, and timm's
     pretrained configuration (mean, std, interpolation, crop fraction of the weights)."""
     model = lite_architecture(name)
+    cfg = dict(cast(Any, model).pretrained_cfg)
     if pretrained:
         state = imagenet_state_dict(name)
-        classifier = str(model.pretrained_cfg.get("classifier", "classifier"))
+        classifier = str(cfg.get("classifier", "classifier"))
         state = {k: v for k, v in state.items() if not k.startswith(classifier + ".")}
         model.load_state_dict(state)
-    return model, int(cast(Any, model).num_features), dict(model.pretrained_cfg)
+    return model, int(cast(Any, model).num_features), cfg

@@ -24,7 +24,7 @@ def local_weights_path(weights: Weights) -> Path | None:
     if isinstance(weights, str) and (
         os.sep in weights
         or "/" in weights
-        or weights.endswith((".pth", ".pt", ".bin", ".ckpt"))
+        or weights.endswith((".pth", ".pt", ".bin", ".ckpt", ".safetensors"))
         or Path(weights).is_file()
     ):
         return Path(weights)
@@ -77,6 +77,18 @@ def download(weights: Any, name: str) -> dict[str, Any]:
         ) from error
 
 
+def _read_state_dict(path: Path) -> Any:
+    """A safetensors file's tensors, or what ``torch.load(weights_only=True)`` reads (which
+    refuses every object that could run code; torch >= 2.10, see SECURITY.md)."""
+    with path.open("rb") as stream:
+        head = stream.read(9)
+    if len(head) == 9 and head[8:9] == b"{":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def load_local(module: nn.Module, path: Path, *, drop_prefixes: tuple[str, ...]) -> None:
     """Load a local state_dict into ``module``, ignoring the old classifier's keys."""
     if not path.is_file():
@@ -85,12 +97,12 @@ def load_local(module: nn.Module, path: Path, *, drop_prefixes: tuple[str, ...])
             "saved with torch.save(model.state_dict(), path), a weights name, or None."
         )
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = _read_state_dict(path)
     except Exception as error:
         raise WeightsUnavailableError(
             f"The weights file {str(path)!r} could not be read as a state_dict "
             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
-            "Expected a file written by torch.save(model.state_dict(), path)."
+            "Expected a safetensors file or one written by torch.save(model.state_dict(), path)."
         ) from None
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]

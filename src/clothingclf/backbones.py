@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ._lite import LITE_BACKBONES, lite_features
+from ._lite import LITE_BACKBONES, import_timm, lite_features
 from ._weights import Weights, download, load_local, local_weights_path, weights_enum
 from .exceptions import InvalidParameterError, ModelFileError, WeightsUnavailableError
 
@@ -646,13 +646,7 @@ def _triple(values: Any) -> tuple[float, float, float]:
 
 
 def _import_timm() -> Any:
-    try:
-        import timm
-    except ImportError:
-        raise InvalidParameterError(
-            "timm backbones need the timm package: pip install 'clothingclf[timm]'."
-        ) from None
-    return timm
+    return import_timm("This timm backbone (EfficientNet-Lite and the bundled models too)")
 
 
 def _timm_features(name: str, *, pretrained: bool = False) -> tuple[nn.Module, int]:

@@ -24,9 +24,13 @@ from typing import Any, Literal, cast
 from .backbones import ASPECT_RANGE, _valid_aspect
 from .exceptions import InvalidParameterError
 
-__all__ = ["RECIPES", "TrainConfig", "resolve_config"]
+__all__ = ["RECIPES", "RECIPE_BACKBONES", "TrainConfig", "resolve_config"]
 
 RecipeName = Literal["seed", "fast"]
+
+#: The backbone each recipe was measured with, used when none is given: the study's
+#: ResNet-18 for ``"seed"``, EfficientNet-Lite0 (ImageNet weights from pip) for ``"fast"``.
+RECIPE_BACKBONES: dict[str, str] = {"seed": "resnet18", "fast": "efficientnet_lite0"}
 
 
 @dataclass(frozen=True)

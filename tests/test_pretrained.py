@@ -1,0 +1,101 @@
+"""clothingclf.pretrained and ClothingClassifier.pretrained: the model and photos in the package."""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from _guards import forbid_unpickling
+from clothingclf import ClothingClassifier
+from clothingclf.checkpoint import safe_load
+from clothingclf.cli import main
+from clothingclf.exceptions import InvalidParameterError, WeightsUnavailableError
+from clothingclf.pretrained import DEFAULT_MODEL, list_pretrained, pretrained_file, sample_photos
+
+pytest.importorskip("timm")
+
+
+@pytest.fixture(scope="module")
+def bundled() -> ClothingClassifier:
+    return ClothingClassifier.pretrained(device="cpu")
+
+
+def test_the_bundled_model_loads_without_unpickling(monkeypatch: pytest.MonkeyPatch) -> None:
+    forbid_unpickling(monkeypatch)
+    clf = ClothingClassifier.pretrained(device="cpu")
+    assert len(clf.classes_) == 18 and "T-Shirt" in clf.classes_
+    assert len(clf.networks_) == 2  # the fast recipe's square and whole-photo networks
+    assert [prep.input_shape for _, prep in clf.networks_] == [(224, 224), (256, 192)]
+
+
+def test_the_bundled_file_is_small_half_precision_and_carries_its_card() -> None:
+    path = pretrained_file()
+    assert path.name == f"{DEFAULT_MODEL}.safetensors" and list_pretrained() == [DEFAULT_MODEL]
+    assert path.stat().st_size < 20 * 2**20
+    payload = safe_load(path)
+    assert payload["weights_dtype"] == "float16"
+    assert str(payload["state_dict"]["head.weight"].dtype) == "torch.float16"
+    card = payload["model_card"]
+    test = card["test"]
+    assert test["accuracy"] >= 0.88 and test["photos"] == 465
+    assert set(test["per_class"]) == set(payload["classes"])
+    assert "CC0" in card["data"] and "Apache-2.0" in card["base_weights"]
+    assert card["float16_effect"]["largest_probability_change"] <= 0.01
+
+
+def test_the_bundled_model_labels_the_bundled_photos(bundled: ClothingClassifier) -> None:
+    photos = sample_photos()
+    assert len(photos) == 18 and sorted(photos["label"]) == sorted(bundled.classes_)
+    assert all(Path(path).is_file() for path in photos["path"])
+    predicted = bundled.predict(photos)
+    right = sum(p == t for p, t in zip(predicted, photos["label"], strict=True))
+    # A model with broken weights gets about 1 of 18; this one gets 14 (one photo per class,
+    # the rare classes included, so fewer than its 88 % over the whole test split).
+    assert right >= 13, list(zip(predicted, photos["label"], strict=True))
+    assert bundled.model_card_ is not None and bundled.model_card_["name"] == DEFAULT_MODEL
+
+
+def test_pretrained_is_load_of_the_bundled_file(bundled: ClothingClassifier) -> None:
+    photo = sample_photos()["path"][0]
+    loaded = ClothingClassifier.load(pretrained_file(), device="cpu")
+    assert (loaded.predict_proba(photo) == bundled.predict_proba(photo)).all()
+
+
+def test_unknown_names_are_refused_with_a_suggestion() -> None:
+    with pytest.raises(InvalidParameterError, match="Did you mean 'clothing18-lite0'"):
+        ClothingClassifier.pretrained("clothing18-lite")
+
+
+def test_without_timm_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import = builtins.__import__
+
+    def no_timm(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "timm" or name.startswith("timm."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_timm)
+    with pytest.raises(WeightsUnavailableError, match=r"pip install 'clothingclf\[pretrained\]'"):
+        ClothingClassifier.pretrained(device="cpu")
+
+
+def test_cli_predict_uses_the_bundled_model(capsys: pytest.CaptureFixture[str]) -> None:
+    photos = sample_photos().set_index("label")["path"]
+    assert main(["predict", photos["T-Shirt"], photos["Pants"], "--top-k", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[1].split()[0] for line in lines] == ["T-Shirt", "Pants"]
+
+
+def test_demo_labels_real_photos_then_trains(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["demo", "-o", str(tmp_path), "--n-per-class", "8", "--epochs", "1", "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "The bundled model labels 18 real photos" in out
+    assert out.count("  right") + out.count("wrong, it is") == 18
+    assert " of 18 right (" in out and "Training resnet18 from random weights" in out
+    assert (tmp_path / "model.safetensors").is_file()
