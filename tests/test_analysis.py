@@ -120,8 +120,11 @@ def test_a_model_that_cannot_run_on_meta_falls_back_and_says_why() -> None:
 
 
 def test_bad_inputs_raise_analysis_error() -> None:
-    with pytest.raises(AnalysisError, match="input_size must be"):
-        analysis.count_flops("resnet18", input_size=(3, 0, 224))
+    for size in [(3, 0, 224), None, True, (3, 224, 10**6), "224", (3, 2.5, 224)]:
+        with pytest.raises(AnalysisError, match="input_size must be"):
+            analysis.count_flops("resnet18", input_size=size)  # type: ignore[arg-type]
+        with pytest.raises(AnalysisError, match="input_size must be"):
+            analysis.receptive_field("resnet18", input_size=size)  # type: ignore[arg-type]
     with pytest.raises(AnalysisError, match=r"no model named 'resnet81'.*resnet18"):
         analysis.count_flops("resnet81")
     with pytest.raises(AnalysisError, match="could not trace"):

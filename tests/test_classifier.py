@@ -388,3 +388,25 @@ def test_fit_on_tables_without_validation(synthetic_splits: DatasetSplits) -> No
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     assert clf.predict(buffer.getvalue()) in clf.classes_
+
+
+def test_unknown_parameters_and_devices_are_clothingclf_errors(
+    fitted: ClothingClassifier, synthetic_splits: DatasetSplits
+) -> None:
+    with pytest.raises(
+        InvalidParameterError, match=r"no parameter 'epoch'\. Did you mean 'epochs'"
+    ):
+        ClothingClassifier().set_params(epoch=3)
+    assert ClothingClassifier().set_params(epochs=3).epochs == 3
+    if not torch.backends.mps.is_available():
+        with pytest.raises(InvalidParameterError, match="'mps' is not available on this machine"):
+            ClothingClassifier.load(Path("unused"), device="mps")
+    for size in (0, -1, True, 2.5):
+        with pytest.raises(InvalidParameterError, match="batch_size must be a positive int"):
+            fitted.predict(synthetic_splits.test, batch_size=size)  # type: ignore[arg-type]
+
+
+def test_a_single_class_is_refused(synthetic_splits: DatasetSplits) -> None:
+    one = synthetic_splits.train[synthetic_splits.train["label"] == "Dress"]
+    with pytest.raises(DatasetError, match=r"one class only \(Dress\)"):
+        tiny_classifier(epochs=1).fit(one[["path", "label"]], None)

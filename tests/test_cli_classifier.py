@@ -13,13 +13,15 @@ from clothingclf.cli import main
 
 @pytest.fixture(scope="module")
 def trained(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    model = tmp_path_factory.mktemp("cli") / "model.pt"
+    model = tmp_path_factory.mktemp("cli") / "model.safetensors"
     status = main(
         [
             "train",
             str(synthetic_root),
             "--output",
             str(model),
+            "--recipe",
+            "seed",
             "--weights",
             "none",
             "--epochs",
@@ -44,7 +46,8 @@ def test_train_prints_evaluation_and_saves(
 ) -> None:
     clf = ClothingClassifier.load(trained)
     assert clf.config_.epochs == 1 and clf.preprocessing_.image_size == 32
-    assert clf.get_params()["weights"] is None and clf.get_params()["backbone"] == "resnet18"
+    assert clf.get_params()["weights"] is None and clf.model_spec_["name"] == "resnet18"
+    assert clf.get_params()["backbone"] is None  # the recipe's (seed: resnet18)
 
 
 def test_train_output_and_prepared_folder(
@@ -133,3 +136,97 @@ def test_demo_small(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "a synthetic dataset" in out and "accuracy" in out and "of 18 right" in out
     clf = ClothingClassifier.load(tmp_path / "demo" / "model.safetensors")
     assert len(clf.classes_) == 6
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["analyze", "resnet18", "--num-classes", "-1"],
+        ["analyze", "resnet18", "--input-size", "0"],
+        ["analyze", "resnet18", "--network", "0"],
+        ["predict", "x.jpg", "--batch-size", "0"],
+        ["predict", "x.jpg", "--top-k", "zero"],
+        ["train", "data", "-o", "m.safetensors", "--epochs", "0"],
+        ["train", "data", "-o", "m.safetensors", "--image-size", "4"],
+        ["prepare", "data", "--workers", "0"],
+        ["demo", "--n-per-class", "0"],
+        ["demo", "--epochs", "-3"],
+        ["demo", "--image-size", "100000"],
+        ["export", "m.safetensors", "-o", "m.onnx", "--opset", "2"],
+        ["report", "m.safetensors", "data", "-o", "r", "--mistakes", "-1"],
+        ["evaluate", "m.safetensors"],
+        ["frobnicate"],
+    ],
+)
+def test_bad_arguments_are_one_line_and_status_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "error:" in lines[0] and "Traceback" not in captured.err
+
+
+def test_a_bad_value_in_the_library_is_one_line_and_status_2(
+    synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["prepare", str(synthetic_root), "--test-size", "2"]) == 2
+    assert main(["prepare", str(synthetic_root), "-o", str(tmp_path / "f" / "below")]) == 0
+    (tmp_path / "file").write_text("x")
+    assert main(["prepare", str(synthetic_root), "-o", str(tmp_path / "file" / "below")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and all(
+        line.startswith("clothingclf prepare: error: ") for line in lines
+    )
+    assert "test_size must be a fraction" in lines[0] and "is a file" in lines[1]
+
+
+def test_an_unexpected_error_is_one_line_and_status_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clothingclf import analysis
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug\nwith a second line")
+
+    monkeypatch.setattr(analysis, "meta_model", broken)
+    assert main(["analyze", "resnet18"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        "clothingclf analyze: error: RuntimeError: a bug (unexpected: set CLOTHINGCLF_DEBUG=1 "
+        "to see where, and please report it)"
+    ]
+    monkeypatch.setenv("CLOTHINGCLF_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["analyze", "resnet18"])
+
+
+def test_report_does_not_overwrite_a_splits_folder_without_force(
+    trained: Path, synthetic_root: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("matplotlib")
+    splits = tmp_path / "splits"
+    assert main(["prepare", str(synthetic_root), "-o", str(splits)]) == 0
+    before = (splits / "report.json").read_bytes()
+    assert main(["report", str(trained), str(splits), "-o", str(splits)]) == 2
+    assert (splits / "report.json").read_bytes() == before
+    assert not (splits / "report.html").exists()
+    # Its own earlier output is replaced without asking; another folder with --force.
+    out = tmp_path / "report"
+    assert main(["report", str(trained), str(splits), "-o", str(out)]) == 0
+    assert main(["report", str(trained), str(splits), "-o", str(out)]) == 0
+    assert main(["report", str(trained), str(splits), "-o", str(splits), "--force"]) == 0
+    assert json.loads((splits / "report.json").read_text())["format"] == "clothingclf-report"
+
+
+def test_demo_does_not_write_into_a_folder_of_other_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "images.csv").write_text("mine")
+    argv = ["demo", "-o", str(tmp_path), "--n-per-class", "5", "--epochs", "1", "--no-progress"]
+    assert main(argv) == 2
+    assert "already holds files that the demo did not write" in capsys.readouterr().err
+    assert (tmp_path / "data" / "images.csv").read_text() == "mine"

@@ -26,6 +26,7 @@ from clothingclf.exceptions import (
     DatasetNotFoundError,
     DuplicateImageError,
     EmptyDatasetError,
+    InvalidParameterError,
     MissingColumnsError,
     UnsafePathError,
 )
@@ -634,3 +635,102 @@ def test_cli_prepare_options_and_errors(tmp_path: Path, capsys: pytest.CaptureFi
     assert "Excluded labels: A (20), B (1)" in capsys.readouterr().out
     assert main(["prepare", str(tmp_path / "absent")]) == 2
     assert "clothingclf prepare: error: Dataset folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"test_size": 1.5}, "test_size must be a fraction in"),
+        ({"val_size": -0.1}, "val_size must be a fraction in"),
+        ({"test_size": True}, "test_size must be a fraction in"),
+        ({"seed": "abc"}, "seed must be an int"),
+        ({"seed": 2**40}, "seed must be an int"),
+        ({"exclude": 5}, "exclude must be a label or a list of labels"),
+        ({"exclude": [None]}, "exclude must be a label or a list"),
+        ({"workers": 0}, "workers must be None or a positive int"),
+        ({"stratify": "yes"}, "stratify must be True or False"),
+        ({"group_by": 3}, "group_by must be None"),
+        ({"output_dir": 3}, "output_dir must be None or a folder path"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_is_read(
+    tmp_path: Path, arguments: dict[str, object], message: str
+) -> None:
+    # The root does not even exist: the arguments are checked first.
+    with pytest.raises(InvalidParameterError, match=message):
+        prepare_dataset(tmp_path / "nowhere", **arguments)  # type: ignore[arg-type]
+
+
+def test_output_dir_that_is_a_file_is_refused_before_verification(
+    synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("mine")
+
+    def no_verification(*args: object) -> None:
+        raise AssertionError("images were verified before output_dir was checked")
+
+    monkeypatch.setattr(clothingclf.data, "_verify", no_verification)
+    for output in (blocker, blocker / "below"):
+        with pytest.raises(InvalidParameterError, match="is a file"):
+            prepare_dataset(synthetic_root, output_dir=output)
+    assert blocker.read_text() == "mine"
+
+
+def test_exclude_none_keeps_every_label(tmp_path: Path) -> None:
+    root = _table_dataset(tmp_path, ["Hat"] * 4 + ["Skip"] * 4)
+    splits = prepare_dataset(root, exclude=None, stratify=False, verify_images=False)
+    assert set(splits.classes) == {"Hat", "Skip"}
+
+
+@pytest.mark.timeout(30)
+def test_special_files_in_a_dataset(synthetic_root: Path, tmp_path: Path) -> None:
+    # images.csv that is a FIFO: named as such, never opened (it would block).
+    fifo_root = tmp_path / "fifo"
+    shutil.copytree(synthetic_root, fifo_root)
+    (fifo_root / "images.csv").unlink()
+    os.mkfifo(fifo_root / "images.csv")
+    with pytest.raises(DatasetError, match="not a regular file"):
+        prepare_dataset(fifo_root)
+    # An image that is a link to itself: reported as unreadable, the rest is used.
+    loop_root = tmp_path / "loop"
+    shutil.copytree(synthetic_root, loop_root)
+    victim = sorted((loop_root / "images").iterdir())[0]
+    victim.unlink()
+    os.symlink(victim, victim)
+    splits = prepare_dataset(loop_root)
+    assert "leads back to itself" in splits.report.unreadable[victim.stem]
+    # An images folder that is a link out of the dataset folder: refused, nothing read.
+    outside_root = tmp_path / "outside"
+    shutil.copytree(synthetic_root, outside_root)
+    shutil.move(str(outside_root / "images"), str(tmp_path / "elsewhere"))
+    os.symlink(tmp_path / "elsewhere", outside_root / "images")
+    with pytest.raises(UnsafePathError, match="outside the dataset folder"):
+        prepare_dataset(outside_root)
+
+
+def test_utf16_images_csv_is_read(synthetic_root: Path, tmp_path: Path) -> None:
+    root = tmp_path / "utf16"
+    shutil.copytree(synthetic_root, root)
+    text = (root / "images.csv").read_text(encoding="utf-8")
+    (root / "images.csv").write_bytes(text.encode("utf-16"))
+    read, original = prepare_dataset(root, seed=0), prepare_dataset(synthetic_root, seed=0)
+    assert read.classes == original.classes
+    for name in SPLITS:
+        assert list(getattr(read, name)["image"]) == list(getattr(original, name)["image"])
+
+
+def test_load_splits_refuses_what_is_not_a_splits_folder(
+    synthetic_root: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidParameterError, match="found 123"):
+        load_splits(123)  # type: ignore[arg-type]
+    out = tmp_path / "splits"
+    prepare_dataset(synthetic_root, output_dir=out)
+    meta = (out / "report.json").read_text(encoding="utf-8")
+    # A string where a list belongs would be read as its letters.
+    (out / "report.json").write_text(
+        meta.replace('"classes": [', '"classes": "DPST", "was": ['), encoding="utf-8"
+    )
+    with pytest.raises(DatasetError, match="'classes' is a str, expected a list"):
+        load_splits(out)

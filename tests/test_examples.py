@@ -79,14 +79,16 @@ def runs(
         device="cpu",
         training_options={"extra_views": (4 / 3,), "tta": True},
     ).fit(prepare_dataset(synthetic_root))
-    pair.save(dirs["onnx_pair"] / "pair.pt")
+    pair.save(dirs["onnx_pair"] / "pair.safetensors")
     pair.export(dirs["onnx_pair"] / "model.onnx")
     commands = {
         "train": (
             "train_clothing_dataset.py",
             synthetic_root,
             "--output",
-            "model.pt",
+            "model.safetensors",
+            "--backbone",
+            "resnet18",
             "--weights",
             "none",
             "--epochs",
@@ -122,7 +124,7 @@ def runs(
             "--image-size",
             "32",
             "--output",
-            "small.pt",
+            "small.safetensors",
         ),
         "onnx": ("onnx_without_torch.py", "model.onnx", *sorted(photos.glob("[!b]*.jpg"))),
         "onnx_pair": ("onnx_without_torch.py", "model.onnx", *sorted(photos.glob("[!b]*.jpg"))),
@@ -160,8 +162,8 @@ def test_every_example_is_tested() -> None:
 
 def test_train_clothing_dataset(runs: dict[str, Run]) -> None:
     out, folder = runs["train"]
-    assert "Test split:" in out and "accuracy" in out and "saved model.pt" in out
-    assert (folder / "model.pt").is_file()
+    assert "Test split:" in out and "accuracy" in out and "saved model.safetensors" in out
+    assert (folder / "model.safetensors").is_file()
     assert (folder / "report" / "report.html").is_file()
     assert (folder / "report" / "confusion_matrix.png").is_file()
 
@@ -195,7 +197,7 @@ def test_analyse_custom_module(runs: dict[str, Run]) -> None:
     assert "receptive field:   31 px, stride 16" in out
     assert "from gradients:    31 x 31 px" in out
     assert "reloaded predictions identical: True" in out
-    assert (folder / "small.pt").is_file()
+    assert (folder / "small.safetensors").is_file()
 
 
 @pytest.mark.parametrize("run", ["onnx", "onnx_pair"])
@@ -206,7 +208,7 @@ def test_onnx_without_torch_gives_the_probabilities_of_predict(
 
     out = runs[run].stdout
     photos = sorted((runs["predict"].workdir / "photos").glob("[!b]*.jpg"))
-    model = tiny_model_file if run == "onnx" else runs[run].workdir / "pair.pt"
+    model = tiny_model_file if run == "onnx" else runs[run].workdir / "pair.safetensors"
     expected = ClothingClassifier.load(model, device="cpu").predict_top(photos, k=1)
     lines = out.splitlines()
     assert len(lines) == len(photos) == 5

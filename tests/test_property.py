@@ -151,7 +151,7 @@ def _model_file(folder: Path) -> Path:
         "history": [],
         "params": {"backbone": "squeezenet1_1", "weights": None, "image_size": 32},
     }
-    path = folder / "model.pt"
+    path = folder / "model.safetensors"
     atomic_save(payload, path)
     return path
 

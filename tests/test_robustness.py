@@ -117,7 +117,7 @@ def run(
     synthetic_splits: DatasetSplits, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[ClothingClassifier, Path]:
     """One epoch of a tiny network, and the training checkpoint it wrote."""
-    checkpoint = tmp_path_factory.mktemp("run") / "checkpoint.pt"
+    checkpoint = tmp_path_factory.mktemp("run") / "checkpoint.safetensors"
     torch.manual_seed(0)
     return _tiny_classifier().fit(synthetic_splits, checkpoint=checkpoint), checkpoint
 
@@ -129,7 +129,7 @@ def fitted(run: tuple[ClothingClassifier, Path]) -> ClothingClassifier:
 
 @pytest.fixture(scope="module")
 def saved(fitted: ClothingClassifier, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "model.pt"
+    path = tmp_path_factory.mktemp("model") / "model.safetensors"
     fitted.save(path)
     return path
 

@@ -253,7 +253,7 @@ def test_two_networks_save_load_and_export(
 
     # A damaged list of networks is a clear error, not a crash.
     atomic_save({**payload, "extra_networks": "two"}, tmp_path / "bad.pt")
-    with pytest.raises(ModelFileError, match="malformed network list"):
+    with pytest.raises(ModelFileError, match="'extra_networks' must be a list of networks"):
         ClothingClassifier.load(tmp_path / "bad.pt", backbone=tiny_features())
     wrong = dict(payload["extra_networks"][0], state_dict={"x": torch.zeros(1)})
     atomic_save({**payload, "extra_networks": [wrong]}, tmp_path / "wrong.pt")

@@ -3,16 +3,28 @@
 The public API, declared once here (each module keeps its own ``__all__``):
 
 * :func:`prepare_dataset`, :func:`load_splits`, :class:`DatasetSplits`, :class:`ClothingDataset`
-* :class:`ClothingClassifier` and its :class:`Prediction`
+* :class:`ClothingClassifier` and its :class:`Prediction`; ``ClothingClassifier.pretrained()``
+  and :mod:`clothingclf.pretrained`: the trained model and photos inside the package
+* :mod:`clothingclf.checkpoint`: the model file (safetensors, data only)
 * :mod:`clothingclf.analysis`: FLOPs and receptive fields by tracing the model
 * :mod:`clothingclf.exceptions`: every error raised on purpose
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-from . import analysis, backbones, cache, datasets, exceptions, recipes, training
+from . import (
+    analysis,
+    backbones,
+    cache,
+    checkpoint,
+    datasets,
+    exceptions,
+    pretrained,
+    recipes,
+    training,
+)
 from .classifier import ClothingClassifier, Prediction
 from .data import ClothingDataset, DatasetReport, DatasetSplits, load_splits, prepare_dataset
 from .export import ExportedModel, export_model, read_export_metadata
@@ -33,6 +45,7 @@ __all__ = [
     "analysis",
     "backbones",
     "cache",
+    "checkpoint",
     "datasets",
     "exceptions",
     "export_model",
@@ -40,6 +53,7 @@ __all__ = [
     "load_splits",
     "open_image",
     "prepare_dataset",
+    "pretrained",
     "read_export_metadata",
     "recipes",
     "training",

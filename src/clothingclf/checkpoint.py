@@ -617,9 +617,14 @@ def validate_model_payload(payload: Mapping[str, Any]) -> str | None:
             return f"metrics[{key!r}] must be a number in [0, 1] or null; found {_short(value)}."
     if payload.get("holds") not in ("best", "final"):
         return f"'holds' must be 'best' or 'final'; found {_short(payload.get('holds'))}."
+    epoch = metrics.get("best_epoch", 0)
+    if not (isinstance(epoch, int) and not isinstance(epoch, bool) and 0 <= epoch <= 100_000):
+        return f"metrics['best_epoch'] must be an epoch number; found {_short(epoch)}."
     history = payload.get("history")
-    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
-        return "'history' must be a list of dicts."
+    if not isinstance(history, list) or not all(
+        isinstance(row, dict) and all(_number(v) for v in row.values()) for row in history
+    ):
+        return "'history' must be a list of rows of numbers."
     return None
 
 

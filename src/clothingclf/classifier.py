@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -258,6 +259,24 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         self.progress = progress
         self.training_options = training_options
 
+    def set_params(self, **params: Any) -> Self:
+        """Set parameters, as scikit-learn's ``set_params`` does.
+
+        Raises:
+            InvalidParameterError: A name that is not a parameter (the message lists them).
+        """
+        known = self._get_param_names()
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise InvalidParameterError(
+                f"ClothingClassifier has no parameter {unknown[0]!r}.{hint} Its parameters: "
+                f"{', '.join(known)}; other training settings go in training_options={{...}}."
+            )
+        super().set_params(**params)
+        return self
+
     # ------------------------------------------------------------------ fitting
 
     def fit(
@@ -438,12 +457,19 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 model.eval()
         dataset = _Inputs(items, [prep for _, prep in networks])
         tta = bool(getattr(self.config_, "tta", False))
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
+            raise InvalidParameterError(f"batch_size must be a positive int; found {batch_size!r}.")
         with torch.inference_mode():
             if len(items) == 1:
                 single = [view.unsqueeze(0) for view in dataset[0]]
                 return self._probabilities(models, single, tta)
-            size = batch_size or getattr(self.config_, "batch_size", None) or _PREDICT_BATCH
-            if not isinstance(size, int) or size < 1:
+            if batch_size is not None:
+                size: Any = batch_size
+            else:
+                size = getattr(self.config_, "batch_size", None) or _PREDICT_BATCH
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
                 raise InvalidParameterError(f"batch_size must be a positive int; found {size!r}.")
             loader = torch.utils.data.DataLoader(dataset, batch_size=size, shuffle=False)
             return np.concatenate([self._probabilities(models, batch, tta) for batch in loader])
@@ -720,7 +746,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
 
         Raises:
             InvalidParameterError: No bundled model has that name.
-            WeightsUnavailableError: timm is not installed (the message says what to run).
+            MissingDependencyError: timm is not installed (the message says what to run).
 
         Example:
             >>> from clothingclf.pretrained import sample_photos
@@ -752,14 +778,16 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             A fitted classifier.
 
         Raises:
-            ModelFileError: Not a clothingclf model file (random bytes, truncated, a pickle
-                that would run code, a bare state_dict, a damaged file), or a model of your
-                own module loaded without ``backbone``. No code from the file runs.
+            ModelFileError: Not a clothingclf model file (random bytes, a pickle, a
+                ``torch.save`` file, an export, a bare state_dict), a damaged or
+                hand-edited one (hash or field bounds), or a model of your own module loaded
+                without ``backbone``. Nothing in the file is unpickled or run.
             UnsupportedFormatError: A file written by a newer clothingclf.
+            MissingDependencyError: A timm model (EfficientNet-Lite too) without timm.
         """
+        _resolve_device(device)  # a bad device is the caller's mistake, not the file's
         payload = read_model_file(path)
         name = str(path)
-        _resolve_device(device)  # a bad device is the caller's mistake, not the file's
         try:
             return cls._from_payload(payload, name, device=device, backbone=backbone)
         except ClothingClfError as error:
@@ -982,6 +1010,13 @@ def _resolve_device(device: str | torch.device) -> torch.device:
             f"device {device!r} was asked for but CUDA is not available here; use "
             "device='cpu' or 'auto'."
         )
+    if resolved.type not in ("cpu", "cuda"):
+        available = resolved.type == "mps" and torch.backends.mps.is_available()
+        if not available:
+            raise InvalidParameterError(
+                f"device {device!r} is not available on this machine (clothingclf runs on "
+                "'cpu' and 'cuda'); use device='cpu' or 'auto'."
+            )
     return resolved
 
 
@@ -1022,6 +1057,13 @@ def _tables(
         raise EmptyDatasetError("The training table has no rows; nothing to train on.")
     index = {name: i for i, name in enumerate(classes)}
     train = _with_label_ids(train, index, "training")
+    seen = sorted({classes[i] for i in train["label_id"]})
+    if len(seen) < 2:
+        raise DatasetError(
+            f"The training table holds one class only ({', '.join(seen)}): a classifier "
+            "trained on it would answer that class for every photo, with certainty. Give it "
+            "photos of at least two classes."
+        )
     if val is not None:
         if not isinstance(val, pd.DataFrame):
             raise InvalidParameterError(f"val must be a DataFrame; found {type(val).__name__}.")
@@ -1071,6 +1113,8 @@ def _as_items(x: Any) -> tuple[list[Any], bool]:
     if isinstance(x, np.ndarray):
         return (list(x), False) if x.ndim == 4 else ([x], True)
     if isinstance(x, torch.Tensor):
+        if x.layout != torch.strided or x.device.type == "meta":
+            return [x], True  # open_image says why it holds no pixels to read
         return (list(x), False) if x.ndim == 4 else ([x], True)
     if isinstance(x, (list, tuple)):
         return list(x), False

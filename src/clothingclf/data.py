@@ -34,6 +34,7 @@ from .exceptions import (
     DatasetError,
     DatasetNotFoundError,
     EmptyDatasetError,
+    InvalidParameterError,
     MissingColumnsError,
     UnsafePathError,
 )
@@ -340,6 +341,13 @@ def _save(splits: DatasetSplits, output_dir: Path) -> None:
     )
 
 
+def _listed(value: Any, name: str) -> list[Any]:
+    """``value`` if it is a list (a string would otherwise be read as its letters)."""
+    if not isinstance(value, list):
+        raise ValueError(f"{name!r} is a {type(value).__name__}, expected a list")
+    return value
+
+
 def load_splits(output_dir: str | os.PathLike[str]) -> DatasetSplits:
     """Read splits saved by :func:`prepare_dataset` (``output_dir=...``) back.
 
@@ -365,9 +373,19 @@ def load_splits(output_dir: str | os.PathLike[str]) -> DatasetSplits:
         >>> clothingclf.load_splits(out) == splits
         True
     """
+    if not isinstance(output_dir, (str, os.PathLike)):
+        raise InvalidParameterError(
+            "load_splits needs the folder that prepare_dataset(output_dir=...) wrote; found "
+            f"{output_dir!r}."
+        )
     folder = Path(output_dir)
     meta_path = folder / "report.json"
     for path in (meta_path, *(folder / f"{s}.csv" for s in _SPLITS)):
+        if path.exists() and not path.is_file():
+            raise DatasetError(
+                f"{str(path)!r} is not a regular file (a folder, FIFO or device); it was not "
+                "read. Expected a folder written by prepare_dataset(..., output_dir=...)."
+            )
         if not path.is_file():
             raise DatasetNotFoundError(
                 f"{str(path)!r} does not exist. Expected a folder written by "
@@ -377,10 +395,12 @@ def load_splits(output_dir: str | os.PathLike[str]) -> DatasetSplits:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if not isinstance(meta, dict) or meta.get("format") != "clothingclf-splits":
             raise ValueError("no 'format': 'clothingclf-splits' entry")
-        classes = [str(c) for c in meta["classes"]]
-        weights = [float(w) for w in meta["class_weights"]]
+        classes = [str(c) for c in _listed(meta["classes"], "classes")]
+        weights = [float(w) for w in _listed(meta["class_weights"], "class_weights")]
+        if len(set(classes)) != len(classes) or len(weights) != len(classes):
+            raise ValueError("classes must be unique, with one class weight each")
         dtypes = {str(k): str(v) for k, v in meta["dtypes"].items()}
-        text = {str(c): str for c in meta["text_columns"]}
+        text = {str(c): str for c in _listed(meta["text_columns"], "text_columns")}
         report = DatasetReport.from_dict(meta["report"])
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
         raise DatasetError(
@@ -432,10 +452,71 @@ def _class_weights(train_ids: np.ndarray, n_classes: int) -> list[float]:
     return [float(w) for w in weights]
 
 
+def _resolve(path: Path) -> Path:
+    """``path`` with its links followed; a link loop resolves to the link itself (it is then
+    reported as unreadable rather than raising)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path
+
+
+def _check_arguments(**arguments: Any) -> tuple[str, ...]:
+    """Refuse arguments of :func:`prepare_dataset` that cannot work, before any file is
+    read; return ``exclude`` as a tuple of labels."""
+
+    def bad(name: str, expected: str) -> InvalidParameterError:
+        return InvalidParameterError(
+            f"prepare_dataset: {name} must be {expected}; found {arguments[name]!r}."
+        )
+
+    for name in ("test_size", "val_size"):
+        value = arguments[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise bad(name, "a fraction in [0, 1)")
+    for name in ("stratify", "verify_images"):
+        if not isinstance(arguments[name], bool):
+            raise bad(name, "True or False")
+    seed = arguments["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise bad("seed", "an int from 0 to 2**32 - 1")
+    workers = arguments["workers"]
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
+        raise bad("workers", "None or a positive int")
+    for name in ("group_by", "images_dir"):
+        if arguments[name] is not None and not isinstance(arguments[name], str):
+            raise bad(name, "None or a column/folder name")
+    output_dir = arguments["output_dir"]
+    if output_dir is not None:
+        if not isinstance(output_dir, (str, os.PathLike)):
+            raise bad("output_dir", "None or a folder path")
+        folder = Path(output_dir)
+        blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise InvalidParameterError(
+                f"prepare_dataset: output_dir {str(folder)!r} cannot be a folder: "
+                f"{str(blocker)!r} is a file. Choose another output_dir."
+            )
+    exclude = arguments["exclude"]
+    if exclude is None:
+        return ()
+    if isinstance(exclude, str):
+        return (exclude.strip(),)
+    try:
+        labels = tuple(exclude)
+    except TypeError:
+        raise bad("exclude", "a label or a list of labels") from None
+    if not all(isinstance(label, str) for label in labels):
+        raise bad("exclude", "a label or a list of labels (strings)")
+    return tuple(label.strip() for label in labels)
+
+
 def prepare_dataset(
     root: str | os.PathLike[str],
     *,
-    exclude: Iterable[str] = ("Skip", "Not sure"),
+    exclude: Iterable[str] | None = ("Skip", "Not sure"),
     test_size: float = 0.1,
     val_size: float = 0.1,
     stratify: bool = True,
@@ -467,7 +548,7 @@ def prepare_dataset(
     Args:
         root: The dataset folder (holding ``images.csv`` and ``images/``,
             ``images_compressed/`` or ``images_original/``), or the ``images.csv`` itself.
-        exclude: Labels whose rows are removed.
+        exclude: Labels whose rows are removed (``None``: none).
         test_size: Fraction of kept rows in the test split, in [0, 1).
         val_size: Fraction of the non-test rows in the validation split, in [0, 1).
         stratify: Keep class proportions equal across splits.
@@ -492,7 +573,9 @@ def prepare_dataset(
         UnsafePathError: An image id holds a path separator, ``..`` or an absolute path.
         DatasetError: ``root`` is a file that is not a CSV, the CSV is binary or
             unparsable, or a label or image id is empty.
-        ValueError: ``test_size`` or ``val_size`` is outside [0, 1).
+        InvalidParameterError: An argument of the wrong kind or out of range (a fraction
+            outside [0, 1), a seed that is not an int, ``output_dir`` that is a file, ...),
+            raised before any file is read.
 
     Example:
         >>> import tempfile
@@ -504,10 +587,18 @@ def prepare_dataset(
         >>> splits.train.columns.tolist()
         ['image', 'path', 'label', 'label_id', 'sender_id', 'kids']
     """
-    for name, value in (("test_size", test_size), ("val_size", val_size)):
-        if not (isinstance(value, (int, float)) and 0.0 <= float(value) < 1.0):
-            raise ValueError(f"{name} must be a fraction in [0, 1); got {value!r}.")
-    exclude = tuple(str(e).strip() for e in ([exclude] if isinstance(exclude, str) else exclude))
+    exclude = _check_arguments(
+        exclude=exclude,
+        test_size=test_size,
+        val_size=val_size,
+        stratify=stratify,
+        group_by=group_by,
+        seed=seed,
+        verify_images=verify_images,
+        output_dir=output_dir,
+        images_dir=images_dir,
+        workers=workers,
+    )
     root_path, csv_path = locate(root)
     table, n_stripped = read_rows(csv_path, group_by)
     n_rows = len(table)
@@ -527,12 +618,12 @@ def prepare_dataset(
     names = table["image"].map(file_name)
     paths = [folder / n for n in names]
     for image, path in zip(table["image"], paths, strict=True):
-        if path.is_symlink() and not path.resolve().is_relative_to(folder):
+        if path.is_symlink() and not _resolve(path).is_relative_to(folder):
             raise UnsafePathError(
                 f"Image {image!r} is a link to {str(path.resolve())!r}, outside {str(folder)!r}. "
                 "Copy the file into the images folder instead; nothing outside it is read."
             )
-    exists = np.array([p.exists() for p in paths], dtype=bool)
+    exists = np.array([os.path.lexists(p) for p in paths], dtype=bool)  # a link loop too
     missing = tuple(table["image"][~exists].tolist())
     unreferenced = tuple(
         sorted(e.name for e in os.scandir(folder) if e.name not in referenced and e.is_file())

@@ -21,7 +21,7 @@ or ``FileNotFoundError`` keeps working, and :class:`ClothingClfError` catches th
     ├── TrainingDivergedError(FloatingPointError)    the loss became NaN or infinite
     ├── AnalysisError(ValueError)             a model the analysis cannot handle
     ├── ExportError(RuntimeError)             an export to ONNX or TorchScript failed
-    └── MissingDependencyError(ImportError)   an optional extra (plot, onnx, timm) is not installed
+    └── MissingDependencyError(ImportError)   a missing optional extra (plot, onnx, pretrained)
 
 Messages say what was expected, what was found, and what to do.
 """

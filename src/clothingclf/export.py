@@ -275,6 +275,10 @@ def export_model(
         raise InvalidParameterError(f"format must be 'onnx' or 'torchscript'; found {format!r}.")
     if opset is not None and format != "onnx":
         raise InvalidParameterError("opset applies to format='onnx' only; leave it None.")
+    if opset is not None and (isinstance(opset, bool) or not isinstance(opset, int) or opset < 7):
+        raise InvalidParameterError(
+            f"opset must be an ONNX opset number (7 or newer, e.g. 17); found {opset!r}."
+        )
     networks = classifier._networks()
     if format == "onnx":
         _import_onnx(runtime=verify)

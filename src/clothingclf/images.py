@@ -10,15 +10,20 @@ Outcomes per kind of input:
 * JPEG, PNG, GIF, WebP, BMP, TIFF: decoded; EXIF orientation applied.
 * Greyscale, 16-bit, CMYK and palette images: converted to 8-bit RGB.
 * Images with transparency (RGBA, LA, palette with a transparent colour): composited on white.
-* Zero-byte, truncated or non-image files, directories, images over Pillow's
-  decompression-bomb limit: :class:`~clothingclf.exceptions.InvalidImageError`.
+* Zero-byte, truncated or non-image files, directories, FIFOs and other special files
+  (never opened, so nothing blocks), unreadable paths (permission, a name too long, a
+  symlink loop), images over Pillow's decompression-bomb limit, and images more than
+  :data:`MAX_ASPECT_RATIO` times longer than wide (resizing their short side to a network's
+  input would take gigabytes): :class:`~clothingclf.exceptions.InvalidImageError`.
 * A path that does not exist: :class:`~clothingclf.exceptions.ImageNotFoundError`.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import stat
 import struct
 from pathlib import Path
 from typing import Union
@@ -29,12 +34,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .exceptions import ImageNotFoundError, InvalidImageError
 
-__all__ = ["ImageInput", "check_image", "open_image", "to_rgb"]
+__all__ = ["MAX_ASPECT_RATIO", "ImageInput", "check_image", "open_image", "to_rgb"]
 
 #: Anything that :func:`open_image` accepts as one image.
 ImageInput = Union[str, "os.PathLike[str]", bytes, Image.Image, np.ndarray, torch.Tensor]
 
 _WHITE = (255, 255, 255)
+
+#: The longest side an image may have, in multiples of its shortest (a 3:4 photo is 1.33).
+MAX_ASPECT_RATIO = 20.0
 
 # What Pillow's decoders raise for corrupt data (found by fuzzing): a damaged TIFF tag gives
 # TypeError ("'float' object cannot be interpreted as an integer"), a DDS header with unknown
@@ -176,54 +184,101 @@ def open_image(source: ImageInput, *, draft_size: tuple[int, int] | None = None)
         >>> open_image(np.zeros((4, 6), dtype=np.uint8)).size
         (6, 4)
     """
+    image, what = _open(source, draft_size)
+    width, height = image.size
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise InvalidImageError(
+            f"{what} is {width} x {height} pixels, more than {MAX_ASPECT_RATIO:g} times longer "
+            "than wide: not a photo of a garment, and resizing it for a network would take "
+            "gigabytes. Crop it or remove it."
+        )
+    return image
+
+
+def _open(source: ImageInput, draft_size: tuple[int, int] | None) -> tuple[Image.Image, str]:
+    """The RGB image of ``source`` and how to name it in an error."""
     if isinstance(source, Image.Image):
         try:
-            return to_rgb(ImageOps.exif_transpose(source))
+            return to_rgb(ImageOps.exif_transpose(source)), "The Pillow image"
         except (OSError, ValueError) as error:
             raise InvalidImageError(f"The Pillow image could not be converted: {error}") from None
     if isinstance(source, torch.Tensor):
-        tensor = source.detach().cpu()
-        if tensor.ndim != 3 or tensor.shape[0] not in (1, 3):
-            raise InvalidImageError(
-                f"The tensor has shape {tuple(tensor.shape)}; expected 3×H×W (RGB) or 1×H×W."
-            )
-        if tensor.dtype == torch.bfloat16 or tensor.dtype == torch.float16:
-            tensor = tensor.float()
-        return _from_array(tensor.permute(1, 2, 0).numpy(), "The tensor")
+        return _from_tensor(source), "The tensor"
     if isinstance(source, np.ndarray):
-        return _from_array(source, "The array")
+        return _from_array(source, "The array"), "The array"
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise InvalidImageError("The byte string is empty; expected an encoded image file.")
-        return _decode(io.BytesIO(bytes(source)), "The byte string", draft_size)
+        what = "The byte string"
+        return _decode(io.BytesIO(bytes(source)), what, draft_size), what
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.exists():
-            raise ImageNotFoundError(
-                f"Image file {str(path)!r} does not exist. Check the path, or remove the row "
-                "that names it."
-            )
-        if path.is_dir():
-            raise InvalidImageError(
-                f"{str(path)!r} is a directory, not an image file. Point to an image inside it."
-            )
-        if not os.access(path, os.R_OK):
-            raise InvalidImageError(
-                f"Image file {str(path)!r} is not readable (permission denied). Fix its "
-                "permissions or remove it."
-            )
-        try:
-            if path.stat().st_size == 0:
-                raise InvalidImageError(
-                    f"Image file {str(path)!r} is empty (0 bytes). Re-export or remove it."
-                )
-        except OSError as error:
-            raise InvalidImageError(f"Image file {str(path)!r} cannot be read: {error}") from None
-        return _decode(str(path), f"Image file {str(path)!r}", draft_size)
+        what = f"Image file {str(path)!r}"
+        _check_path(path)
+        return _decode(str(path), what, draft_size), what
     raise InvalidImageError(
         f"Cannot read an image from a {type(source).__name__}; expected a path, bytes, a "
         "PIL.Image, a NumPy array or a torch tensor."
     )
+
+
+def _from_tensor(source: torch.Tensor) -> Image.Image:
+    if source.layout != torch.strided:
+        raise InvalidImageError(
+            f"The tensor is {source.layout} (sparse); expected a dense 3×H×W image: pass "
+            "tensor.to_dense()."
+        )
+    if source.device.type == "meta":
+        raise InvalidImageError(
+            "The tensor is on the meta device, which holds shapes but no pixel values; pass a "
+            "tensor with data."
+        )
+    tensor = source.detach().cpu()
+    if tensor.ndim != 3 or tensor.shape[0] not in (1, 3):
+        raise InvalidImageError(
+            f"The tensor has shape {tuple(tensor.shape)}; expected 3×H×W (RGB) or 1×H×W."
+        )
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise InvalidImageError(
+            f"The tensor has dtype {tensor.dtype}; expected uint8 or float pixel values."
+        )
+    if tensor.dtype == torch.bfloat16 or tensor.dtype == torch.float16:
+        tensor = tensor.float()
+    return _from_array(tensor.permute(1, 2, 0).numpy(), "The tensor")
+
+
+def _check_path(path: Path) -> None:
+    """Refuse, with a clear error, a path that is not a readable regular file, without
+    opening it (a FIFO would block)."""
+    name = str(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ImageNotFoundError(
+            f"Image file {name!r} does not exist. Check the path, or remove the row that names it."
+        ) from None
+    except OSError as error:
+        reason = {
+            errno.ELOOP: "it is a symbolic link that leads back to itself",
+            errno.ENAMETOOLONG: "its name is longer than the file system allows",
+        }.get(error.errno or 0, error.strerror or str(error))
+        raise InvalidImageError(f"Image file {name!r} cannot be read: {reason}.") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InvalidImageError(
+            f"{name!r} is a directory, not an image file. Point to an image inside it."
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidImageError(
+            f"Image file {name!r} is not a regular file (a FIFO, socket or device); it was "
+            "not opened. Point to an image file."
+        )
+    if not os.access(path, os.R_OK):
+        raise InvalidImageError(
+            f"Image file {name!r} is not readable (permission denied). Fix its permissions "
+            "or remove it."
+        )
+    if info.st_size == 0:
+        raise InvalidImageError(f"Image file {name!r} is empty (0 bytes). Re-export or remove it.")
 
 
 def check_image(path: str | os.PathLike[str]) -> str | None:

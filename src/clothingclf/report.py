@@ -191,6 +191,41 @@ def _pick(splits: Any, split: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
+_REPORT_FORMAT = "clothingclf-report"
+_REPORT_FILES = (
+    "report.html",
+    "report.md",
+    "report.json",
+    "per_class.csv",
+    "predictions.csv",
+    "confusion_matrix.png",
+    "training_curves.png",
+    "mistakes.png",
+)
+
+
+def _refuse_to_replace(out: Path, force: bool) -> None:
+    """Refuse to write a report where files of its names exist that no report wrote."""
+    if force or not out.is_dir():
+        return
+    taken = [name for name in _REPORT_FILES if (out / name).exists()]
+    if not taken:
+        return
+    try:
+        earlier = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        earlier = None
+    own = isinstance(earlier, dict) and (
+        earlier.get("format") == _REPORT_FORMAT or {"evaluation", "files"} <= set(earlier)
+    )
+    if not own:
+        raise SaveError(
+            f"{str(out)!r} already holds {', '.join(taken)}, which no clothingclf report wrote "
+            "(a splits folder's report.json, say); nothing was written. Choose another "
+            "folder, or pass force=True (--force) to replace them."
+        )
+
+
 def write_report(
     classifier: ClothingClassifier,
     data: str | os.PathLike[str] | pd.DataFrame | DatasetSplits,
@@ -200,17 +235,20 @@ def write_report(
     max_mistakes: int = 16,
     title: str | None = None,
     batch_size: int | None = None,
+    force: bool = False,
 ) -> ReportFiles:
     """Evaluate ``classifier`` on a split and write the HTML/Markdown report with figures.
 
     Args:
         classifier: A fitted or loaded :class:`~clothingclf.ClothingClassifier`.
         data: The images to evaluate: anything :func:`load_evaluation_data` accepts.
-        output_dir: The report folder (created; files of the same names are replaced).
+        output_dir: The report folder (created). An earlier report there is replaced; other
+            files of the same names (a splits folder's ``report.json``) only with ``force``.
         split: Which split of a splits object or folder to evaluate.
         max_mistakes: How many of the most confidently wrong images the gallery shows.
         title: The page title (default: "Evaluation report").
         batch_size: Images per forward pass.
+        force: Replace files of the report's names that an earlier report did not write.
 
     Returns:
         A :class:`ReportFiles` naming every file and holding the evaluation.
@@ -219,7 +257,8 @@ def write_report(
         MissingDependencyError: matplotlib is not installed (the ``plot`` extra).
         NotFittedError: The classifier was not fitted or loaded.
         DatasetError: The split has labels the model was not trained on.
-        SaveError: A file could not be written.
+        SaveError: A file could not be written, or one of the report's files exists in
+            ``output_dir`` and was not written by a report (nothing is written then).
 
     Example:
         >>> import tempfile, clothingclf
@@ -240,6 +279,7 @@ def write_report(
     if not isinstance(max_mistakes, int) or isinstance(max_mistakes, bool) or max_mistakes < 0:
         raise InvalidParameterError(f"max_mistakes must be an int >= 0; found {max_mistakes!r}.")
     classifier._check_fitted()
+    _refuse_to_replace(Path(output_dir), force)
     table = load_evaluation_data(data, split=split)
     classes = [str(c) for c in classifier.classes_]
     y_true = classifier._label_ids(table, "The evaluated set of images")
@@ -290,6 +330,7 @@ def write_report(
     info = _model_info(classifier, evaluation)
     heading = title or "Evaluation report"
     summary = {
+        "format": _REPORT_FORMAT,
         **info,
         "evaluation": evaluation.to_dict(),
         "n_mistakes": len(mistakes),

@@ -120,14 +120,21 @@ def _leaves(value: Any, kind: type, out: list[Any] | None = None) -> list[Any]:
     return out
 
 
+# A side above this would ask the (meta-device) trace for absurd shapes; no CNN input is
+# near it.
+_MAX_SIDE = 65_536
+
+
 def _normalise_size(input_size: InputSize) -> tuple[int, int, int]:
+    size: tuple[Any, ...] = ()
     if isinstance(input_size, int):
-        size: tuple[int, ...] = (3, input_size, input_size)
-    else:
+        size = (3, input_size, input_size)
+    elif isinstance(input_size, (tuple, list)):
         size = tuple(input_size)
         if len(size) == 2:
             size = (3, *size)
-    if len(size) != 3 or not all(isinstance(s, int) and s > 0 for s in size):
+    valid = all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= _MAX_SIDE for s in size)
+    if len(size) != 3 or not valid:
         raise AnalysisError(
             f"input_size must be an int, (H, W) or (C, H, W) of positive ints; found "
             f"{input_size!r}. Pass for example input_size=(3, 224, 224)."
