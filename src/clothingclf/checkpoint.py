@@ -79,7 +79,7 @@ __all__ = [
 FORMAT_NAME = "clothingclf"
 #: The ``format`` of a training checkpoint (``fit(checkpoint=...)``).
 CHECKPOINT_FORMAT = "clothingclf-training-checkpoint"
-#: The newest model-file format version this release writes and reads (3: safetensors).
+#: The newest model-file format version this release writes and reads (3, safetensors).
 FORMAT_VERSION = 3
 #: The keys every model file of the current format holds.
 MODEL_FILE_KEYS = (

@@ -28,7 +28,7 @@ __all__ = ["RECIPES", "RECIPE_BACKBONES", "TrainConfig", "resolve_config"]
 
 RecipeName = Literal["seed", "fast"]
 
-#: The backbone each recipe was measured with, used when none is given: the study's
+#: The backbone each recipe was measured with, used when none is given. The study's
 #: ResNet-18 for ``"seed"``, EfficientNet-Lite0 (ImageNet weights from pip) for ``"fast"``.
 RECIPE_BACKBONES: dict[str, str] = {"seed": "resnet18", "fast": "efficientnet_lite0"}
 
