@@ -212,6 +212,7 @@ def test_global_paths_are_said_not_numbered() -> None:
         ("mobilenet_v2", 96, "features.6"),
         ("googlenet", 128, "inception3b"),
         ("shufflenet_v2_x0_5", 96, "stage2"),
+        ("shufflenet_v2_x1_0", 96, "stage2"),  # its channel split is split(58, dim=1)
         ("convnext_tiny", 96, "features.1"),
         ("squeezenet1_1", 128, "features.5"),
     ],
@@ -315,3 +316,14 @@ def test_cli_analyzes_a_saved_classifier(
     assert "network 1 of 2" in capsys.readouterr().out
     assert main(["analyze", str(path), "--network", "3"]) == 2
     assert "holds 2 networks; give a number from 1 to 2" in capsys.readouterr().err
+
+
+def test_models_that_cache_tensors_after_a_forward_pass_are_counted() -> None:
+    """timm's LeViT keeps attention biases computed with gradients in a dict attribute after
+    a forward pass in eval mode; deepcopy refuses such tensors."""
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("levit_128s").eval()
+    before = analysis.count_flops(model, input_size=(3, 224, 224)).total_macs
+    model(torch.zeros(1, 3, 224, 224))  # fills the cache, with gradients
+    assert analysis.count_flops(model, input_size=(3, 224, 224)).total_macs == before
+    assert analysis.receptive_field(model, input_size=(3, 224, 224)).size[0] > 0

@@ -264,7 +264,9 @@ class _Propagator:
                 sx.whole,
             )
         if name in ("slice", "select", "split", "split_with_sizes", "unbind", "chunk", "narrow"):
-            dim = (args[1] if len(args) > 1 else 0) % len(x.shape)
+            # split(x, size, dim), chunk(x, chunks, dim): the dim comes second; else first.
+            where = 2 if name in ("split", "split_with_sizes", "chunk") else 1
+            dim = op.kwargs.get("dim", args[where] if len(args) > where else 0) % len(x.shape)
             if dim not in dims:
                 if name in ("select", "unbind"):
                     return _State(

@@ -390,7 +390,38 @@ def _meta_copy(model: nn.Module) -> nn.Module:
         memo[id(param)] = nn.Parameter(torch.empty_like(param, device="meta"), requires_grad=False)
     for buffer in model.buffers():
         memo[id(buffer)] = torch.empty_like(buffer, device="meta")
+    for tensor in _cached_tensors(model):
+        memo.setdefault(id(tensor), torch.empty_like(tensor, device="meta"))
     return copy.deepcopy(model, memo)
+
+
+def _plain_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model``; tensors it caches outside its parameters and buffers (which
+    deepcopy refuses when they were computed with gradients) are copied detached."""
+    memo: dict[int, Any] = {id(t): t.detach().clone() for t in _cached_tensors(model)}
+    return copy.deepcopy(model, memo)
+
+
+def _cached_tensors(model: nn.Module) -> list[torch.Tensor]:
+    """Tensors that modules keep as plain attributes or in dicts and lists of them (timm's
+    LeViT, EfficientFormer and TinyViT cache attention biases so after a forward pass)."""
+    found: list[torch.Tensor] = []
+
+    def collect(value: Any, depth: int) -> None:
+        if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter):
+            found.append(value)
+        elif depth < 3 and isinstance(value, dict):
+            for item in value.values():
+                collect(item, depth + 1)
+        elif depth < 3 and isinstance(value, (list, tuple)):
+            for item in value:
+                collect(item, depth + 1)
+
+    for module in model.modules():
+        for key, value in vars(module).items():
+            if key not in ("_parameters", "_buffers", "_modules"):
+                collect(value, 0)
+    return found
 
 
 def _count_params(model: nn.Module) -> int:
@@ -504,7 +535,7 @@ def trace(model: nn.Module | str, *, input_size: InputSize = 224, batch_size: in
         device = tensors[0].device if tensors else torch.device("cpu")
         note = f"could not run on the meta device ({reason}); traced by running it on {device}"
         try:
-            copied = copy.deepcopy(model).eval()
+            copied = _plain_copy(model).eval()
             x = torch.zeros((batch_size, *size), device=device)
             ops, calls, x_info, outputs = _run(copied, x)
         except Exception as error2:
