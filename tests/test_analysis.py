@@ -327,3 +327,24 @@ def test_models_that_cache_tensors_after_a_forward_pass_are_counted() -> None:
     model(torch.zeros(1, 3, 224, 224))  # fills the cache, with gradients
     assert analysis.count_flops(model, input_size=(3, 224, 224)).total_macs == before
     assert analysis.receptive_field(model, input_size=(3, 224, 224)).size[0] > 0
+
+
+def test_a_field_lost_after_the_reported_map_is_said() -> None:
+    """A stride-1 branch joined with an upsampled stride-2 branch: the field after the join
+    is not known (upsampling), so the result names the earlier map and says why."""
+
+    class Join(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fine = nn.Conv2d(3, 8, 3, padding=1)
+            self.coarse = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+            self.head = nn.Conv2d(8, 8, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.fine(x) + F.interpolate(self.coarse(x), scale_factor=2))
+
+    rf = analysis.receptive_field(Join(), input_size=(3, 32, 32))
+    assert rf.layer == "coarse" and rf.lost_after is not None
+    assert rf.lost_after.startswith("head (") and "unknown after it: head" in rf.describe()
+    assert rf.to_dict()["lost_after"] == rf.lost_after
+    assert analysis.receptive_field("resnet18", input_size=64).lost_after is None

@@ -218,7 +218,9 @@ def test_image_size_is_the_recipes_and_old_files_take_it_from_their_preprocessin
     atomic_save(payload, old)
     loaded = ClothingClassifier.load(old, device="cpu")
     assert loaded.config_.image_size == 32 and loaded.config_ == fitted.config_
-    with pytest.raises(InvalidParameterError, match="image_size must be an int >= 8; found 4"):
+    with pytest.raises(
+        InvalidParameterError, match="image_size must be an int from 8 to 2048; found 4"
+    ):
         resolve_config("fast", image_size=4)
 
 

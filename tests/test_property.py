@@ -179,6 +179,45 @@ def test_predict_on_any_bytes_gives_a_label_or_invalid_image_error(
             assert model.predict_proba(data).sum() == pytest.approx(1.0)
 
 
+_DTYPES = ["uint8", "int8", "int16", "int64", "float16", "float32", "float64", "bool", "complex64"]
+
+
+@st.composite
+def arrays_and_tensors(draw: st.DrawFn) -> object:
+    """Arrays or tensors of any rank up to 5, small sides (0 included), any dtype and values
+    (NaN and infinities included), on the CPU or the meta device, dense or sparse."""
+    shape = tuple(draw(st.lists(st.integers(0, 7), min_size=0, max_size=5)))
+    dtype = draw(st.sampled_from(_DTYPES))
+    fill = draw(st.sampled_from([0.0, 0.5, 1.0, 255.0, -3.0, float("nan"), float("inf")]))
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN to int: whatever the cast gives
+        array = np.full(shape, fill).astype(dtype, casting="unsafe")
+    kind = draw(st.sampled_from(["array", "tensor", "meta", "sparse", "list"]))
+    if kind == "array":
+        return array
+    if kind == "list":
+        return [array]
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if kind == "meta":
+        return tensor.to("meta")
+    if kind == "sparse" and tensor.ndim >= 1 and tensor.dtype != torch.bool:
+        return tensor.to_sparse()
+    return tensor
+
+
+@settings(max_examples=80, **SETTINGS)  # type: ignore[arg-type]
+@given(x=arrays_and_tensors())
+def test_predict_on_any_array_or_tensor_gives_labels_or_invalid_image_error(
+    model: ClothingClassifier, x: object
+) -> None:
+    """Whatever the shape, dtype, values, device or layout: labels, or a clothingclf error."""
+    try:
+        labels = model.predict(x)
+    except InvalidImageError as error:
+        assert str(error)
+    else:
+        assert all(label in model.classes_ for label in np.atleast_1d(labels))
+
+
 # --------------------------------------------------------------------- damaged model files
 
 PLAIN_VALUES = st.one_of(

@@ -731,3 +731,61 @@ def test_the_robustness_page_cites_only_tests_that_exist() -> None:
         assert re.search(rf"^def {name}\(", (tests / file).read_text(encoding="utf-8"), re.M), (
             f"{file}::{name} is cited in docs/robustness.rst but does not exist"
         )
+
+
+def _special_paths(folder: Path) -> dict[str, Path]:
+    """A path of each kind that is no readable regular file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fifo = folder / "fifo"
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    loop = folder / "loop"
+    if not loop.is_symlink():
+        os.symlink(loop, loop)
+    (folder / "dir").mkdir(exist_ok=True)
+    return {
+        "fifo": fifo,
+        "symlink-loop": loop,
+        "directory": folder / "dir",
+        "name-too-long": folder / ("x" * 300),
+        "missing": folder / "missing",
+    }
+
+
+_PATH_TAKERS: dict[str, Callable[[Any, Path], object]] = {
+    "ClothingClassifier.load": lambda ctx, p: ClothingClassifier.load(p),
+    "fit(resume=)": lambda ctx, p: _tiny_classifier().fit(ctx["splits"], resume=p),
+    "prepare_dataset": lambda ctx, p: __import__("clothingclf").prepare_dataset(p),
+    "load_splits": lambda ctx, p: __import__("clothingclf").load_splits(p),
+    "open_image": lambda ctx, p: __import__("clothingclf").open_image(p),
+    "predict": lambda ctx, p: ctx["fitted"].predict(p),
+    "predict([good, bad])": lambda ctx, p: ctx["fitted"].predict([ctx["good"], p]),
+    "save": lambda ctx, p: ctx["fitted"].save(p),
+    "export": lambda ctx, p: ctx["fitted"].export(p, format="torchscript", verify=False),
+}
+# Writers make a missing file: that one is no error for them.
+_WRITERS = ("save", "export")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("function", sorted(_PATH_TAKERS))
+def test_every_path_taking_function_refuses_special_files_without_hanging(
+    function: str,
+    fitted: ClothingClassifier,
+    synthetic_splits: DatasetSplits,
+    zoo: Path,
+    tmp_path: Path,
+) -> None:
+    """A FIFO would block a reader forever; a link loop or an over-long name raise OSErrors
+    of their own. Each is a clothingclf error naming the path, for every function."""
+    context = {"splits": synthetic_splits, "fitted": fitted, "good": zoo / "plain.jpg"}
+    for kind, path in _special_paths(tmp_path / "special").items():
+        if function == "prepare_dataset" and kind == "directory":
+            continue  # an empty folder is a dataset folder without images.csv: covered above
+        if function in _WRITERS and kind == "missing":
+            continue
+        with pytest.raises(ClothingClfError) as caught:
+            _PATH_TAKERS[function](context, path)
+        assert str(path)[:60] in str(caught.value), (function, kind, str(caught.value))
+    fifo = tmp_path / "special" / "fifo"
+    assert fifo.exists() and not fifo.is_file()  # no writer replaced it

@@ -32,7 +32,15 @@ _SHOWN = 10
 
 def locate(root: str | os.PathLike[str]) -> tuple[Path, Path]:
     """The dataset folder and its ``images.csv`` (both absolute) for a folder or csv path."""
-    root_path = Path(root)
+    try:
+        return _locate(Path(root))
+    except OSError as error:  # a name too long, a link loop, no permission to look
+        raise DatasetError(
+            f"The dataset path {str(root)!r} cannot be read ({error.strerror or error})."
+        ) from None
+
+
+def _locate(root_path: Path) -> tuple[Path, Path]:
     csv_path = root_path / "images.csv"
     if not root_path.exists():
         raise DatasetNotFoundError(

@@ -424,8 +424,14 @@ def build_model(
     """
     if not isinstance(num_classes, int) or num_classes < 1:
         raise InvalidParameterError(f"num_classes must be a positive int; found {num_classes!r}.")
-    if not isinstance(image_size, int) or image_size < 8:
-        raise InvalidParameterError(f"image_size must be an int >= 8; found {image_size!r}.")
+    if (
+        not isinstance(image_size, int)
+        or isinstance(image_size, bool)
+        or not 8 <= image_size <= 2048
+    ):
+        raise InvalidParameterError(
+            f"image_size must be an int from 8 to 2048; found {image_size!r}."
+        )
     if isinstance(backbone, nn.Module):
         return _build_from_module(backbone, weights, num_classes, image_size)
     if not isinstance(backbone, str):

@@ -237,10 +237,9 @@ def atomic_save(payload: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
     _check_payload(dict(payload), "payload")
     data = _serialize(payload)
     target = Path(path)
-    if target.is_dir():
-        raise SaveError(f"Cannot save to {str(target)!r}: it is a directory. Give a file path.")
     temp_name: str | None = None
     try:
+        _check_target(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         mode = target.stat().st_mode & 0o777 if target.exists() else _default_mode()
         fd, temp_name = tempfile.mkstemp(
@@ -254,6 +253,8 @@ def atomic_save(payload: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
         os.replace(temp_name, target)
         temp_name = None
         _fsync_directory(target.parent)
+    except SaveError:
+        raise
     except OSError as error:
         advice = (
             "The disk is full: free some space or save elsewhere."
@@ -270,6 +271,20 @@ def atomic_save(payload: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
         if temp_name is not None:
             with contextlib.suppress(OSError):
                 os.unlink(temp_name)
+
+
+def _check_target(target: Path) -> None:
+    """Refuse to replace anything but a regular file (a folder, a FIFO, a link loop)."""
+    if not os.path.lexists(target):
+        return
+    info = target.stat()  # a link loop raises here: reported by the caller
+    if stat.S_ISDIR(info.st_mode):
+        raise SaveError(f"Cannot save to {str(target)!r}: it is a directory. Give a file path.")
+    if not stat.S_ISREG(info.st_mode):
+        raise SaveError(
+            f"Cannot save to {str(target)!r}: it is not a regular file (a FIFO, socket or "
+            "device), and it was left alone. Give a file path."
+        )
 
 
 def _default_mode() -> int:

@@ -381,6 +381,12 @@ def load_splits(output_dir: str | os.PathLike[str]) -> DatasetSplits:
     folder = Path(output_dir)
     meta_path = folder / "report.json"
     for path in (meta_path, *(folder / f"{s}.csv" for s in _SPLITS)):
+        try:
+            path.exists()
+        except OSError as error:  # a name too long, a link loop
+            raise DatasetError(
+                f"The splits folder {str(folder)!r} cannot be read ({error.strerror or error})."
+            ) from None
         if path.exists() and not path.is_file():
             raise DatasetError(
                 f"{str(path)!r} is not a regular file (a folder, FIFO or device); it was not "

@@ -34,6 +34,7 @@ import contextlib
 import copy
 import json
 import os
+import stat
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -284,8 +285,17 @@ def export_model(
         _import_onnx(runtime=verify)
         opset = DEFAULT_OPSET if opset is None else int(opset)
     target = Path(path)
-    if target.is_dir():
+    try:
+        mode = target.stat().st_mode if os.path.lexists(target) else stat.S_IFREG
+    except OSError as error:  # a name too long, a link loop: say so before any work
+        raise SaveError(f"Cannot export to {str(target)!r} ({error.strerror or error}).") from None
+    if stat.S_ISDIR(mode):
         raise SaveError(f"Cannot export to {str(target)!r}: it is a directory. Give a file path.")
+    if not stat.S_ISREG(mode):
+        raise SaveError(
+            f"Cannot export to {str(target)!r}: it is not a regular file (a FIFO, socket or "
+            "device), and it was left alone. Give a file path."
+        )
     meta_target = target.with_name(target.name + ".json")
     metadata = _metadata(classifier, format, opset)
     wrapper = _Probabilities(

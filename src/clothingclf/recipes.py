@@ -320,10 +320,23 @@ def resolve_config(recipe: RecipeName = "seed", **overrides: Any) -> TrainConfig
             )
         if value is not None:
             values[name] = value
-    values["size_schedule"] = tuple(float(v) for v in values["size_schedule"])
+    values["size_schedule"] = _fractions(values["size_schedule"])
     values["extra_views"] = _views(values["extra_views"])
     _validate(values)
     return TrainConfig(recipe=recipe, **values)
+
+
+def _fractions(value: Any) -> tuple[float, ...]:
+    """``size_schedule`` as a tuple of floats (a list, from JSON, is accepted)."""
+    numbers = isinstance(value, (list, tuple)) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+    )
+    if not numbers:
+        raise InvalidParameterError(
+            "size_schedule must be a sequence of fractions of the final image size, for "
+            f"example (0.57, 0.71, 1.0); () for the final size throughout; found {value!r}."
+        )
+    return tuple(float(v) for v in value)
 
 
 def _views(value: Any) -> tuple[float, ...]:
@@ -350,8 +363,8 @@ def _validate(values: dict[str, Any]) -> None:
         if not isinstance(values[name], int) or isinstance(values[name], bool) or values[name] < 1:
             raise bad(name, "a positive int")
     size = values["image_size"]
-    if not isinstance(size, int) or isinstance(size, bool) or size < 8:
-        raise bad("image_size", "an int >= 8")
+    if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= 2048:
+        raise bad("image_size", "an int from 8 to 2048")
     if not _valid_aspect(values["aspect"]):
         raise bad(
             "aspect", f"a number from {ASPECT_RANGE[0]} to {ASPECT_RANGE[1]} (height / width)"
@@ -387,6 +400,11 @@ def _validate(values: dict[str, Any]) -> None:
         raise bad("min_scale", "in (0, 1]")
     if any(not 0 < v <= 1 for v in values["size_schedule"]):
         raise bad("size_schedule", "fractions in (0, 1]")
+    cache = values["cache_dir"]
+    if cache is not None and not isinstance(cache, (str, os.PathLike)):
+        raise bad("cache_dir", "None or a folder path")
+    if isinstance(cache, os.PathLike):
+        values["cache_dir"] = os.fspath(cache)
     stop = values["early_stopping"]
     if stop is not None and (not isinstance(stop, int) or isinstance(stop, bool) or stop < 1):
         raise bad("early_stopping", "None or a positive int (epochs without improvement)")

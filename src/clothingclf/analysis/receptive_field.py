@@ -100,6 +100,9 @@ class ReceptiveField:
             (global pooling, a fully connected head, attention): true of every classifier.
         misalignments: One line per join of paths whose fields do not line up.
         layers: The field of every module's output, in the order the modules returned.
+        lost_after: ``None``, or why the field is not known for the spatial maps after
+            :attr:`layer` (an upsampling, a window partition): then :attr:`size` is that of
+            an earlier map, not of the network's last one.
     """
 
     model: str
@@ -112,6 +115,7 @@ class ReceptiveField:
     output_sees_whole_input: bool
     misalignments: tuple[str, ...]
     layers: tuple[LayerReceptiveField, ...]
+    lost_after: str | None = None
 
     def unit_box(self, i: int, j: int, *, layer: str | None = None) -> tuple[Pair, Pair]:
         """Rows and columns (first, last, inclusive) of the input that unit ``(i, j)`` sees.
@@ -155,6 +159,7 @@ class ReceptiveField:
             "sees_whole_input": self.sees_whole_input,
             "output_sees_whole_input": self.output_sees_whole_input,
             "misalignments": list(self.misalignments),
+            "lost_after": self.lost_after,
         }
 
     def table(self) -> str:
@@ -180,6 +185,8 @@ class ReceptiveField:
             text += "; it also sees the whole input through a global path"
         if self.output_sees_whole_input:
             text += "; the model's output sees the whole input"
+        if self.lost_after:
+            text += f"; unknown after it: {self.lost_after}"
         return text
 
     def __str__(self) -> str:
@@ -235,10 +242,19 @@ def receptive_field_from_trace(t: Trace) -> ReceptiveField:
             maps = maps[:-1]
     last: tuple[Pair, Pair, Pair, bool] | None = None
     layer = ""
+    lost_after = None
     if maps:
         row = maps[-1]
         assert row.stride is not None and row.padding is not None and row.size is not None
         last, layer = (row.size, row.stride, row.padding, row.sees_whole_input), row.name
+        later = rows[rows.index(row) + 1 :]
+        unknown = [
+            r
+            for r in later
+            if len(r.output_shape) == 4 and r.size is None and not r.sees_whole_input
+        ]
+        if unknown:
+            lost_after = f"{unknown[0].name or 'the model'} ({unknown[0].note})"
     else:  # no module returns a spatial map: take the last spatial value of the graph
         for op in t.ops:
             for o in op.outputs:
@@ -266,6 +282,7 @@ def receptive_field_from_trace(t: Trace) -> ReceptiveField:
         output_sees_whole_input=output_whole,
         misalignments=tuple(dict.fromkeys(prop.misalignments)),
         layers=tuple(rows),
+        lost_after=lost_after,
     )
 
 
