@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import (
+    ClothingClfError,
     DatasetError,
     DatasetNotFoundError,
     DuplicateImageError,
@@ -34,6 +35,8 @@ def locate(root: str | os.PathLike[str]) -> tuple[Path, Path]:
     """The dataset folder and its ``images.csv`` (both absolute) for a folder or csv path."""
     try:
         return _locate(Path(root))
+    except ClothingClfError:  # DatasetNotFoundError is an OSError too
+        raise
     except OSError as error:  # a name too long, a link loop, no permission to look
         raise DatasetError(
             f"The dataset path {str(root)!r} cannot be read ({error.strerror or error})."
