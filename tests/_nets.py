@@ -47,3 +47,20 @@ def tiny_classifier(**params: Any) -> ClothingClassifier:
     }
     settings.update(params)
     return ClothingClassifier(**settings)
+
+
+def resnet_classifier(**params: Any) -> ClothingClassifier:
+    """The study's ResNet-18 from random weights at 32 px, one epoch of batch 16, quiet;
+    ``params`` replace any of these settings or add others."""
+    settings: dict[str, Any] = {
+        "backbone": "resnet18",
+        "weights": None,
+        "recipe": "seed",
+        "image_size": 32,
+        "epochs": 1,
+        "batch_size": 16,
+        "progress": False,
+        "num_workers": 0,
+    }
+    settings.update(params)
+    return ClothingClassifier(**settings)

@@ -53,18 +53,9 @@ def tiny_model_file(
 ) -> Path:
     """A ResNet-18 (random init, 32 px, 2 epochs) fitted on `synthetic_splits` and saved
     (read-only: load it, never overwrite it). Used by the export, report and example tests."""
-    from clothingclf import ClothingClassifier
+    from _nets import resnet_classifier
 
-    clf = ClothingClassifier(
-        backbone="resnet18",
-        weights=None,
-        recipe="seed",
-        image_size=32,
-        epochs=2,
-        batch_size=16,
-        progress=False,
-        num_workers=0,
-    ).fit(synthetic_splits)
+    clf = resnet_classifier(epochs=2).fit(synthetic_splits)
     path = tmp_path_factory.mktemp("tiny_model") / "model.safetensors"
     clf.save(path)
     return path

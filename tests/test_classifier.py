@@ -18,7 +18,7 @@ from sklearn.base import clone
 from torch import nn
 
 from _guards import forbid_unpickling
-from _nets import tiny_classifier, tiny_features
+from _nets import resnet_classifier, tiny_classifier, tiny_features
 from clothingclf import ClothingClassifier, DatasetSplits, Prediction, open_image, prepare_dataset
 from clothingclf.checkpoint import FORMAT_VERSION, atomic_save, safe_load
 from clothingclf.datasets import make_synthetic
@@ -65,16 +65,7 @@ def _tiny(**params: Any) -> ClothingClassifier:
 @pytest.fixture(scope="module")
 def fitted(synthetic_splits: DatasetSplits) -> ClothingClassifier:
     """The default backbone (ResNet-18, random weights) at 32 px, one epoch."""
-    return ClothingClassifier(
-        backbone="resnet18",
-        weights=None,
-        recipe="seed",
-        image_size=32,
-        epochs=1,
-        batch_size=16,
-        progress=False,
-        num_workers=0,
-    ).fit(synthetic_splits)
+    return resnet_classifier().fit(synthetic_splits)
 
 
 @pytest.fixture(scope="module")

@@ -65,19 +65,11 @@ def runs(
     ClothingClassifier.load(tiny_model_file, device="cpu").export(dirs["onnx"] / "model.onnx")
     # Two networks, the second on the whole photo at 3:4 (the fast recipe's pair), with
     # flip test-time augmentation: one graph with two inputs.
+    from _nets import resnet_classifier
     from clothingclf import prepare_dataset
 
-    pair = ClothingClassifier(
-        backbone="resnet18",
-        weights=None,
-        recipe="seed",
-        image_size=32,
-        epochs=1,
-        batch_size=16,
-        progress=False,
-        num_workers=0,
-        device="cpu",
-        training_options={"extra_views": (4 / 3,), "tta": True},
+    pair = resnet_classifier(
+        device="cpu", training_options={"extra_views": (4 / 3,), "tta": True}
     ).fit(prepare_dataset(synthetic_root))
     pair.save(dirs["onnx_pair"] / "pair.safetensors")
     pair.export(dirs["onnx_pair"] / "model.onnx")

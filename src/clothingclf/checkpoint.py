@@ -53,7 +53,6 @@ import hashlib
 import json
 import math
 import os
-import stat
 import struct
 import tempfile
 from collections.abc import Mapping
@@ -62,6 +61,7 @@ from typing import Any
 
 import torch
 
+from ._paths import path_kind
 from .exceptions import ModelFileError, SaveError, UnsupportedFormatError
 
 __all__ = [
@@ -275,12 +275,10 @@ def atomic_save(payload: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
 
 def _check_target(target: Path) -> None:
     """Refuse to replace anything but a regular file (a folder, a FIFO, a link loop)."""
-    if not os.path.lexists(target):
-        return
-    info = target.stat()  # a link loop raises here: reported by the caller
-    if stat.S_ISDIR(info.st_mode):
+    kind = path_kind(target)  # a link loop raises OSError: reported by the caller
+    if kind == "directory":
         raise SaveError(f"Cannot save to {str(target)!r}: it is a directory. Give a file path.")
-    if not stat.S_ISREG(info.st_mode):
+    if kind == "special":
         raise SaveError(
             f"Cannot save to {str(target)!r}: it is not a regular file (a FIFO, socket or "
             "device), and it was left alone. Give a file path."
@@ -370,16 +368,16 @@ def safe_load(path: str | os.PathLike[str], *, what: str = "model file") -> dict
 def _read_regular_file(source: Path, what: str) -> bytes:
     name = str(source)
     try:
-        info = source.stat()
-    except FileNotFoundError:
-        raise ModelFileError(f"The {what} {name!r} does not exist. Check the path.") from None
+        kind = path_kind(source)
     except OSError as error:
         raise ModelFileError(
             f"The {what} {name!r} cannot be opened ({error.strerror or error})."
         ) from None
-    if stat.S_ISDIR(info.st_mode):
+    if kind == "missing":
+        raise ModelFileError(f"The {what} {name!r} does not exist. Check the path.")
+    if kind == "directory":
         raise ModelFileError(f"The {what} {name!r} is a directory; expected a file.")
-    if not stat.S_ISREG(info.st_mode):
+    if kind == "special":
         raise ModelFileError(
             f"The {what} {name!r} is not a regular file (a FIFO, socket or device); expected a "
             "file written by clothingclf. It was not read."

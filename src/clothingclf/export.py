@@ -34,7 +34,6 @@ import contextlib
 import copy
 import json
 import os
-import stat
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -47,6 +46,7 @@ import torch
 from torch import nn
 
 from . import __version__
+from ._paths import path_kind
 from .exceptions import ExportError, InvalidParameterError, SaveError
 
 if TYPE_CHECKING:
@@ -286,12 +286,12 @@ def export_model(
         opset = DEFAULT_OPSET if opset is None else int(opset)
     target = Path(path)
     try:
-        mode = target.stat().st_mode if os.path.lexists(target) else stat.S_IFREG
+        kind = path_kind(target)
     except OSError as error:  # a name too long, a link loop: say so before any work
         raise SaveError(f"Cannot export to {str(target)!r} ({error.strerror or error}).") from None
-    if stat.S_ISDIR(mode):
+    if kind == "directory":
         raise SaveError(f"Cannot export to {str(target)!r}: it is a directory. Give a file path.")
-    if not stat.S_ISREG(mode):
+    if kind == "special":
         raise SaveError(
             f"Cannot export to {str(target)!r}: it is not a regular file (a FIFO, socket or "
             "device), and it was left alone. Give a file path."

@@ -23,7 +23,6 @@ from __future__ import annotations
 import errno
 import io
 import os
-import stat
 import struct
 from pathlib import Path
 from typing import Union
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ._paths import path_kind
 from .exceptions import ImageNotFoundError, InvalidImageError
 
 __all__ = ["MAX_ASPECT_RATIO", "ImageInput", "check_image", "open_image", "to_rgb"]
@@ -252,22 +252,22 @@ def _check_path(path: Path) -> None:
     opening it (a FIFO would block)."""
     name = str(path)
     try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ImageNotFoundError(
-            f"Image file {name!r} does not exist. Check the path, or remove the row that names it."
-        ) from None
+        kind = path_kind(path)
     except OSError as error:
         reason = {
             errno.ELOOP: "it is a symbolic link that leads back to itself",
             errno.ENAMETOOLONG: "its name is longer than the file system allows",
         }.get(error.errno or 0, error.strerror or str(error))
         raise InvalidImageError(f"Image file {name!r} cannot be read: {reason}.") from None
-    if stat.S_ISDIR(info.st_mode):
+    if kind == "missing":
+        raise ImageNotFoundError(
+            f"Image file {name!r} does not exist. Check the path, or remove the row that names it."
+        )
+    if kind == "directory":
         raise InvalidImageError(
             f"{name!r} is a directory, not an image file. Point to an image inside it."
         )
-    if not stat.S_ISREG(info.st_mode):
+    if kind == "special":
         raise InvalidImageError(
             f"Image file {name!r} is not a regular file (a FIFO, socket or device); it was "
             "not opened. Point to an image file."
@@ -277,7 +277,7 @@ def _check_path(path: Path) -> None:
             f"Image file {name!r} is not readable (permission denied). Fix its permissions "
             "or remove it."
         )
-    if info.st_size == 0:
+    if path.stat().st_size == 0:
         raise InvalidImageError(f"Image file {name!r} is empty (0 bytes). Re-export or remove it.")
 
 
