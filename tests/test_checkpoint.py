@@ -372,3 +372,14 @@ def test_nan_weights_are_refused(tmp_path: Path) -> None:
     atomic_save(_model_payload(state_dict={"head.weight": torch.full((2, 3), float("nan"))}), path)
     with pytest.raises(ModelFileError, match=r"NaN or infinite values \(head.weight\)"):
         read_model_file(path)
+
+
+def test_dicts_that_look_like_the_formats_markers_round_trip(tmp_path: Path) -> None:
+    card = {
+        "a": {"__float__": "nan"},
+        "b": {"__tuple__": [1]},
+        "c": {"__tensor__": "x"},
+        "d": {"__items__": []},
+    }
+    atomic_save({"card": card}, tmp_path / "m.safetensors")
+    assert safe_load(tmp_path / "m.safetensors")["card"] == card

@@ -403,3 +403,20 @@ def test_a_single_class_is_refused(synthetic_splits: DatasetSplits) -> None:
     one = synthetic_splits.train[synthetic_splits.train["label"] == "Dress"]
     with pytest.raises(DatasetError, match=r"one class only \(Dress\)"):
         tiny_classifier(epochs=1).fit(one[["path", "label"]], None)
+
+
+def test_half_precision_that_overflows_is_refused_before_writing(
+    fitted: ClothingClassifier, tmp_path: Path
+) -> None:
+    with torch.no_grad():
+        original = fitted.model_.head.bias.clone()
+        fitted.model_.head.bias[0] = 1e6  # beyond float16's 65504
+        try:
+            with pytest.raises(InvalidParameterError, match=r"head\.bias does not fit in float16"):
+                fitted.save(tmp_path / "m.safetensors", weights_dtype="float16")
+            assert not (tmp_path / "m.safetensors").exists()
+            fitted.save(
+                tmp_path / "m.safetensors", weights_dtype="bfloat16"
+            )  # its range is float32's
+        finally:
+            fitted.model_.head.bias.copy_(original)

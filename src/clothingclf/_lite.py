@@ -106,6 +106,11 @@ def map_keys(
     """``source``'s tensors under ``target``'s names, paired in order; each pair must have
     the same shape and the same role (the last part of the name: weight, bias, running_mean,
     ...)."""
+    if not isinstance(source, dict):
+        raise WeightsUnavailableError(
+            f"{where} holds a {type(source).__name__}, not a state_dict; it is not the "
+            "EfficientNet-Lite checkpoint expected."
+        )
     if len(source) != len(target):
         raise WeightsUnavailableError(
             f"{where} holds {len(source)} tensors where the architecture has {len(target)}; "

@@ -19,7 +19,7 @@ def path_kind(path: Path) -> PathKind:
     """
     try:
         mode = path.stat().st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a.jpg/x: nothing there either
         return "missing"
     if stat.S_ISDIR(mode):
         return "directory"

@@ -32,7 +32,7 @@ from torch import nn
 from . import __version__
 from ._memory import return_freed_memory
 from .backbones import ClothingNet, Preprocessing, build_model, rebuild_model
-from .checkpoint import FORMAT_NAME, FORMAT_VERSION, atomic_save, read_model_file
+from .checkpoint import FORMAT_NAME, FORMAT_VERSION, atomic_save, check_payload, read_model_file
 from .exceptions import (
     ClothingClfError,
     DatasetError,
@@ -658,13 +658,21 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 f"{weights_dtype!r}."
             )
         dtype = dtypes[weights_dtype]
+        states = [_saved_state(network, dtype) for network, _ in networks]
+        for state in states:
+            for key, value in state.items():
+                if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                    raise InvalidParameterError(
+                        f"The weight {key} does not fit in {weights_dtype} (it overflows to "
+                        "infinity): save with weights_dtype='float32' or 'bfloat16'."
+                    )
         card = model_card if model_card is not None else getattr(self, "model_card_", None)
         payload = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "library_version": __version__,
             "model": dict(self.model_spec_),
-            "state_dict": _saved_state(networks[0][0], dtype),
+            "state_dict": states[0],
             "classes": list(self.classes_),
             "preprocessing": self.preprocessing_.to_dict(),
             "config": self.config_.to_dict(),
@@ -679,16 +687,17 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             "weights_dtype": weights_dtype,
         }
         if card is not None:
+            try:
+                check_payload(dict(card), "model_card")
+            except TypeError as error:
+                raise InvalidParameterError(f"model_card cannot be stored: {error}") from None
             payload["model_card"] = dict(card)
         if len(networks) > 1:
             payload["extra_networks"] = [
-                {"preprocessing": prep.to_dict(), "state_dict": _saved_state(network, dtype)}
-                for network, prep in networks[1:]
+                {"preprocessing": prep.to_dict(), "state_dict": state}
+                for (_, prep), state in zip(networks[1:], states[1:], strict=True)
             ]
-        try:
-            atomic_save(payload, path)
-        except TypeError as error:  # the one part of the payload the caller gives: the card
-            raise InvalidParameterError(f"model_card cannot be stored: {error}") from None
+        atomic_save(payload, path)
 
     def export(
         self,
@@ -994,12 +1003,10 @@ def _maybe_float(value: Any) -> float | None:
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
-    if isinstance(device, torch.device):
-        return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        resolved = torch.device(device)
+        resolved = device if isinstance(device, torch.device) else torch.device(device)
     except (RuntimeError, TypeError) as error:
         raise InvalidParameterError(
             f"device must be 'auto', 'cpu', 'cuda', 'cuda:<n>' or a torch.device; found "

@@ -28,6 +28,7 @@ import pandas as pd
 import torch.utils.data
 from PIL import Image
 
+from ._paths import path_kind
 from ._splitting import assign_splits
 from ._table import IMAGE_FOLDERS, file_name, find_images_dir, locate, read_rows
 from .exceptions import (
@@ -382,17 +383,17 @@ def load_splits(output_dir: str | os.PathLike[str]) -> DatasetSplits:
     meta_path = folder / "report.json"
     for path in (meta_path, *(folder / f"{s}.csv" for s in _SPLITS)):
         try:
-            path.exists()
+            kind = path_kind(path)
         except OSError as error:  # a name too long, a link loop
             raise DatasetError(
                 f"The splits folder {str(folder)!r} cannot be read ({error.strerror or error})."
             ) from None
-        if path.exists() and not path.is_file():
+        if kind in ("directory", "special"):
             raise DatasetError(
                 f"{str(path)!r} is not a regular file (a folder, FIFO or device); it was not "
                 "read. Expected a folder written by prepare_dataset(..., output_dir=...)."
             )
-        if not path.is_file():
+        if kind == "missing":
             raise DatasetNotFoundError(
                 f"{str(path)!r} does not exist. Expected a folder written by "
                 "prepare_dataset(..., output_dir=...) or `clothingclf prepare --output`."

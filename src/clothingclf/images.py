@@ -277,7 +277,11 @@ def _check_path(path: Path) -> None:
             f"Image file {name!r} is not readable (permission denied). Fix its permissions "
             "or remove it."
         )
-    if path.stat().st_size == 0:
+    try:
+        empty = path.stat().st_size == 0
+    except OSError as error:  # removed or changed since the check above
+        raise InvalidImageError(f"Image file {name!r} cannot be read: {error.strerror}.") from None
+    if empty:
         raise InvalidImageError(f"Image file {name!r} is empty (0 bytes). Re-export or remove it.")
 
 

@@ -309,6 +309,8 @@ def write_report(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise SaveError(f"Cannot create the report folder {str(out)!r} ({error}).") from error
+    # Claim the folder first: a run cut short still leaves a report.json a rerun recognises.
+    _atomic_write(out / "report.json", json.dumps({"format": _REPORT_FORMAT}).encode("utf-8"))
     pngs: dict[str, bytes] = {"confusion_matrix": _confusion_png(figure_class, evaluation)}
     history = [dict(r) for r in getattr(classifier, "history_", []) or []]
     if history:

@@ -247,7 +247,7 @@ def receptive_field_from_trace(t: Trace) -> ReceptiveField:
         row = maps[-1]
         assert row.stride is not None and row.padding is not None and row.size is not None
         last, layer = (row.size, row.stride, row.padding, row.sees_whole_input), row.name
-        later = rows[rows.index(row) + 1 :]
+        later = rows[next(i for i, r in enumerate(rows) if r is row) + 1 :]
         unknown = [
             r
             for r in later
