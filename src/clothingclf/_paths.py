@@ -6,6 +6,8 @@ import stat
 from pathlib import Path
 from typing import Literal
 
+from .exceptions import SaveError
+
 PathKind = Literal["missing", "directory", "regular", "special"]
 
 
@@ -24,3 +26,20 @@ def path_kind(path: Path) -> PathKind:
     if stat.S_ISDIR(mode):
         return "directory"
     return "regular" if stat.S_ISREG(mode) else "special"
+
+
+def refuse_to_replace_non_file(target: Path, verb: str) -> None:
+    """Raise :class:`SaveError` if ``target`` is a folder or a special file, which a write
+    ``verb`` ("save", "export") must not replace; a missing path or a file is fine.
+
+    Raises:
+        OSError: As :func:`path_kind` (a link loop, a name too long).
+    """
+    kind = path_kind(target)
+    if kind == "directory":
+        raise SaveError(f"Cannot {verb} to {str(target)!r}: it is a directory. Give a file path.")
+    if kind == "special":
+        raise SaveError(
+            f"Cannot {verb} to {str(target)!r}: it is not a regular file (a FIFO, socket or "
+            "device), and it was left alone. Give a file path."
+        )

@@ -61,7 +61,7 @@ from typing import Any
 
 import torch
 
-from ._paths import path_kind
+from ._paths import path_kind, refuse_to_replace_non_file
 from .exceptions import ModelFileError, SaveError, UnsupportedFormatError
 
 __all__ = [
@@ -246,7 +246,7 @@ def atomic_save(payload: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
     target = Path(path)
     temp_name: str | None = None
     try:
-        _check_target(target)
+        refuse_to_replace_non_file(target, "save")  # a link loop's OSError: handled below
         target.parent.mkdir(parents=True, exist_ok=True)
         mode = target.stat().st_mode & 0o777 if target.exists() else _default_mode()
         fd, temp_name = tempfile.mkstemp(
@@ -278,18 +278,6 @@ def atomic_save(payload: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
         if temp_name is not None:
             with contextlib.suppress(OSError):
                 os.unlink(temp_name)
-
-
-def _check_target(target: Path) -> None:
-    """Refuse to replace anything but a regular file (a folder, a FIFO, a link loop)."""
-    kind = path_kind(target)  # a link loop raises OSError: reported by the caller
-    if kind == "directory":
-        raise SaveError(f"Cannot save to {str(target)!r}: it is a directory. Give a file path.")
-    if kind == "special":
-        raise SaveError(
-            f"Cannot save to {str(target)!r}: it is not a regular file (a FIFO, socket or "
-            "device), and it was left alone. Give a file path."
-        )
 
 
 def _default_mode() -> int:
@@ -434,14 +422,14 @@ def _what_it_is(data: bytes) -> str:
                 "is a TorchScript export (what ClothingClassifier.export(format='torchscript') "
                 "writes): run it with torch.jit.load, not ClothingClassifier.load. " + expected
             )
-        code = _code_in_pickle(_zip_pickle(data))
+        code = _code_in_pickle(_pickle_globals(_zip_pickle(data)))
         return (
             f"is a torch.save archive (a pickle; the model files of clothingclf before 0.2 "
             f"were such files){code}. {refused} {expected}"
         )
     imports = _pickle_globals(data)
     if imports is not None:
-        return f"is a Python pickle{_code_in_pickle(data)}. {refused} {expected}"
+        return f"is a Python pickle{_code_in_pickle(imports)}. {refused} {expected}"
     if data[:1] == b"\x08" and b"onnx" in data[:4096].lower():
         return (
             "is an ONNX model (what ClothingClassifier.export(format='onnx') writes): run it "
@@ -454,10 +442,10 @@ def _what_it_is(data: bytes) -> str:
 _TENSOR_GLOBALS = ("torch.", "collections.OrderedDict")
 
 
-def _code_in_pickle(data: bytes) -> str:
-    """``" that would run code ... (it calls os.system)"``, or ``""`` when the pickle names
-    nothing beyond tensors and containers."""
-    calls = [name for name in _pickle_globals(data) or [] if not name.startswith(_TENSOR_GLOBALS)]
+def _code_in_pickle(imports: list[str] | None) -> str:
+    """``" that would run code ... (it calls os.system)"``, or ``""`` when the pickle's
+    ``imports`` (:func:`_pickle_globals`) name nothing beyond tensors and containers."""
+    calls = [name for name in imports or [] if not name.startswith(_TENSOR_GLOBALS)]
     if not calls:
         return ""
     names = ", ".join(dict.fromkeys(calls))

@@ -465,12 +465,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             if len(items) == 1:
                 single = [view.unsqueeze(0) for view in dataset[0]]
                 return self._probabilities(models, single, tta)
-            if batch_size is not None:
-                size: Any = batch_size
-            else:
-                size = getattr(self.config_, "batch_size", None) or _PREDICT_BATCH
-            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-                raise InvalidParameterError(f"batch_size must be a positive int; found {size!r}.")
+            # batch_size was checked above; the stored one was checked with the settings.
+            size = batch_size or getattr(self.config_, "batch_size", None) or _PREDICT_BATCH
             loader = torch.utils.data.DataLoader(dataset, batch_size=size, shuffle=False)
             return np.concatenate([self._probabilities(models, batch, tta) for batch in loader])
 

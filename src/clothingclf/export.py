@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from ._paths import path_kind
+from ._paths import refuse_to_replace_non_file
 from .exceptions import ExportError, InvalidParameterError, SaveError
 
 if TYPE_CHECKING:
@@ -286,16 +286,11 @@ def export_model(
         opset = DEFAULT_OPSET if opset is None else int(opset)
     target = Path(path)
     try:
-        kind = path_kind(target)
+        refuse_to_replace_non_file(target, "export")
+    except SaveError:
+        raise
     except OSError as error:  # a name too long, a link loop: say so before any work
         raise SaveError(f"Cannot export to {str(target)!r} ({error.strerror or error}).") from None
-    if kind == "directory":
-        raise SaveError(f"Cannot export to {str(target)!r}: it is a directory. Give a file path.")
-    if kind == "special":
-        raise SaveError(
-            f"Cannot export to {str(target)!r}: it is not a regular file (a FIFO, socket or "
-            "device), and it was left alone. Give a file path."
-        )
     meta_target = target.with_name(target.name + ".json")
     metadata = _metadata(classifier, format, opset)
     wrapper = _Probabilities(
