@@ -109,3 +109,65 @@ def test_bad_files_are_named(tmp_path: Path, photos: list[Path]) -> None:
 
 def test_empty_list_gives_an_empty_tensor() -> None:
     assert build_image_cache([], size=8).shape == (0, 3, 8, 8)
+
+
+def _damage_truncate(npy: Path, other: Path) -> None:
+    npy.write_bytes(npy.read_bytes()[:-100])
+
+
+def _damage_misplace(npy: Path, other: Path) -> None:
+    other.replace(npy)  # another set's cache under this set's name: another shape
+
+
+def _damage_no_description(npy: Path, other: Path) -> None:
+    npy.with_suffix(".json").unlink()  # as a run cut short between the two files leaves it
+
+
+def _damage_pickle(npy: Path, other: Path) -> None:
+    np.save(npy, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+
+
+def _damage_dtype(npy: Path, other: Path) -> None:
+    np.save(npy, np.zeros((3, 3, 16, 16), dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_damage_truncate, _damage_misplace, _damage_no_description, _damage_pickle, _damage_dtype],
+)
+def test_a_damaged_or_misplaced_cache_file_is_rebuilt_with_a_warning(
+    photos: list[Path], tmp_path: Path, damage: object
+) -> None:
+    folder = tmp_path / "cache"
+    expected = build_image_cache(photos, size=16, cache_dir=folder).clone()  # not the mapping
+    (npy,) = folder.glob("images-*.npy")
+    build_image_cache(photos[:2], size=16, cache_dir=tmp_path / "other")
+    (other,) = (tmp_path / "other").glob("images-*.npy")
+    damage(npy, other)  # type: ignore[operator]
+    with pytest.warns(UserWarning, match="damaged or does not belong"):
+        rebuilt = build_image_cache(photos, size=16, cache_dir=folder)
+    assert torch.equal(rebuilt, expected)
+    assert torch.equal(build_image_cache(photos, size=16, cache_dir=folder), expected)
+    assert not list(folder.glob(".images-*"))  # no temporary left
+
+
+def test_a_cache_dir_that_cannot_hold_the_cache_is_a_clear_error(
+    photos: list[Path], tmp_path: Path
+) -> None:
+    from clothingclf.exceptions import InvalidParameterError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("mine")
+    for folder in (blocker, blocker / "below"):
+        with pytest.raises(InvalidParameterError, match="cannot hold the image cache"):
+            build_image_cache(photos, size=16, cache_dir=folder)
+    assert blocker.read_text() == "mine"
+    # A FIFO where the cache file would be is left alone, never opened.
+    folder = tmp_path / "cache"
+    build_image_cache(photos, size=16, cache_dir=folder)
+    (npy,) = folder.glob("images-*.npy")
+    npy.unlink()
+    os.mkfifo(npy)
+    with pytest.raises(InvalidParameterError, match="not a regular file"):
+        build_image_cache(photos, size=16, cache_dir=folder)
+    assert npy.is_fifo()

@@ -1,8 +1,15 @@
-"""What a path names, found without opening it (opening a FIFO would block the reader)."""
+"""Paths: what one names, found without opening it (opening a FIFO would block the reader),
+and the one way the library writes a file (atomically: a reader sees the old file or the
+new one, never a part)."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import stat
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -43,3 +50,101 @@ def refuse_to_replace_non_file(target: Path, verb: str) -> None:
             f"Cannot {verb} to {str(target)!r}: it is not a regular file (a FIFO, socket or "
             "device), and it was left alone. Give a file path."
         )
+
+
+def file_in_the_way(folder: Path) -> Path | None:
+    """The file at ``folder`` or above it that keeps ``folder`` from being (made) a folder,
+    or ``None`` when it is one or can be created.
+
+    Raises:
+        OSError: As :func:`path_kind` (a link loop, a name too long).
+    """
+    for candidate in (folder, *folder.parents):
+        kind = path_kind(candidate)
+        if kind != "missing":
+            return None if kind == "directory" else candidate
+    return None
+
+
+def _new_file_mode() -> int:
+    # mkstemp makes 0600 files; give a new file the mode open() would give it.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _fsync_directory(folder: Path) -> None:
+    # Make the rename itself durable (POSIX); not possible or needed on Windows.
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def replacing(target: Path) -> Iterator[Path]:
+    """A fresh temporary file beside ``target`` for the block to write; when the block ends
+    without an error it is flushed to disk and renamed over ``target`` (atomic on POSIX and
+    Windows), with ``target``'s mode or a new file's; otherwise it is removed and ``target``
+    is left as it was.
+
+    Raises:
+        OSError: From the file system; :func:`write_atomically` turns it into a SaveError.
+    """
+    mode = target.stat().st_mode & 0o777 if path_kind(target) == "regular" else _new_file_mode()
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    temp = Path(name)
+    try:
+        yield temp
+        fd = os.open(temp, os.O_RDWR)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+        _fsync_directory(target.parent)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def write_error(target: Path, error: OSError, verb: str = "write") -> SaveError:
+    """The SaveError for a ``verb`` of ``target`` that the system refused (errno kept)."""
+    advice = (
+        f"The disk is full: free some space or {verb} elsewhere."
+        if error.errno in (errno.ENOSPC, errno.EDQUOT)
+        else "Check that the folder exists and is writable, and that there is free space."
+    )
+    message = (
+        f"Could not {verb} {str(target)!r} ({error.strerror or error}). {advice} The previous "
+        "file at that path, if any, is unchanged."
+    )
+    # With an errno, OSError's str() is "[Errno N] <message>" and .errno is kept.
+    return SaveError(error.errno, message) if error.errno else SaveError(message)
+
+
+def write_atomically(
+    target: Path, data: bytes | str, *, make_folder: bool = False, verb: str = "write"
+) -> None:
+    """Write ``data`` (text as UTF-8) to ``target`` through :func:`replacing`; ``verb``
+    ("save", "write") is the word of the error messages.
+
+    Raises:
+        SaveError: ``target`` is a folder or a special file (left alone), or the system
+            refused the write; the previous file, if any, is unchanged.
+    """
+    try:
+        refuse_to_replace_non_file(target, verb)
+        if make_folder:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        with replacing(target) as temp, os.fdopen(os.open(temp, os.O_WRONLY), "wb") as stream:
+            stream.write(data.encode("utf-8") if isinstance(data, str) else data)
+    except SaveError:
+        raise
+    except OSError as error:
+        raise write_error(target, error, verb) from error

@@ -26,7 +26,7 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -37,7 +37,9 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
+from ._paths import path_kind, replacing, write_atomically
 from .backbones import CoverResize, scaled_height
+from .exceptions import InvalidParameterError, SaveError
 from .images import open_image
 
 __all__ = ["build_image_cache", "cache_key", "decode_square", "decode_view"]
@@ -238,7 +240,7 @@ def build_image_cache(
         ImageNotFoundError: A file does not exist.
 
     Example:
-        >>> import tempfile
+        >>> import warnings
         >>> from PIL import Image
         >>> folder = tempfile.mkdtemp()
         >>> Image.new("RGB", (40, 30), (0, 128, 255)).save(f"{folder}/a.jpg")
@@ -252,30 +254,65 @@ def build_image_cache(
         _fill(tensor, names, size, interpolation, num_workers, progress, aspect)
         return tensor
     folder = Path(cache_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     key = cache_key(names, size, interpolation=interpolation, aspect=aspect)
-    final = folder / f"images-{key}.npy"
-    if not final.exists():
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".images-", suffix=".npy.tmp")
-        os.close(handle)
-        try:
-            array = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=shape)
-            _fill(array, names, size, interpolation, num_workers, progress, aspect)
-            array.flush()
-            del array
-            os.replace(temporary, final)
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-        meta = {
-            "version": _CACHE_VERSION,
-            "size": size,
-            "aspect": float(aspect),
-            "count": len(names),
-            "files": names,
-        }
-        (folder / f"images-{key}.json").write_text(json.dumps(meta), encoding="utf-8")
+    final, meta_file = folder / f"images-{key}.npy", folder / f"images-{key}.json"
+    meta = {
+        "version": _CACHE_VERSION,
+        "size": size,
+        "aspect": float(aspect),
+        "count": len(names),
+        "files": names,
+    }
+    try:
+        mapped = _cached(final, meta_file, meta, shape)
+        if mapped is None:
+            folder.mkdir(parents=True, exist_ok=True)
+            # The description goes first: a cache file is only used beside a matching one.
+            write_atomically(meta_file, json.dumps(meta))
+            with replacing(final) as temporary:
+                array = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=shape)
+                _fill(array, names, size, interpolation, num_workers, progress, aspect)
+                array.flush()
+                del array
+            mapped = np.load(final, mmap_mode="c")
+    except (SaveError, OSError) as error:
+        message = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise InvalidParameterError(
+            f"cache_dir {str(folder)!r} cannot hold the image cache ({message}). Give a "
+            "writable folder, or cache_dir=None to keep the images in memory."
+        ) from None
     # Copy-on-write: pages are read lazily from disk and the tensor is writable (no warning),
     # but writes never reach the file.
-    mapped = np.load(final, mmap_mode="c")
     return torch.from_numpy(mapped)
+
+
+def _cached(
+    final: Path, meta_file: Path, meta: dict[str, object], shape: tuple[int, ...]
+) -> np.ndarray | None:
+    """The cache file mapped copy-on-write, or ``None`` when it must be (re)built: missing,
+    truncated, of another shape or dtype, or without the matching description beside it
+    (a file copied in from elsewhere, or left by a run cut short)."""
+    kinds = {path_kind(final), path_kind(meta_file)}
+    if kinds - {"missing", "regular"}:
+        raise SaveError(f"{str(final)!r} or its .json is not a regular file; it was left alone")
+    if kinds == {"missing"}:
+        return None
+    mapped: np.ndarray | None = None
+    try:
+        described = json.loads(meta_file.read_text(encoding="utf-8"))
+        mapped = np.load(final, mmap_mode="c", allow_pickle=False)
+    except (OSError, ValueError):  # unreadable, truncated, not .npy
+        described = None
+    if (
+        mapped is not None
+        and described == meta
+        and mapped.shape == shape
+        and mapped.dtype == np.dtype(np.uint8)
+    ):
+        return mapped
+    warnings.warn(
+        f"The image cache {str(final)!r} is damaged or does not belong to these images; "
+        "decoding them again.",
+        stacklevel=3,
+    )
+    return None

@@ -47,22 +47,19 @@ previous file as it was.
 from __future__ import annotations
 
 import collections
-import contextlib
-import errno
 import hashlib
 import json
 import math
 import os
 import struct
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ._paths import path_kind, refuse_to_replace_non_file
-from .exceptions import ModelFileError, SaveError, UnsupportedFormatError
+from ._paths import path_kind, write_atomically
+from .exceptions import ModelFileError, UnsupportedFormatError
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -242,64 +239,7 @@ def atomic_save(payload: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
         ([0.0, 0.0], (1, 2))
     """
     check_payload(dict(payload), "payload")
-    data = _serialize(payload)
-    target = Path(path)
-    temp_name: str | None = None
-    try:
-        refuse_to_replace_non_file(target, "save")  # a link loop's OSError: handled below
-        target.parent.mkdir(parents=True, exist_ok=True)
-        mode = target.stat().st_mode & 0o777 if target.exists() else _default_mode()
-        fd, temp_name = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-        )
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp_name, mode)
-        os.replace(temp_name, target)
-        temp_name = None
-        _fsync_directory(target.parent)
-    except SaveError:
-        raise
-    except OSError as error:
-        advice = (
-            "The disk is full: free some space or save elsewhere."
-            if error.errno in (errno.ENOSPC, errno.EDQUOT)
-            else "Check that the folder exists and is writable, and that there is free space."
-        )
-        message = (
-            f"Could not save {str(target)!r} ({error.strerror or error}). {advice} The "
-            "previous file at that path, if any, is unchanged."
-        )
-        # With an errno, OSError's str() is "[Errno N] <message>" and .errno is kept.
-        raise (SaveError(error.errno, message) if error.errno else SaveError(message)) from error
-    finally:
-        if temp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temp_name)
-
-
-def _default_mode() -> int:
-    # mkstemp makes 0600 files; give a new file the mode open() would give it.
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _fsync_directory(folder: Path) -> None:
-    # Make the rename itself durable (POSIX); not possible or needed on Windows.
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-# --------------------------------------------------------------------------- reading
+    write_atomically(Path(path), _serialize(payload), make_folder=True, verb="save")
 
 
 def safe_load(path: str | os.PathLike[str], *, what: str = "model file") -> dict[str, Any]:
@@ -566,6 +506,23 @@ def read_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if problem:
         raise ModelFileError(f"{name!r} is not a valid model file: {problem}")
     return payload
+
+
+def read_training_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a training checkpoint (``fit(checkpoint=...)``) without unpickling anything.
+
+    Raises:
+        ModelFileError: The file is missing, unreadable, damaged or not a training
+            checkpoint (a model file, say).
+    """
+    saved = safe_load(path, what="training checkpoint")
+    if saved.get("format") != CHECKPOINT_FORMAT:
+        raise ModelFileError(
+            f"{str(path)!r} is not a clothingclf training checkpoint (found format "
+            f"{saved.get('format')!r}). Pass the file given as checkpoint= to the "
+            "interrupted fit."
+        )
+    return saved
 
 
 def validate_model_payload(payload: Mapping[str, Any]) -> str | None:

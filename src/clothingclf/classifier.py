@@ -32,7 +32,14 @@ from torch import nn
 from . import __version__
 from ._memory import return_freed_memory
 from .backbones import ClothingNet, Preprocessing, build_model, rebuild_model
-from .checkpoint import FORMAT_NAME, FORMAT_VERSION, atomic_save, check_payload, read_model_file
+from .checkpoint import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    atomic_save,
+    check_payload,
+    read_model_file,
+    read_training_checkpoint,
+)
 from .exceptions import (
     ClothingClfError,
     DatasetError,
@@ -334,6 +341,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             **_training_options(self.training_options),
         )
         device = _resolve_device(self.device)
+        if resume is not None:  # a wrong file is refused before any work or progress line
+            read_training_checkpoint(_resume_file(resume, 0))  # type: ignore[arg-type]
         views = config.views()
         networks: list[tuple[ClothingNet, Preprocessing]] = []
         results: list[TrainResult] = []

@@ -2,8 +2,9 @@
 
 Each sub-command has an ``_add_<name>`` function that declares its arguments and a
 ``_run_<name>`` function that calls the library and prints the result. Errors that
-clothingclf raises on purpose are printed as one line on stderr with exit status 2;
-nothing here holds logic of its own.
+clothingclf raises on purpose are printed as one line on stderr; the exit status is 2 when
+the command line is wrong (an argument, or a file it names) and 1 when the work failed
+(:func:`exit_status`). Nothing here holds logic of its own.
 """
 
 from __future__ import annotations
@@ -346,9 +347,32 @@ def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
+def _check_output_file(path: str, option: str) -> None:
+    """Refuse, before any work, an output file path that a save at the end would refuse."""
+    from pathlib import Path
+
+    from ._paths import file_in_the_way, refuse_to_replace_non_file
+    from .exceptions import SaveError
+
+    target = Path(path)
+    try:
+        refuse_to_replace_non_file(target, f"write {option}")
+        blocker = file_in_the_way(target.parent)
+    except OSError as error:  # a link loop, a name too long
+        raise SaveError(f"Cannot write {option} {path!r} ({error.strerror or error}).") from None
+    if blocker is not None:
+        raise SaveError(
+            f"Cannot write {option} {path!r}: {str(blocker)!r} is a file, not a folder. "
+            "Choose another path."
+        )
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from .classifier import ClothingClassifier
 
+    _check_output_file(args.output, "--output")
+    if args.checkpoint is not None:
+        _check_output_file(args.checkpoint, "--checkpoint")
     splits = _load_data(args.data)
     print(
         f"{len(splits.train)} train, {len(splits.val)} val, {len(splits.test)} test images; "
@@ -757,6 +781,32 @@ def _run_export(args: argparse.Namespace) -> int:
 _COMMANDS.append(_add_export)
 
 
+def exit_status(error: ClothingClfError) -> int:
+    """The exit status for a clothingclf error: 1 when the work failed, 2 when the input did.
+
+    Failures are a training that diverged, an export that failed, an optional package that
+    is not installed, and what the system refused: a file it would not write (disk full, no
+    permission) or weights it could not download. Everything else is an argument, or a file
+    named by one, that cannot work as given: fix the command line and rerun.
+    """
+    from .exceptions import (
+        ExportError,
+        MissingDependencyError,
+        SaveError,
+        TrainingDivergedError,
+        WeightsUnavailableError,
+    )
+
+    if isinstance(error, (TrainingDivergedError, ExportError, MissingDependencyError)):
+        return 1
+    system_refused = isinstance(error.__cause__, OSError) or (
+        isinstance(error, OSError) and bool(error.errno)
+    )
+    if isinstance(error, (SaveError, WeightsUnavailableError)) and system_refused:
+        return 1
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
@@ -764,10 +814,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: The arguments, without the program name; ``sys.argv[1:]`` when ``None``.
 
     Returns:
-        The exit status: 0 on success, 2 for a usage error or a clothingclf error (a bad
-        argument or input file), 1 for a failure (some images of ``predict`` unreadable, an
-        unexpected error: one line on stderr, ``CLOTHINGCLF_DEBUG=1`` shows the traceback),
-        130 when interrupted.
+        The exit status: 0 on success; 2 for a usage error, a bad argument value or a file
+        named on the command line that is missing, of the wrong kind or not what the command
+        reads; 1 for a failure (a diverged training, a failed export or write, a missing
+        optional package, some images of ``predict`` unreadable, an unexpected error: one
+        line on stderr, ``CLOTHINGCLF_DEBUG=1`` shows the traceback); 130 when interrupted.
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -779,7 +830,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except ClothingClfError as error:
         print(f"clothingclf {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return exit_status(error)
     except KeyboardInterrupt:
         print(f"clothingclf {args.command}: interrupted", file=sys.stderr)
         return 130

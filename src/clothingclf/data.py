@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,7 @@ import pandas as pd
 import torch.utils.data
 from PIL import Image
 
-from ._paths import path_kind
+from ._paths import file_in_the_way, path_kind, write_atomically, write_error
 from ._splitting import assign_splits
 from ._table import IMAGE_FOLDERS, file_name, find_images_dir, locate, read_rows
 from .exceptions import (
@@ -295,19 +294,6 @@ def _verify(paths: Sequence[str], workers: int | None) -> list[str | None]:
 # --------------------------------------------------------------------------- writing
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _text_columns(splits: DatasetSplits) -> list[str]:
     """Columns to read back as text: string columns, and object columns holding only str
     (object columns of mixed values, such as booleans with gaps, are left to inference)."""
@@ -321,9 +307,12 @@ def _text_columns(splits: DatasetSplits) -> list[str]:
 
 
 def _save(splits: DatasetSplits, output_dir: Path) -> None:
-    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_error(output_dir, error) from error
     for name in _SPLITS:
-        _atomic_write(
+        write_atomically(
             output_dir / f"{name}.csv",
             getattr(splits, name).to_csv(index=False, lineterminator="\n"),
         )
@@ -336,8 +325,8 @@ def _save(splits: DatasetSplits, output_dir: Path) -> None:
         "text_columns": _text_columns(splits),
         "report": splits.report.to_dict(),
     }
-    _atomic_write(output_dir / "report.json", json.dumps(meta, indent=2, sort_keys=False) + "\n")
-    _atomic_write(
+    write_atomically(output_dir / "report.json", json.dumps(meta, indent=2, sort_keys=False) + "\n")
+    write_atomically(
         output_dir / "report.txt", splits.table() + "\n\n" + splits.report.summary() + "\n"
     )
 
@@ -500,8 +489,14 @@ def _check_arguments(**arguments: Any) -> tuple[str, ...]:
         if not isinstance(output_dir, (str, os.PathLike)):
             raise bad("output_dir", "None or a folder path")
         folder = Path(output_dir)
-        blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
-        if blocker is not None and not blocker.is_dir():
+        try:
+            blocker = file_in_the_way(folder)
+        except OSError as error:
+            raise InvalidParameterError(
+                f"prepare_dataset: output_dir {str(folder)!r} cannot be used "
+                f"({error.strerror or error}). Choose another output_dir."
+            ) from None
+        if blocker is not None:
             raise InvalidParameterError(
                 f"prepare_dataset: output_dir {str(folder)!r} cannot be a folder: "
                 f"{str(blocker)!r} is a file. Choose another output_dir."

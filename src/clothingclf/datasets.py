@@ -14,7 +14,6 @@ import io
 import math
 import os
 import random
-import tempfile
 import uuid
 import zlib
 from collections.abc import Sequence
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from ._paths import write_atomically
 
 __all__ = ["SHAPES", "make_synthetic"]
 
@@ -180,17 +181,6 @@ def _draw(label: str, rng: np.random.Generator, size: int) -> Image.Image:
     return image
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def make_synthetic(
     root: str | os.PathLike[str],
     *,
@@ -259,5 +249,5 @@ def make_synthetic(
         kids = id_rng.random() < 0.1
         _draw(label, draw_rng, image_size).save(images / f"{image_id}.jpg", quality=90)
         writer.writerow([image_id, sender, label, kids])
-    _atomic_write_text(root / "images.csv", buffer.getvalue())
+    write_atomically(root / "images.csv", buffer.getvalue())
     return root

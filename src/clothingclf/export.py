@@ -34,7 +34,6 @@ import contextlib
 import copy
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from ._paths import refuse_to_replace_non_file
+from ._paths import refuse_to_replace_non_file, replacing, write_error
 from .exceptions import ExportError, InvalidParameterError, SaveError
 
 if TYPE_CHECKING:
@@ -157,16 +156,6 @@ def _import_onnx(*, runtime: bool) -> tuple[Any, Any]:
                 f"{_ONNX_HINT}, or pass verify=False."
             ) from None
     return onnx, ort
-
-
-def _temp_path(target: Path) -> Path:
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    # mkstemp makes 0600 files; give the export the mode open() would give a new file.
-    umask = os.umask(0o022)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)
-    return Path(name)
 
 
 def _input_names(count: int) -> list[str]:
@@ -303,33 +292,22 @@ def export_model(
     shapes = [prep.input_shape for _, prep in networks]
     generator = torch.Generator().manual_seed(0)
     example = tuple(torch.randn(2, 3, *shape, generator=generator) for shape in shapes)
-    model_tmp: Path | None = None
-    meta_tmp: Path | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        model_tmp = _temp_path(target)
-        meta_tmp = _temp_path(meta_target)
-        with torch.no_grad(), _quiet_torch_exporters():
-            if format == "onnx":
-                assert opset is not None
-                run = _write_onnx(wrapper, example, model_tmp, opset=opset, verify=verify)
-            else:
-                run = _write_torchscript(wrapper, example, model_tmp, verify=verify)
-            max_diff = _check_parity(wrapper, run, shapes, atol=atol) if run else None
-        if max_diff is not None:
-            metadata["verified_max_abs_diff"] = max_diff
-        meta_tmp.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
-        os.replace(model_tmp, target)
-        os.replace(meta_tmp, meta_target)
+        # The metadata is renamed into place after the model, both only once both are written.
+        with replacing(meta_target) as meta_tmp, replacing(target) as model_tmp:
+            with torch.no_grad(), _quiet_torch_exporters():
+                if format == "onnx":
+                    assert opset is not None
+                    run = _write_onnx(wrapper, example, model_tmp, opset=opset, verify=verify)
+                else:
+                    run = _write_torchscript(wrapper, example, model_tmp, verify=verify)
+                max_diff = _check_parity(wrapper, run, shapes, atol=atol) if run else None
+            if max_diff is not None:
+                metadata["verified_max_abs_diff"] = max_diff
+            meta_tmp.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
     except OSError as error:
-        raise SaveError(
-            f"Could not write {str(target)!r} ({error.strerror or error}). Check that the "
-            "folder is writable and that there is free space."
-        ) from error
-    finally:
-        for leftover in (model_tmp, meta_tmp):
-            if leftover is not None:
-                leftover.unlink(missing_ok=True)
+        raise write_error(target, error) from error
     return ExportedModel(
         path=target,
         metadata_path=meta_target,

@@ -24,7 +24,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from ._paths import file_in_the_way, write_atomically
 from .exceptions import (
     DatasetNotFoundError,
     EmptyDatasetError,
@@ -205,7 +205,17 @@ _REPORT_FILES = (
 
 
 def _refuse_to_replace(out: Path, force: bool) -> None:
-    """Refuse to write a report where files of its names exist that no report wrote."""
+    """Refuse a report folder that is (below) a file, or that holds files of the report's
+    names that no report wrote (unless ``force``)."""
+    try:
+        blocker = file_in_the_way(out)
+    except OSError as error:  # a link loop, a name too long
+        raise SaveError(f"Cannot write a report to {str(out)!r} ({error.strerror}).") from None
+    if blocker is not None:
+        raise SaveError(
+            f"Cannot write a report to {str(out)!r}: {str(blocker)!r} is a file, not a "
+            "folder; nothing was written. Choose another output folder."
+        )
     if force or not out.is_dir():
         return
     taken = [name for name in _REPORT_FILES if (out / name).exists()]
@@ -310,7 +320,7 @@ def write_report(
     except OSError as error:
         raise SaveError(f"Cannot create the report folder {str(out)!r} ({error}).") from error
     # Claim the folder first: a run cut short still leaves a report.json a rerun recognises.
-    _atomic_write(out / "report.json", json.dumps({"format": _REPORT_FORMAT}).encode("utf-8"))
+    write_atomically(out / "report.json", json.dumps({"format": _REPORT_FORMAT}).encode("utf-8"))
     pngs: dict[str, bytes] = {"confusion_matrix": _confusion_png(figure_class, evaluation)}
     history = [dict(r) for r in getattr(classifier, "history_", []) or []]
     if history:
@@ -321,13 +331,13 @@ def write_report(
         pngs["mistakes"] = _gallery_png(figure_class, gallery)
     figures = {name: out / f"{name}.png" for name in pngs}
     for name, data_png in pngs.items():
-        _atomic_write(figures[name], data_png)
+        write_atomically(figures[name], data_png)
 
     per_class = evaluation.per_class.copy()
     per_class["support"] = per_class["support"].astype(int)
     tables = {"per_class": out / "per_class.csv", "predictions": out / "predictions.csv"}
-    _atomic_write(tables["per_class"], per_class.to_csv().encode("utf-8"))
-    _atomic_write(tables["predictions"], predictions.to_csv(index=False).encode("utf-8"))
+    write_atomically(tables["per_class"], per_class.to_csv().encode("utf-8"))
+    write_atomically(tables["predictions"], predictions.to_csv(index=False).encode("utf-8"))
 
     info = _model_info(classifier, evaluation)
     heading = title or "Evaluation report"
@@ -349,14 +359,14 @@ def write_report(
         "json": out / "report.json",
     }
     text = json.dumps(summary, indent=2, allow_nan=False, default=_json_default)
-    _atomic_write(paths["json"], (text + "\n").encode("utf-8"))
-    _atomic_write(
+    write_atomically(paths["json"], (text + "\n").encode("utf-8"))
+    write_atomically(
         paths["markdown"],
         _markdown(heading, info, evaluation, per_class, gallery, len(mistakes), figures).encode(
             "utf-8"
         ),
     )
-    _atomic_write(
+    write_atomically(
         paths["html"],
         _html(heading, info, evaluation, per_class, gallery, len(mistakes), pngs).encode("utf-8"),
     )
@@ -767,24 +777,3 @@ def _html(
         parts.append('<p class="note">No image was labelled wrongly.</p>')
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    temp: str | None = None
-    try:
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, path)
-        temp = None
-    except OSError as error:
-        raise SaveError(
-            f"Could not write {str(path)!r} ({error.strerror or error}). Check that the folder "
-            "is writable and that there is free space."
-        ) from error
-    finally:
-        if temp is not None:
-            Path(temp).unlink(missing_ok=True)

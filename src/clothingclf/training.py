@@ -64,7 +64,7 @@ from ._views import (
 )
 from .backbones import ClothingNet, Preprocessing
 from .cache import build_image_cache
-from .checkpoint import atomic_save, safe_load
+from .checkpoint import CHECKPOINT_FORMAT, atomic_save, read_training_checkpoint
 from .exceptions import InvalidParameterError, TrainingDivergedError
 from .recipes import RECIPES, TrainConfig, resolve_config
 
@@ -576,7 +576,7 @@ def train_model(
             return
         atomic_save(
             {
-                "format": "clothingclf-training-checkpoint",
+                "format": CHECKPOINT_FORMAT,
                 "epoch": epoch,
                 "model": _cpu_state(model),
                 "average": average.state() if average is not None else None,
@@ -620,15 +620,7 @@ def train_model(
 
     if resume is not None:
         resume_path = Path(resume)
-        saved = safe_load(resume_path, what="training checkpoint")
-        if saved.get("format") != "clothingclf-training-checkpoint":
-            from .exceptions import ModelFileError
-
-            raise ModelFileError(
-                f"{str(resume_path)!r} is not a clothingclf training checkpoint (found format "
-                f"{saved.get('format')!r}). Pass the file given as checkpoint= to the "
-                "interrupted fit."
-            )
+        saved = read_training_checkpoint(resume_path)
         try:
             _check_resume(saved["config"], config, resume_path)
             model.load_state_dict(saved["model"])
