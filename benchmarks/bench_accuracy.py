@@ -104,12 +104,8 @@ def run_recipe(
     backbone = lite.get(args.backbone, args.backbone)
     weights = args.weights if args.weights else "DEFAULT"
     options: dict[str, Any] = {"cache_dir": args.cache_dir} if args.cache_dir else {}
-    direct: dict[str, Any] = {}
     if recipe == "fast":
-        # Settings that are ClothingClassifier arguments go there; the rest are options.
-        arguments = set(ClothingClassifier().get_params())
-        for name, value in args.set.items():
-            (direct if name in arguments else options)[name] = value
+        options.update(args.set)  # every setting is a ClothingClassifier parameter
     clf = ClothingClassifier(
         backbone=backbone,
         weights=weights,
@@ -119,9 +115,8 @@ def run_recipe(
         lr=args.lr if recipe == "fast" else None,
         progress=True,
         seed=args.seed,
-        training_options=options or None,
+        **options,
     )
-    clf.set_params(**direct)
     checkpoint = Path(tempfile.mkdtemp()) / f"{recipe}.ckpt.safetensors"
 
     def out_of_time(signum: int, frame: Any) -> None:

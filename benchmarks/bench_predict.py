@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         epochs=1,
         batch_size=args.batch_size,
         progress=False,
-        training_options={"tta": False, "extra_views": tuple(args.extra_views)},
+        tta=False,
+        extra_views=tuple(args.extra_views),
     )
     clf.fit(splits.train.head(16)[["path", "label"]], None)
     # The loop gets its own plain copies (default memory layout), as a network made

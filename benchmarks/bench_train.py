@@ -84,7 +84,7 @@ def fit_seconds(train: Any, args: argparse.Namespace, options: dict[str, Any]) -
         batch_size=args.batch_size,
         num_workers=args.workers,
         progress=False,
-        training_options=options,
+        **options,
     )
     started = time.perf_counter()
     clf.fit(train[["path", "label"]], None)

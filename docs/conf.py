@@ -8,6 +8,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import clothingclf
+from clothingclf.settings import settings_table
+
+# The settings table of the training page is derived from the declarations in
+# clothingclf.settings, like the estimator's parameters and the CLI flags.
+_generated = Path(__file__).resolve().parent / "_generated"
+_generated.mkdir(exist_ok=True)
+(_generated / "settings_table.rst").write_text(settings_table(), encoding="utf-8")
 
 project = "clothingclf"
 author = "clothingclf developers"
@@ -38,12 +45,14 @@ _BARE_NAMES = (
 nitpick_ignore_regex = [
     (r"py:.*", rf"({_EXTERNAL})(\..*)?"),
     (r"py:.*", rf"({_BARE_NAMES})"),
+    (r"py:.*", r"clothingclf\._kinds\..*"),  # the kinds of values a Setting takes
 ]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"
-autodoc_preserve_defaults = True
+# Defaults as values: ClothingClassifier's settings are in its signature, not its source.
+autodoc_preserve_defaults = False
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False

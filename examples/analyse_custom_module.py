@@ -92,7 +92,7 @@ def train(args: argparse.Namespace) -> None:
         weights=None,
         recipe="fast",
         image_size=args.image_size,
-        training_options={"extra_views": ()},  # one network: its receptive field is the topic
+        extra_views=(),  # one network: its receptive field is the topic
         epochs=args.epochs,
         optimizer="adamw",
         lr=0.003,

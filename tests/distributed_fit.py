@@ -44,15 +44,13 @@ def main(root: str, output: str) -> dict[str, float]:
         num_workers=0,
         device="cpu",
         progress=bool(os.environ.get("FIT_PROGRESS")),
-        training_options={
-            "amp": "off",
-            "size_schedule": (),
-            "min_scale": 0.8,
-            "head_epochs": 2,
-            "freeze_bn": False,
-            "tta": False,
-            "label_smoothing": 0.0,
-        },
+        amp="off",
+        size_schedule=(),
+        min_scale=0.8,
+        head_epochs=2,
+        freeze_bn=False,
+        tta=False,
+        label_smoothing=0.0,
     )
     clf.fit(splits)
     train = clf.evaluate(splits.train)

@@ -284,7 +284,8 @@ def test_cli_analyzes_a_saved_classifier(
     net = analysis.meta_model("resnet18", num_classes=4)
     prep = Preprocessing(image_size=64, resize_size=73)
     networks = [(net, prep)]
-    loaded = types.SimpleNamespace(model_=net, preprocessing_=prep, _networks=lambda: networks)
+    found = types.SimpleNamespace(networks=networks)
+    loaded = types.SimpleNamespace(model_=net, preprocessing_=prep, predictor=lambda: found)
     calls: list[tuple[str, str]] = []
 
     def fake_load(cls: object, p: str, *, device: str = "auto") -> object:

@@ -68,9 +68,9 @@ def runs(
     from _nets import resnet_classifier
     from clothingclf import prepare_dataset
 
-    pair = resnet_classifier(
-        device="cpu", training_options={"extra_views": (4 / 3,), "tta": True}
-    ).fit(prepare_dataset(synthetic_root))
+    pair = resnet_classifier(device="cpu", extra_views=(4 / 3,), tta=True).fit(
+        prepare_dataset(synthetic_root)
+    )
     pair.save(dirs["onnx_pair"] / "pair.safetensors")
     pair.export(dirs["onnx_pair"] / "model.onnx")
     commands = {

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from clothingclf import _memory
+from clothingclf.settings import resolve_options
 from clothingclf.training import TrainConfig, resolve_config, train_model
 from test_training import CPU, PREP, config, tiny_net
 
@@ -100,24 +101,24 @@ def test_the_setting_decides(
 
     monkeypatch.setattr(training, "heap_reuse_available", lambda: available)
     cfg = config(reuse_memory=setting)
-    assert training._reuses_memory(cfg, CPU) is expected
+    assert training._reuses_memory(cfg.options, CPU) is expected
     if setting == "auto":  # on a GPU the activations are not in the process heap
-        assert not training._reuses_memory(cfg, torch.device("cuda"))
+        assert not training._reuses_memory(cfg.options, torch.device("cuda"))
 
 
 @pytest.mark.parametrize("setting", ["on", "off"])
 def test_training_switches_around_the_fit_and_gives_the_same_weights(
     setting: str, synthetic_splits: Any, libc: FakeLibc
 ) -> None:
-    def train(cfg: TrainConfig) -> Any:
+    def train(cfg: Any) -> Any:
         return train_model(
             tiny_net(),
             synthetic_splits.train,
             synthetic_splits.val,
             class_weights=None,
             preprocessing=PREP,
-            config=cfg,
             device=CPU,
+            **cfg.kwargs,
         )
 
     result = train(config(epochs=2, reuse_memory=setting))
@@ -131,7 +132,8 @@ def test_training_switches_around_the_fit_and_gives_the_same_weights(
         assert torch.equal(value, reference.final_state[name]), name
 
 
-def test_older_settings_without_the_field_get_auto() -> None:
-    data = resolve_config("fast").to_dict()
-    del data["reuse_memory"]
-    assert TrainConfig.from_dict(data).reuse_memory == "auto"
+def test_memory_reuse_is_a_run_option_never_saved() -> None:
+    assert resolve_options().reuse_memory == "auto"
+    assert "reuse_memory" not in resolve_config("fast").to_dict()
+    data = {**resolve_config("fast").to_dict(), "reuse_memory": "on"}  # a file of 0.2
+    assert TrainConfig.from_dict(data) == resolve_config("fast")

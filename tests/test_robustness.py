@@ -108,7 +108,8 @@ def _tiny_classifier() -> ClothingClassifier:
         progress=False,
         num_workers=0,
         device="cpu",
-        training_options={"min_scale": 1.0, "flip": False},
+        min_scale=1.0,
+        flip=False,
     )
 
 

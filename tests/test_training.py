@@ -11,7 +11,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ from clothingclf._views import _image_size, _jitter
 from clothingclf.backbones import ClothingNet, Preprocessing
 from clothingclf.checkpoint import safe_load
 from clothingclf.exceptions import InvalidParameterError, TrainingDivergedError
+from clothingclf.settings import RunOptions, all_settings, resolve_options
 from clothingclf.training import TrainConfig, resolve_config, train_model
 
 PREP = Preprocessing(image_size=32, resize_size=36, mean=(0.5,) * 3, std=(0.25,) * 3)
@@ -45,7 +46,18 @@ def tiny_net(num_classes: int = 4, seed: int = 0) -> ClothingNet:
     return ClothingNet(features, nn.Linear(16, num_classes))
 
 
-def config(**overrides: Any) -> TrainConfig:
+class Setup(NamedTuple):
+    """A test fit's settings: what it learns with and how it runs."""
+
+    config: TrainConfig
+    options: RunOptions
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return {"config": self.config, "options": self.options}
+
+
+def config(**overrides: Any) -> Setup:
     values: dict[str, Any] = {
         "epochs": 3,
         "batch_size": 16,
@@ -57,18 +69,21 @@ def config(**overrides: Any) -> TrainConfig:
         "val_every": 1,  # these tests read every epoch's validation
     }
     values.update(overrides)
-    return resolve_config("fast", **values)
+    run = {s.name for s in all_settings() if s.runtime}
+    options = resolve_options(**{k: v for k, v in values.items() if k in run})
+    learned = {k: v for k, v in values.items() if k not in run}
+    return Setup(resolve_config("fast", **learned), options)
 
 
-def fit(splits: Any, cfg: TrainConfig, **kwargs: Any) -> training.TrainResult:
+def fit(splits: Any, cfg: Setup, **kwargs: Any) -> training.TrainResult:
     return train_model(
         kwargs.pop("model", None) or tiny_net(),
         splits.train,
         kwargs.pop("val", splits.val),
         class_weights=splits.class_weights,
         preprocessing=PREP,
-        config=cfg,
         device=CPU,
+        **cfg.kwargs,
         **kwargs,
     )
 
@@ -144,8 +159,12 @@ def test_overrides_none_keeps_the_recipe_value() -> None:
     ],
 )
 def test_bad_settings_say_what_is_wrong(overrides: dict[str, Any], message: str) -> None:
+    run = {s.name for s in all_settings() if s.runtime}
     with pytest.raises(InvalidParameterError) as error:
-        resolve_config("seed", **overrides)
+        if set(overrides) <= run:
+            resolve_options(**overrides)
+        else:
+            resolve_config("seed", **overrides)
     assert message in str(error.value)
 
 
@@ -553,7 +572,7 @@ def test_checkpoint_holds_everything_and_loads_safely(
     cfg = config(epochs=1, head_epochs=1)
     fit(synthetic_splits, cfg, checkpoint_path=path)
     payload = safe_load(path, what="training checkpoint")
-    assert payload["epoch"] == 1 and payload["config"] == cfg.to_dict()
+    assert payload["epoch"] == 1 and payload["config"] == cfg.config.to_dict()
     for key in ("model", "optimizer", "scheduler", "history", "best_state", "rng"):
         assert payload[key] is not None, key
     assert set(payload["rng"]) == {"torch", "numpy", "python"}
@@ -597,7 +616,7 @@ def test_empty_training_table_is_refused() -> None:
             None,
             class_weights=None,
             preprocessing=PREP,
-            config=config(),
+            **config().kwargs,
             device=CPU,
         )
 
@@ -618,7 +637,7 @@ _CHILD = textwrap.dedent(
     training._Views.augmented = slow
     train = pd.read_csv({train!r})
     training.train_model(tiny_net(), train, None, class_weights=None, preprocessing=PREP,
-                         config=config(epochs=12), device=torch.device("cpu"),
+                         **config(epochs=12).kwargs, device=torch.device("cpu"),
                          checkpoint_path={checkpoint!r})
     """
 )
@@ -655,10 +674,10 @@ def test_sigkill_mid_epoch_leaves_a_good_checkpoint(synthetic_splits: Any, tmp_p
     with pytest.raises(InvalidParameterError, match="epochs"):
         train_model(
             tiny_net(), train, None, class_weights=None, preprocessing=PREP,
-            config=cfg, device=CPU, resume=checkpoint,
+            **cfg.kwargs, device=CPU, resume=checkpoint,
         )  # fmt: skip
     resumed = train_model(
         tiny_net(), train, None, class_weights=None, preprocessing=PREP,
-        config=config(epochs=12), device=CPU, resume=checkpoint,
+        **config(epochs=12).kwargs, device=CPU, resume=checkpoint,
     )  # fmt: skip
     assert [r["epoch"] for r in resumed.history] == list(range(1, 13))

@@ -161,7 +161,7 @@ def test_a_square_model_file_is_the_current_format_too(
 def pair(synthetic_splits: DatasetSplits, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A square and a portrait network, fitted with checkpoints; (classifier, folder)."""
     folder = tmp_path_factory.mktemp("pair")
-    clf = _tiny(training_options={"extra_views": (PORTRAIT,), "val_every": 2, "tta": True}).fit(
+    clf = _tiny(extra_views=(PORTRAIT,), val_every=2, tta=True).fit(
         synthetic_splits, checkpoint=folder / "fit.ckpt"
     )
     return clf, folder
@@ -280,11 +280,11 @@ def test_resuming_two_networks_ends_with_the_same_weights(
     backbone = tiny_features()  # one starting point for both fits (fit copies it)
     options = {"extra_views": (PORTRAIT,), "val_every": 2, "tta": True}
     first = tmp_path / "fit.ckpt"
-    whole = _tiny(backbone=backbone, training_options=options)
+    whole = _tiny(backbone=backbone, **options)
     whole.fit(synthetic_splits, checkpoint=first)
     assert network_file(first, 1) == tmp_path / "fit.network2.ckpt"
     network_file(first, 1).unlink()  # as if the fit had stopped before network 2
-    resumed = _tiny(backbone=backbone, training_options=options)
+    resumed = _tiny(backbone=backbone, **options)
     resumed.fit(synthetic_splits, resume=first, checkpoint=first)
     for (a, _), (b, _) in zip(resumed.networks_, whole.networks_, strict=True):
         for key, value in a.state_dict().items():
@@ -295,9 +295,7 @@ def test_resuming_two_networks_ends_with_the_same_weights(
     assert resumed.final_val_accuracy_ == whole.final_val_accuracy_
     # Resuming the first network from nothing is still a mistake.
     with pytest.raises(ModelFileError):
-        _tiny(backbone=backbone, training_options=options).fit(
-            synthetic_splits, resume=tmp_path / "missing.ckpt"
-        )
+        _tiny(backbone=backbone, **options).fit(synthetic_splits, resume=tmp_path / "missing.ckpt")
 
 
 # ----------------------------------------------------------------- validation schedule
@@ -305,7 +303,7 @@ def test_resuming_two_networks_ends_with_the_same_weights(
 
 def test_val_every_validates_only_the_epochs_it_names(synthetic_splits: DatasetSplits) -> None:
     from clothingclf.backbones import build_model
-    from clothingclf.recipes import resolve_config
+    from clothingclf.settings import resolve_config, resolve_options
 
     train = synthetic_splits.train.assign(
         label_id=[synthetic_splits.classes.index(v) for v in synthetic_splits.train["label"]]
@@ -318,11 +316,8 @@ def test_val_every_validates_only_the_epochs_it_names(synthetic_splits: DatasetS
         epochs=3,
         val_every=2,
         head_epochs=1,
-        progress=False,
-        num_workers=0,
         batch_size=16,
         image_size=32,
-        amp="off",
         extra_views=(),
     )
     model, prep, _ = build_model(tiny_features(), weights=None, num_classes=4, image_size=32)
@@ -334,6 +329,7 @@ def test_val_every_validates_only_the_epochs_it_names(synthetic_splits: DatasetS
         preprocessing=prep,
         config=config,
         device=torch.device("cpu"),
+        options=resolve_options(progress=False, num_workers=0, amp="off"),
     )
     seen = [not math.isnan(row["val_accuracy"]) for row in result.history]
     assert seen == [False, False, True, True]  # head stage, 1, 2 (every 2nd), 3 (last)
@@ -394,7 +390,7 @@ def test_an_older_fast_model_file_loads_as_the_one_network_it_is(
 ) -> None:
     # A file written before aspect, extra_views and val_every existed: its fit trained one
     # network on the square and validated every epoch, whatever "fast" means now.
-    clf = _tiny(recipe="fast", training_options={"extra_views": ()}).fit(synthetic_splits)
+    clf = _tiny(recipe="fast", extra_views=()).fit(synthetic_splits)
     clf.save(tmp_path / "new.pt")
     payload = safe_load(tmp_path / "new.pt")
     for name in ("aspect", "extra_views", "val_every"):

@@ -21,8 +21,9 @@ from . import (
     checkpoint,
     datasets,
     exceptions,
+    predictor,
     pretrained,
-    recipes,
+    settings,
     training,
 )
 from .classifier import ClothingClassifier, Prediction
@@ -52,10 +53,11 @@ __all__ = [
     "load_evaluation_data",
     "load_splits",
     "open_image",
+    "predictor",
     "prepare_dataset",
     "pretrained",
     "read_export_metadata",
-    "recipes",
+    "settings",
     "training",
     "write_report",
 ]

@@ -1,18 +1,16 @@
 """The process heap while training: keep freed memory for the next step, return it after.
 
-glibc's ``malloc`` serves every block of 128 KiB or more (up to 32 MiB once it has adapted)
-with its own ``mmap`` and unmaps it on ``free``, and it returns the top of the heap to the
-system whenever more than 128 KiB lie free there. A training step allocates and frees the
-same activations every time (about 1.9 GiB for EfficientNet-Lite0 at 224 px, batch 32), so
-with those defaults each step maps fresh pages and the kernel zeroes every one of them
-again on first touch. :func:`reused_memory` switches both off for the length of a fit
-(``mallopt``: no ``mmap`` for blocks, no automatic trimming), so a step reuses the pages the
-previous one freed, and on leaving it restores glibc's defaults and hands the freed memory
-back (``malloc_trim``). glibc adapts its thresholds as blocks are freed, so the gain is in
-the first epochs at a new size and in short fits: on the 2-core machine of
-``docs/performance.rst`` a one-epoch Lite0 fit at 224 px took 126 s instead of 158 s (1 M
-page faults instead of 31 M), while the later epochs of a long fit take the same time either
-way. Other C libraries (musl, macOS, Windows) have no such switches; there it does nothing.
+By default glibc's ``malloc`` serves large blocks (128 KiB and up, a threshold it raises as
+it adapts) with their own ``mmap`` and unmaps them on ``free``, and returns the top of the
+heap to the system whenever more than 128 KiB lie free there. A training step allocates and
+frees the same activations every time, so until glibc has adapted each step maps fresh pages
+that the kernel zeroes again on first touch. :func:`reused_memory` switches both off for
+the length of a fit (``mallopt``: no ``mmap`` for blocks, no automatic trimming), so a step
+reuses the pages the previous one freed; on leaving it restores glibc's defaults and hands
+the freed memory back (``malloc_trim``). The gain is in the first epochs at a new image size
+and in short fits (``docs/performance.rst``; measurements in ``benchmarks/RESULTS.md``).
+Other C libraries (musl, macOS, Windows) have no such switches; there :func:`reused_memory`
+and the trims change nothing.
 """
 
 from __future__ import annotations
@@ -60,9 +58,10 @@ def heap_reuse_available() -> bool:
 def return_freed_memory() -> None:
     """Collect garbage and hand the heap's free pages back to the system (glibc only).
 
-    glibc keeps freed heap pages (activations, batches) for reuse: after the first ``fast``
-    network on the clothing data (one epoch each) the process still held 1.69 GiB, and
-    0.90 GiB after this (0.82 GiB before the fit).
+    glibc keeps freed heap pages (activations, batches) for reuse, so a process that has
+    trained one network keeps holding what that training freed. The classifier calls this
+    between the networks of a fit, so the next network does not allocate beside those pages.
+    Off glibc it only collects garbage.
     """
     gc.collect()
     libc = _glibc()

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .backbones import Preprocessing, scaled_height
-from .recipes import TrainConfig, resolve_config
+from .settings import RunOptions, TrainConfig, resolve_options
 
 __all__ = ["speed_settings"]
 
@@ -32,19 +32,19 @@ def _cpu_has_native_bf16() -> bool:
     return False
 
 
-def _use_bf16(config: TrainConfig, device: torch.device) -> bool:
-    if config.amp == "off":
+def _use_bf16(options: RunOptions, device: torch.device) -> bool:
+    if options.amp == "off":
         return False
-    if config.amp == "bf16":
+    if options.amp == "bf16":
         return True
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     return device.type == "cpu" and _cpu_has_native_bf16()
 
 
-def _use_channels_last(config: TrainConfig, device: torch.device, bf16: bool) -> bool:
-    if config.channels_last != "auto":
-        return config.channels_last == "on"
+def _use_channels_last(options: RunOptions, device: torch.device, bf16: bool) -> bool:
+    if options.channels_last != "auto":
+        return options.channels_last == "on"
     # Measured faster in float32 and bfloat16, for ResNet-18 and EfficientNet-Lite0, on
     # the CPU (oneDNN) and on GPUs (cuDNN); see docs/performance.rst.
     del bf16
@@ -74,9 +74,9 @@ def speed_settings(
         >>> speed_settings(torch.device("cpu"), amp="off", channels_last="off")
         (False, False)
     """
-    config = resolve_config("seed", amp=amp, channels_last=channels_last)
-    bf16 = _use_bf16(config, device)
-    return bf16, _use_channels_last(config, device, bf16)
+    options = resolve_options(amp=amp, channels_last=channels_last)
+    bf16 = _use_bf16(options, device)
+    return bf16, _use_channels_last(options, device, bf16)
 
 
 # --------------------------------------------------------------------------- batches

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import inspect
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -44,16 +45,15 @@ from .exceptions import (
     ClothingClfError,
     DatasetError,
     EmptyDatasetError,
-    InvalidImageError,
     InvalidParameterError,
     MissingColumnsError,
     ModelFileError,
     NotFittedError,
 )
-from .images import open_image
 from .metrics import EvaluationReport, evaluation_report
-from .recipes import RECIPE_BACKBONES
-from .training import TrainConfig, TrainResult, resolve_config, train_model
+from .predictor import Predictor, as_images, to_inference_layout
+from .settings import RECIPE_BACKBONES, all_settings, resolve_config, resolve_options
+from .training import TrainConfig, TrainResult, train_model
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -63,8 +63,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ClothingClassifier", "Prediction", "network_file"]
 
-_SINGLE_TYPES = (str, os.PathLike, bytes, bytearray, Image.Image)
-_PREDICT_BATCH = 64
+_LEARNED_NAMES = tuple(s.name for s in all_settings() if not s.runtime)
+_OPTION_NAMES = tuple(s.name for s in all_settings() if s.runtime)
+_SETTING_NAMES = _LEARNED_NAMES + _OPTION_NAMES
 
 
 @dataclass(frozen=True)
@@ -95,45 +96,6 @@ class Prediction:
         }
 
 
-class _Inputs(torch.utils.data.Dataset[tuple[torch.Tensor, ...]]):
-    """Images of any accepted kind, decoded once each and transformed for every network."""
-
-    def __init__(self, items: Sequence[Any], preprocessings: Sequence[Preprocessing]) -> None:
-        self.items = items
-        self.transforms = [prep.eval_transform() for prep in preprocessings]
-        # JPEG draft mode may shrink a photo only as far as the largest canvas needs.
-        self.draft_size = (
-            max(prep.resize_shape[1] for prep in preprocessings),
-            max(prep.resize_shape[0] for prep in preprocessings),
-        )
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
-        item = self.items[index]
-        try:
-            image = open_image(item, draft_size=self.draft_size)
-        except InvalidImageError as error:
-            if isinstance(item, (str, os.PathLike)) or len(self.items) == 1:
-                raise
-            raise InvalidImageError(f"Input {index}: {error}") from None
-        return tuple(transform(image) for transform in self.transforms)
-
-
-# Prediction runs in float32 in the channels-last layout: measured 1.47x the images/s of the
-# default layout for ResNet-18 at 224 px, batch 32, on the 2-core CPU of docs/performance.rst
-# (probabilities differ by ~1e-7). A fitted and a loaded model both use it, so save -> load
-# gives identical probabilities; bfloat16 is left to training, where rounding is harmless.
-_INFERENCE_LAYOUT = torch.channels_last
-
-
-def _to_inference_layout(model: ClothingNet, device: torch.device) -> None:
-    """Move ``model`` to ``device`` in the layout prediction uses, in evaluation mode."""
-    model.to(device)
-    model.to(memory_format=_INFERENCE_LAYOUT).eval()
-
-
 class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
     """Fine-tune a pretrained CNN on clothing photos, then label new photos.
 
@@ -157,34 +119,13 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             for EfficientNet-Lite, from torchvision's download otherwise), a weights
             name or enum (``"IMAGENET1K_V1"``), ``None`` (random), or a ``state_dict`` path
             (``.pth`` or ``.safetensors``).
-        image_size: Side of the square images the network sees (recipe ``"seed"``: 224,
-            the study's, and ``"fast"``: 224 too; 256 was measured no better).
-        aspect: Height / width of the images the network sees: 1 (both recipes) crops the
-            centre square of each photo, as the study did; 4/3 keeps the whole of a 3:4
-            portrait photo (``image_size`` is then the width). The model file records it,
-            so prediction after loading uses the same view.
-        epochs: Epochs over all layers.
-        batch_size: Images per optimiser step.
-        optimizer: ``"sgd"``, ``"nesterov"`` or ``"adamw"``.
-        lr: Learning rate.
-        momentum: SGD momentum.
-        weight_decay: Weight decay.
-        class_weighted: Weight the loss by the training split's class weights (recipe
-            ``"seed"``: ``True``, as the study; ``"fast"``: ``False``, which maximises plain
-            accuracy; ``True`` trades some of it for recall on the rare classes).
-        keep: End with the ``"best"`` validation epoch's weights or the ``"final"`` ones
-            (recipe ``"seed"``: best, as the study; ``"fast"``: final, whose learning rate
-            has annealed to zero, where the best of 18 noisy validation scores mostly picks
-            noise).
         recipe: ``"fast"`` (the default) or ``"seed"`` (the study).
-        early_stopping: Stop after this many epochs without a better validation accuracy.
-        num_workers: Processes that decode images for training.
         device: ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-        seed: Seeds the new head's initialisation, the data order and augmentation.
-        progress: Show a progress bar (only on a terminal) and one line per epoch.
-        training_options: Any other setting of ``clothingclf.training.TrainConfig``
-            (``schedule``, ``min_scale``, ``flip``, ``label_smoothing``, ``head_epochs``,
-            ``tta``, ``amp``, ``cache_dir``, ...), replacing the recipe's value.
+        **settings: Any training setting (``epochs``, ``lr``, ``image_size``, ``aspect``,
+            ``extra_views``, ``ema_decay``, ...) or run option (``num_workers``,
+            ``progress``, ``cache_dir``, ``amp``, ...) of :mod:`clothingclf.settings`, all
+            listed in the settings table of the docs; ``None`` or left out: the recipe's
+            value. Each is a parameter of its own for ``get_params``/``set_params``.
 
     Attributes:
         classes_: Class names, in the order of the network's outputs.
@@ -204,7 +145,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         preprocessing_: The :class:`~clothingclf.backbones.Preprocessing` of that network.
         networks_: Every trained network with its preprocessing, ``(model, preprocessing)``
             pairs, the first being :attr:`model_`; predictions average their probabilities.
-        config_: The resolved ``clothingclf.training.TrainConfig``.
+        config_: The resolved :class:`~clothingclf.settings.TrainConfig` (the training
+            settings; run options are not kept).
         model_spec_: The architecture spec stored in saved files.
         model_card_: The model card stored in the file (``None`` for a fresh fit): what
             the model is for, its data, licence and test metrics.
@@ -228,43 +170,19 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         *,
         backbone: str | torch.nn.Module | None = None,
         weights: Any = "DEFAULT",
-        image_size: int | None = None,
-        aspect: float | None = None,
-        epochs: int | None = None,
-        batch_size: int | None = None,
-        optimizer: Literal["sgd", "nesterov", "adamw"] | None = None,
-        lr: float | None = None,
-        momentum: float | None = None,
-        weight_decay: float | None = None,
-        class_weighted: bool | None = None,
-        keep: Literal["best", "final"] | None = None,
         recipe: Literal["seed", "fast"] = "fast",
-        early_stopping: int | None = None,
-        num_workers: int | None = None,
         device: str | torch.device = "auto",
-        seed: int = 0,
-        progress: bool = True,
-        training_options: Mapping[str, Any] | None = None,
+        **settings: Any,
     ) -> None:
         self.backbone = backbone
         self.weights = weights
-        self.image_size = image_size
-        self.aspect = aspect
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.optimizer = optimizer
-        self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.class_weighted = class_weighted
-        self.keep = keep
         self.recipe = recipe
-        self.early_stopping = early_stopping
-        self.num_workers = num_workers
         self.device = device
-        self.seed = seed
-        self.progress = progress
-        self.training_options = training_options
+        unknown = sorted(set(settings) - set(_SETTING_NAMES))
+        if unknown:
+            raise _unknown_parameter(unknown[0])
+        for name in _SETTING_NAMES:
+            setattr(self, name, settings.get(name))
 
     def set_params(self, **params: Any) -> Self:
         """Set parameters, as scikit-learn's ``set_params`` does.
@@ -272,15 +190,9 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         Raises:
             InvalidParameterError: A name that is not a parameter (the message lists them).
         """
-        known = self._get_param_names()
-        unknown = sorted(set(params) - set(known))
+        unknown = sorted(set(params) - set(self._get_param_names()))
         if unknown:
-            close = difflib.get_close_matches(unknown[0], known, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise InvalidParameterError(
-                f"ClothingClassifier has no parameter {unknown[0]!r}.{hint} Its parameters: "
-                f"{', '.join(known)}; other training settings go in training_options={{...}}."
-            )
+            raise _unknown_parameter(unknown[0])
         super().set_params(**params)
         return self
 
@@ -322,24 +234,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             TrainingDivergedError: The loss became NaN or infinite.
         """
         train, val_table, classes, class_weights = _tables(data, val_df)
-        config = resolve_config(
-            self.recipe,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            image_size=self.image_size,
-            aspect=self.aspect,
-            optimizer=self.optimizer,
-            lr=self.lr,
-            momentum=self.momentum,
-            weight_decay=self.weight_decay,
-            class_weighted=self.class_weighted,
-            keep=self.keep,
-            seed=self.seed,
-            progress=self.progress,
-            early_stopping=self.early_stopping,
-            num_workers=self.num_workers,
-            **_training_options(self.training_options),
-        )
+        config = resolve_config(self.recipe, **{n: getattr(self, n) for n in _LEARNED_NAMES})
+        options = resolve_options(**{name: getattr(self, name) for name in _OPTION_NAMES})
         device = _resolve_device(self.device)
         if resume is not None:  # a wrong file is refused before any work or progress line
             read_training_checkpoint(_resume_file(resume, 0))  # type: ignore[arg-type]
@@ -364,7 +260,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                         image_size=size,
                     )
                 preprocessing = preprocessing.with_aspect(aspect)
-                if len(views) > 1 and config.progress and os.environ.get("RANK", "0") == "0":
+                if len(views) > 1 and options.progress and os.environ.get("RANK", "0") == "0":
                     height, width = preprocessing.input_shape
                     print(
                         f"network {index + 1} of {len(views)}: {width} x {height} px",
@@ -379,12 +275,13 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                     preprocessing=preprocessing,
                     config=own,
                     device=device,
+                    options=options,
                     checkpoint_path=network_file(checkpoint, index),
                     resume=_resume_file(resume, index),
                 )
                 state = result.best_state if config.keep == "best" else result.final_state
                 model.load_state_dict(state)
-                _to_inference_layout(model, device)
+                to_inference_layout(model, device)
                 networks.append((model, preprocessing))
                 results.append(result)
                 if result.interrupted:  # Ctrl-C: keep what is trained, start no other network
@@ -428,15 +325,27 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             )
         return self.model_
 
-    def _networks(self) -> list[tuple[ClothingNet, Preprocessing]]:
-        """Every network with its preprocessing; :attr:`model_` first."""
+    def predictor(self) -> Predictor:
+        """The fitted networks with their preprocessing: what ``predict``, the export and
+        the report run (a :class:`~clothingclf.predictor.Predictor`).
+
+        Raises:
+            NotFittedError: The classifier was not fitted or loaded.
+        """
         model = self._check_fitted()
         rest = list(getattr(self, "networks_", [])[1:])
-        return [(model, self.preprocessing_), *rest]
+        return Predictor(
+            networks=((model, self.preprocessing_), *rest),
+            classes=tuple(self.classes_),
+            device=self.device_,
+            tta=bool(getattr(self.config_, "tta", False)),
+        )
 
     # ------------------------------------------------------------------ prediction
 
-    def predict_proba(self, x: Any, *, batch_size: int | None = None) -> np.ndarray:
+    def predict_proba(
+        self, x: Any, *, tta: bool | None = None, batch_size: int | None = None
+    ) -> np.ndarray:
         """Class probabilities of one or several images.
 
         Args:
@@ -444,8 +353,9 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 :class:`PIL.Image.Image`, an array (H×W×3 ``uint8`` or H×W greyscale; N×H×W×3
                 for several), a tensor (3×H×W; N×3×H×W for several), a list of any of these,
                 or a table with a ``path`` column (a split).
-            batch_size: Images per forward pass when there are several (default: the
-                training batch size).
+            tta: Average each image's probabilities with its mirror image's (twice the
+                work); ``None``: the model's default (its recipe's ``tta``).
+            batch_size: Images per forward pass when there are several (default 32).
 
         Returns:
             An array of shape (number of images, number of classes); each row sums to 1;
@@ -455,67 +365,44 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             NotFittedError: The classifier was not fitted or loaded.
             ImageNotFoundError: A path does not exist (the message names it).
             InvalidImageError: An input is not a decodable image (the message names it).
+            InvalidParameterError: ``batch_size`` or ``tta`` of the wrong kind.
         """
-        networks = self._networks()
-        items, _ = _as_items(x)
-        if not items:
-            return np.zeros((0, len(self.classes_)), dtype=np.float64)
-        models = [model for model, _ in networks]
-        for model in models:
-            if model.training:
-                model.eval()
-        dataset = _Inputs(items, [prep for _, prep in networks])
-        tta = bool(getattr(self.config_, "tta", False))
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
-            raise InvalidParameterError(f"batch_size must be a positive int; found {batch_size!r}.")
-        with torch.inference_mode():
-            if len(items) == 1:
-                single = [view.unsqueeze(0) for view in dataset[0]]
-                return self._probabilities(models, single, tta)
-            # batch_size was checked above; the stored one was checked with the settings.
-            size = batch_size or getattr(self.config_, "batch_size", None) or _PREDICT_BATCH
-            loader = torch.utils.data.DataLoader(dataset, batch_size=size, shuffle=False)
-            return np.concatenate([self._probabilities(models, batch, tta) for batch in loader])
-
-    def _probabilities(
-        self, models: Sequence[ClothingNet], batches: Sequence[torch.Tensor], tta: bool
-    ) -> np.ndarray:
-        """The mean over the networks of each one's probabilities for its own view."""
-        total: torch.Tensor | None = None
-        for model, batch in zip(models, batches, strict=True):
-            batch = batch.to(self.device_).contiguous(memory_format=_INFERENCE_LAYOUT)
-            probabilities = model(batch).double().softmax(1)
-            if tta:
-                probabilities = (probabilities + model(batch.flip(-1)).double().softmax(1)) / 2
-            total = probabilities if total is None else total + probabilities
-        assert total is not None
-        mean: np.ndarray = (total / len(models)).cpu().numpy()
-        return mean
+        return self.predictor().probabilities(x, tta=tta, batch_size=batch_size)
 
     @overload
     def predict(
-        self, x: str | os.PathLike[str] | bytes | Image.Image, *, batch_size: int | None = None
+        self,
+        x: str | os.PathLike[str] | bytes | Image.Image,
+        *,
+        tta: bool | None = None,
+        batch_size: int | None = None,
     ) -> str: ...
     @overload
     def predict(
         self,
         x: list[Any] | tuple[Any, ...] | pd.DataFrame | pd.Series,
         *,
+        tta: bool | None = None,
         batch_size: int | None = None,
     ) -> list[str]: ...
     @overload
     def predict(
-        self, x: np.ndarray | torch.Tensor, *, batch_size: int | None = None
+        self,
+        x: np.ndarray | torch.Tensor,
+        *,
+        tta: bool | None = None,
+        batch_size: int | None = None,
     ) -> str | list[str]: ...
 
-    def predict(self, x: Any, *, batch_size: int | None = None) -> str | list[str]:
+    def predict(
+        self, x: Any, *, tta: bool | None = None, batch_size: int | None = None
+    ) -> str | list[str]:
         """The most probable class of one image, or of each of several.
 
         Args:
             x: Any input of :meth:`predict_proba`.
-            batch_size: Images per forward pass when there are several.
+            tta: Average with the mirror image (``None``: the model's default).
+            batch_size: Images per forward pass when there are several (default 32).
 
         Returns:
             A class name for one image (a path, bytes, a Pillow image, an H×W(×3) array, a
@@ -527,9 +414,9 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             ImageNotFoundError: A path does not exist.
             InvalidImageError: An input is not a decodable image.
         """
-        probabilities = self.predict_proba(x, batch_size=batch_size)
+        probabilities = self.predict_proba(x, tta=tta, batch_size=batch_size)
         labels = [self.classes_[i] for i in probabilities.argmax(1)] if len(probabilities) else []
-        return labels[0] if _as_items(x)[1] else labels
+        return labels[0] if as_images(x)[1] else labels
 
     @overload
     def predict_top(
@@ -537,6 +424,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         x: str | os.PathLike[str] | bytes | Image.Image,
         k: int = 3,
         *,
+        tta: bool | None = None,
         batch_size: int | None = None,
     ) -> Prediction: ...
     @overload
@@ -545,15 +433,21 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         x: list[Any] | tuple[Any, ...] | pd.DataFrame | pd.Series,
         k: int = 3,
         *,
+        tta: bool | None = None,
         batch_size: int | None = None,
     ) -> list[Prediction]: ...
     @overload
     def predict_top(
-        self, x: np.ndarray | torch.Tensor, k: int = 3, *, batch_size: int | None = None
+        self,
+        x: np.ndarray | torch.Tensor,
+        k: int = 3,
+        *,
+        tta: bool | None = None,
+        batch_size: int | None = None,
     ) -> Prediction | list[Prediction]: ...
 
     def predict_top(
-        self, x: Any, k: int = 3, *, batch_size: int | None = None
+        self, x: Any, k: int = 3, *, tta: bool | None = None, batch_size: int | None = None
     ) -> Prediction | list[Prediction]:
         """The most probable class with its probability, and the ``k`` most probable.
 
@@ -561,7 +455,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             x: Any input of :meth:`predict_proba`.
             k: How many ``(label, probability)`` pairs to give (at most the number of
                 classes).
-            batch_size: Images per forward pass when there are several.
+            tta: Average with the mirror image (``None``: the model's default).
+            batch_size: Images per forward pass when there are several (default 32).
 
         Returns:
             A :class:`Prediction` for one image, a list of them for several (same rule as
@@ -573,14 +468,14 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         """
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InvalidParameterError(f"k must be a positive int; found {k!r}.")
-        probabilities = self.predict_proba(x, batch_size=batch_size)
+        probabilities = self.predict_proba(x, tta=tta, batch_size=batch_size)
         k = min(k, len(self.classes_))
         predictions = []
         for row in probabilities:
             order = np.argsort(-row, kind="stable")[:k]
             top = tuple((self.classes_[i], float(row[i])) for i in order)
             predictions.append(Prediction(label=top[0][0], score=top[0][1], top_k=top))
-        return predictions[0] if _as_items(x)[1] else predictions
+        return predictions[0] if as_images(x)[1] else predictions
 
     def evaluate(self, split: pd.DataFrame | DatasetSplits) -> EvaluationReport:
         """Accuracy, balanced accuracy, macro F1, per-class scores and confusion matrix.
@@ -598,7 +493,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             EmptyDatasetError: The table has no rows.
             DatasetError: The table has labels the model does not know.
         """
-        self._check_fitted()
+        predictor = self.predictor()
         table = split.test if hasattr(split, "test") and hasattr(split, "classes") else split
         if not isinstance(table, pd.DataFrame):
             raise InvalidParameterError(
@@ -607,20 +502,9 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         _require_columns(table, ("path", "label"), "The evaluated split")
         if len(table) == 0:
             raise EmptyDatasetError("The evaluated split has no rows; nothing to evaluate.")
-        y_true = self._label_ids(table, "The evaluated split")
-        y_pred = self.predict_proba(table).argmax(1)
+        y_true = predictor.label_ids(table, "The evaluated split")
+        y_pred = predictor.probabilities(table).argmax(1)
         return evaluation_report(y_true, y_pred, classes=self.classes_)
-
-    def _label_ids(self, table: pd.DataFrame, what: str) -> np.ndarray:
-        """The class index of each row's ``label``; labels the model lacks are an error."""
-        index = {str(name): i for i, name in enumerate(self.classes_)}
-        unknown = sorted({str(v) for v in table["label"]} - set(index))
-        if unknown:
-            raise DatasetError(
-                f"{what} has labels the model was not trained on: {', '.join(unknown)} "
-                f"(model classes: {', '.join(index)}). Remove those rows or train on them."
-            )
-        return np.array([index[str(v)] for v in table["label"]], dtype=np.int64)
 
     # ------------------------------------------------------------------ files
 
@@ -655,7 +539,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 ``model_card`` holds something other than plain values.
             SaveError: The file could not be written (disk full, permissions).
         """
-        networks = self._networks()
+        networks = self.predictor().networks
         dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
         if weights_dtype not in dtypes:
             raise InvalidParameterError(
@@ -869,7 +753,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         clf = cls(**kwargs)
         resolved = _resolve_device(device)
         for network in [model, *(other for other, _ in others)]:
-            _to_inference_layout(network, resolved)
+            to_inference_layout(network, resolved)
         metrics = payload["metrics"] if isinstance(payload["metrics"], dict) else {}
         clf.model_ = model
         clf.preprocessing_ = Preprocessing.from_dict(payload["preprocessing"])
@@ -986,21 +870,29 @@ def _rebuild(
     return model
 
 
-def _training_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
-    if options is None:
-        return {}
-    if not isinstance(options, Mapping):
-        raise InvalidParameterError(
-            "training_options must be a dict of TrainConfig fields; found "
-            f"{type(options).__name__}."
-        )
-    clashes = sorted(set(options) & set(ClothingClassifier._get_param_names()))
-    if clashes:
-        raise InvalidParameterError(
-            f"training_options repeats {', '.join(clashes)}; set those as ClothingClassifier "
-            "arguments instead."
-        )
-    return dict(options)
+def _unknown_parameter(name: str) -> InvalidParameterError:
+    known = ClothingClassifier._get_param_names()
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return InvalidParameterError(
+        f"ClothingClassifier has no parameter {name!r}.{hint} Its parameters: "
+        f"{', '.join(known)} (the settings table of the docs says what each does)."
+    )
+
+
+def _with_settings_in_signature(init: Any) -> None:
+    """Give ``__init__`` a signature that names every setting, so that scikit-learn's
+    ``get_params``, ``set_params`` and ``clone`` (which read it) see each one."""
+    base = inspect.signature(init)
+    fixed = [p for p in base.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None)
+        for name in _SETTING_NAMES
+    ]
+    init.__signature__ = base.replace(parameters=[*fixed, *extra])
+
+
+_with_settings_in_signature(ClothingClassifier.__init__)
 
 
 def _maybe_float(value: Any) -> float | None:
@@ -1109,50 +1001,20 @@ def _with_label_ids(table: pd.DataFrame, index: dict[str, int], what: str) -> pd
     return table
 
 
-def _as_items(x: Any) -> tuple[list[Any], bool]:
-    """The images in ``x`` as a list, and whether ``x`` was a single image."""
-    if isinstance(x, pd.DataFrame):
-        if "path" not in x.columns:
-            raise MissingColumnsError(
-                f"The table lacks column 'path' (found: {', '.join(map(str, x.columns))}); "
-                "expected a split of prepare_dataset() or a table of image paths."
-            )
-        return [str(p) for p in x["path"]], False
-    if isinstance(x, pd.Series):
-        return list(x), False
-    if isinstance(x, _SINGLE_TYPES):
-        return [x], True
-    if isinstance(x, np.ndarray):
-        return (list(x), False) if x.ndim == 4 else ([x], True)
-    if isinstance(x, torch.Tensor):
-        if x.layout != torch.strided or x.device.type == "meta":
-            return [x], True  # open_image says why it holds no pixels to read
-        return (list(x), False) if x.ndim == 4 else ([x], True)
-    if isinstance(x, (list, tuple)):
-        return list(x), False
-    raise InvalidImageError(
-        f"Cannot read images from a {type(x).__name__}; expected a path, bytes, a PIL.Image, "
-        "an array, a tensor, a list of these, or a table with a path column."
-    )
-
-
 def _plain_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The estimator's parameters as plain values for the model file."""
+    """The estimator's parameters that describe the model, as plain values for the file
+    (run options and the device are how one run executed, and are not saved)."""
     plain: dict[str, Any] = {}
     for key, value in params.items():
+        if key == "device" or key in _OPTION_NAMES:
+            continue
         if key == "backbone" and isinstance(value, nn.Module):
             plain[key] = None
         elif key == "weights" and value is not None and not isinstance(value, str):
             name = getattr(value, "name", None)
             plain[key] = str(value) if isinstance(value, Path) or name is None else str(name)
-        elif key == "device":
-            plain[key] = str(value)
-        elif key == "training_options" and isinstance(value, Mapping):
-            plain[key] = {
-                str(k): (list(v) if isinstance(v, tuple) else v)
-                for k, v in value.items()
-                if isinstance(v, (str, int, float, bool, type(None), tuple, list))
-            }
-        elif isinstance(value, (str, int, float, bool, type(None))):
+        elif isinstance(value, tuple):
+            plain[key] = list(value)
+        elif isinstance(value, (str, int, float, bool, type(None), list)):
             plain[key] = value
     return plain

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from . import __version__
+from ._kinds import int_in
 from .exceptions import ClothingClfError
 
 if TYPE_CHECKING:
@@ -34,24 +35,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an int from ``low`` to ``high``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f"from {low} to {high}" if high is not None else f"{low} or more"
-            raise argparse.ArgumentTypeError(f"must be {bound}; found {value}")
-        return value
-
-    parse.__name__ = "int"
-    return parse
-
-
-_POSITIVE = _int_in(1)
+_POSITIVE = int_in(1)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -141,11 +125,11 @@ def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("model", metavar="MODEL", help="torchvision model name or saved model file")
     p.add_argument(
         "--input-size",
-        type=_int_in(1, 65536),
+        type=int_in(1, 65536),
         help="side of the square input (224, or the file's size)",
     )
     p.add_argument(
-        "--num-classes", type=_int_in(1, 100000), help="classes of a torchvision model's head"
+        "--num-classes", type=int_in(1, 100000), help="classes of a torchvision model's head"
     )
     p.add_argument(
         "--network",
@@ -172,7 +156,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
         from .exceptions import InvalidParameterError
 
         clf = ClothingClassifier.load(args.model, device="cpu")
-        networks = clf._networks()
+        networks = clf.predictor().networks
         count = len(networks)
         if not 1 <= args.network <= count:
             raise InvalidParameterError(
@@ -260,60 +244,12 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default="DEFAULT",
         help="DEFAULT, a weights name, 'none' (random), or a state_dict file",
     )
-    p.add_argument("--epochs", type=_POSITIVE)
-    p.add_argument(
-        "--image-size",
-        type=_int_in(8, 2048),
-        help="input side, or width with --aspect (the recipe's)",
-    )
-    p.add_argument(
-        "--aspect",
-        type=float,
-        help="input height / width: 1 the centre square (the recipe's), 1.333 the whole of a "
-        "3:4 portrait photo",
-    )
-    p.add_argument("--batch-size", type=_POSITIVE)
-    p.add_argument("--optimizer", choices=("sgd", "nesterov", "adamw"))
-    p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--momentum", type=float)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument(
-        "--class-weighted",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="weight the loss by inverse class frequency (the recipe's: seed yes, fast no)",
-    )
-    p.add_argument(
-        "--keep", choices=("best", "final"), help="(the recipe's: seed best, fast final)"
-    )
-    p.add_argument(
-        "--ema-decay",
-        type=float,
-        metavar="D",
-        help="keep a moving average of the weights, decay D per step, e.g. 0.998 (off)",
-    )
-    p.add_argument("--mixup-alpha", type=float, metavar="A", help="Mixup of each batch (off)")
-    p.add_argument("--cutmix-alpha", type=float, metavar="A", help="CutMix of each batch (off)")
-    p.add_argument(
-        "--color-jitter",
-        type=float,
-        metavar="S",
-        help="scale brightness, contrast, saturation by factors in [1-S, 1+S] (off)",
-    )
-    p.add_argument(
-        "--extra-views",
-        type=float,
-        nargs="*",
-        metavar="ASPECT",
-        help="aspects (height / width) of further networks whose probabilities are averaged "
-        "with the first's (fast: 1.333, the whole photo); give none to train one network",
-    )
-    p.add_argument("--early-stopping", type=_POSITIVE, metavar="EPOCHS")
-    p.add_argument("--workers", type=_int_in(0), help="processes that decode images")
-    p.add_argument("--seed", type=int, default=0, help="(0)")
+    from .settings import all_settings
+
+    for declared in all_settings():  # one flag per setting, from its declaration
+        declared.add_flag(p)
     p.add_argument("--checkpoint", metavar="FILE", help="write a checkpoint after every epoch")
     p.add_argument("--resume", metavar="FILE", help="continue from such a checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar or epoch lines")
     _add_model_options(p)
     p.set_defaults(func=_run_train)
 
@@ -340,11 +276,6 @@ def _load_data(data: str) -> DatasetSplits:
         f"{data!r} holds neither images.csv (a dataset root) nor train.csv (a folder written "
         "by 'clothingclf prepare'). Point DATA at one of these."
     )
-
-
-def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
-    """The options among ``names`` that were given on the command line."""
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def _check_output_file(path: str, option: str) -> None:
@@ -378,30 +309,15 @@ def _run_train(args: argparse.Namespace) -> int:
         f"{len(splits.train)} train, {len(splits.val)} val, {len(splits.test)} test images; "
         f"{len(splits.classes)} classes"
     )
+    from .settings import all_settings
+
     weights = None if str(args.weights).lower() == "none" else args.weights
     clf = ClothingClassifier(
         backbone=args.backbone,
         weights=weights,
-        image_size=args.image_size,
-        aspect=args.aspect,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        class_weighted=args.class_weighted,
-        keep=args.keep,
         recipe=args.recipe,
-        early_stopping=args.early_stopping,
-        num_workers=args.workers,
         device=args.device,
-        seed=args.seed,
-        progress=not args.no_progress,
-        training_options=_given(
-            args, "ema_decay", "mixup_alpha", "cutmix_alpha", "color_jitter", "extra_views"
-        )
-        or None,
+        **{s.name: getattr(args, s.name) for s in all_settings()},
     )
     clf.fit(splits, resume=args.resume, checkpoint=args.checkpoint)
     if clf.interrupted_:
@@ -531,10 +447,10 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "-o", "--output", default="clothingclf-demo", metavar="DIR", help="(clothingclf-demo)"
     )
     p.add_argument(
-        "--n-per-class", type=_int_in(5, 1000), default=DEMO.n_per_class, help="images per class"
+        "--n-per-class", type=int_in(5, 1000), default=DEMO.n_per_class, help="images per class"
     )
-    p.add_argument("--epochs", type=_int_in(1, 1000), default=DEMO.epochs)
-    p.add_argument("--image-size", type=_int_in(16, 512), default=DEMO.image_size)
+    p.add_argument("--epochs", type=int_in(1, 1000), default=DEMO.epochs)
+    p.add_argument("--image-size", type=int_in(16, 512), default=DEMO.image_size)
     p.add_argument("--seed", type=int, default=0, help="(0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or epoch lines")
     p.add_argument(
@@ -656,7 +572,8 @@ def _demo_training(args: argparse.Namespace, started: float) -> None:
         seed=args.seed,
         num_workers=0,
         progress=not args.no_progress,
-        training_options={"min_scale": DEMO.min_scale, "flip": DEMO.flip},
+        min_scale=DEMO.min_scale,
+        flip=DEMO.flip,
     )
     print(f"Training {DEMO.backbone} from random weights at {args.image_size} px ...")
     clf.fit(splits)
@@ -691,7 +608,7 @@ def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--split", choices=("test", "val", "train", "all"), default="test", help="(test)"
     )
     p.add_argument(
-        "--mistakes", type=_int_in(0), default=16, metavar="N", help="images in the gallery (16)"
+        "--mistakes", type=int_in(0), default=16, metavar="N", help="images in the gallery (16)"
     )
     p.add_argument("--title", help="page title (Evaluation report)")
     p.add_argument(
@@ -746,7 +663,7 @@ def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("model", metavar="MODEL", help="model file written by train or save()")
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="(onnx)")
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="file to write")
-    p.add_argument("--opset", type=_int_in(7), help="ONNX opset (17)")
+    p.add_argument("--opset", type=int_in(7), help="ONNX opset (17)")
     p.add_argument("--no-verify", action="store_true", help="skip the parity check")
     p.set_defaults(func=_run_export)
 

@@ -47,10 +47,10 @@ from torch import nn
 from . import __version__
 from ._paths import refuse_to_replace_non_file, replacing, write_error
 from .exceptions import ExportError, InvalidParameterError, SaveError
+from .predictor import HasPredictor, Predictor
 
 if TYPE_CHECKING:
     from .backbones import Preprocessing
-    from .classifier import ClothingClassifier
 
 __all__ = ["DEFAULT_OPSET", "ExportedModel", "export_model", "read_export_metadata"]
 
@@ -191,9 +191,9 @@ def _input_metadata(name: str, prep: Preprocessing) -> dict[str, Any]:
     }
 
 
-def _metadata(clf: ClothingClassifier, fmt: str, opset: int | None) -> dict[str, Any]:
-    networks = clf._networks()
-    tta = bool(getattr(clf.config_, "tta", False))
+def _metadata(predictor: Predictor, fmt: str, opset: int | None) -> dict[str, Any]:
+    networks = predictor.networks
+    tta = predictor.tta
     inputs = [
         _input_metadata(name, prep)
         for name, (_, prep) in zip(_input_names(len(networks)), networks, strict=True)
@@ -203,12 +203,12 @@ def _metadata(clf: ClothingClassifier, fmt: str, opset: int | None) -> dict[str,
         "library": "clothingclf",
         "library_version": __version__,
         "torch_version": str(torch.__version__),
-        "classes": [str(c) for c in clf.classes_],
+        "classes": [str(c) for c in predictor.classes],
         # The first (or only) input at the top level; every input in "inputs".
         **inputs[0],
         "inputs": inputs,
         "output_name": OUTPUT_NAME,
-        "output_shape": ["batch", len(clf.classes_)],
+        "output_shape": ["batch", len(predictor.classes)],
         "output": "probabilities",
         "output_averages": len(networks),
         "tta": tta,
@@ -219,7 +219,7 @@ def _metadata(clf: ClothingClassifier, fmt: str, opset: int | None) -> dict[str,
 
 
 def export_model(
-    classifier: ClothingClassifier,
+    classifier: HasPredictor,
     path: str | os.PathLike[str],
     *,
     format: Literal["onnx", "torchscript"] = "onnx",
@@ -269,7 +269,8 @@ def export_model(
         raise InvalidParameterError(
             f"opset must be an ONNX opset number (7 or newer, e.g. 17); found {opset!r}."
         )
-    networks = classifier._networks()
+    predictor = classifier.predictor()
+    networks = predictor.networks
     if format == "onnx":
         _import_onnx(runtime=verify)
         opset = DEFAULT_OPSET if opset is None else int(opset)
@@ -281,7 +282,7 @@ def export_model(
     except OSError as error:  # a name too long, a link loop: say so before any work
         raise SaveError(f"Cannot export to {str(target)!r} ({error.strerror or error}).") from None
     meta_target = target.with_name(target.name + ".json")
-    metadata = _metadata(classifier, format, opset)
+    metadata = _metadata(predictor, format, opset)
     wrapper = _Probabilities(
         [
             copy.deepcopy(network).to("cpu").to(memory_format=torch.contiguous_format).eval()

@@ -288,12 +288,12 @@ def write_report(
     figure_class = _matplotlib()
     if not isinstance(max_mistakes, int) or isinstance(max_mistakes, bool) or max_mistakes < 0:
         raise InvalidParameterError(f"max_mistakes must be an int >= 0; found {max_mistakes!r}.")
-    classifier._check_fitted()
+    predictor = classifier.predictor()
     _refuse_to_replace(Path(output_dir), force)
     table = load_evaluation_data(data, split=split)
-    classes = [str(c) for c in classifier.classes_]
-    y_true = classifier._label_ids(table, "The evaluated set of images")
-    probabilities = classifier.predict_proba(table, batch_size=batch_size)
+    classes = list(predictor.classes)
+    y_true = predictor.label_ids(table, "The evaluated set of images")
+    probabilities = predictor.probabilities(table, batch_size=batch_size)
     y_pred = probabilities.argmax(1)
     evaluation = evaluation_report(y_true, y_pred, classes=classes)
     rows = np.arange(len(y_true))
@@ -588,7 +588,8 @@ def _model_info(classifier: ClothingClassifier, evaluation: EvaluationReport) ->
         "backbone": str(spec.get("name") or spec.get("kind") or "custom module"),
         "image_size": int(prep.image_size),
         "input_shapes": [
-            [int(v) for v in network_prep.input_shape] for _, network_prep in classifier._networks()
+            [int(v) for v in network_prep.input_shape]
+            for _, network_prep in classifier.predictor().networks
         ],
         "classes": [str(c) for c in classifier.classes_],
         "best_epoch": getattr(classifier, "best_epoch_", None),

@@ -1,9 +1,11 @@
 """The training loop: recipes, schedules, checkpoints, and several processes.
 
 :func:`train_model` fine-tunes a :class:`~clothingclf.backbones.ClothingNet` on a training
-table and picks the best epoch on a validation table, following a :class:`TrainConfig`
-made by :func:`resolve_config` from a named recipe (both defined in
-:mod:`clothingclf.recipes` and re-exported here):
+table and picks the best epoch on a validation table. It follows a
+:class:`~clothingclf.settings.TrainConfig` (made by
+:func:`~clothingclf.settings.resolve_config` from a named recipe) and runs as its
+:class:`~clothingclf.settings.RunOptions` say (all declared in :mod:`clothingclf.settings`
+and re-exported here). The recipes:
 
 * ``"seed"``: the original study exactly: SGD (lr 0.005, momentum 0.9, no weight decay),
   50 epochs of batch 32 at full size, class-weighted cross-entropy, no schedule, random
@@ -66,13 +68,15 @@ from .backbones import ClothingNet, Preprocessing
 from .cache import build_image_cache
 from .checkpoint import CHECKPOINT_FORMAT, atomic_save, read_training_checkpoint
 from .exceptions import InvalidParameterError, TrainingDivergedError
-from .recipes import RECIPES, TrainConfig, resolve_config
+from .settings import RECIPES, RunOptions, TrainConfig, resolve_config, resolve_options
 
 __all__ = [
     "RECIPES",
+    "RunOptions",
     "TrainConfig",
     "TrainResult",
     "resolve_config",
+    "resolve_options",
     "speed_settings",
     "train_model",
 ]
@@ -395,23 +399,23 @@ def _check_resume(saved: Mapping[str, Any], config: TrainConfig, path: Path) -> 
 # --------------------------------------------------------------------------- the loop
 
 
-def _reuses_memory(config: TrainConfig, device: torch.device) -> bool:
+def _reuses_memory(options: RunOptions, device: torch.device) -> bool:
     """``reuse_memory``: "auto" keeps freed memory on the heap when training on the CPU
     (on a GPU the activations are not in the process heap) where glibc allows it."""
-    if config.reuse_memory != "auto":
-        return config.reuse_memory == "on"
+    if options.reuse_memory != "auto":
+        return options.reuse_memory == "on"
     return device.type == "cpu" and heap_reuse_available()
 
 
 def _in_reused_memory(train: Callable[_P, TrainResult]) -> Callable[_P, TrainResult]:
-    """Run a training function inside ``_memory.reused_memory``, switched by its ``config``
+    """Run a training function inside ``_memory.reused_memory``, switched by its ``options``
     and ``device`` keyword arguments (keyword-only in :func:`train_model`)."""
 
     @functools.wraps(train)
     def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> TrainResult:
-        config = cast(TrainConfig, kwargs["config"])
+        options = cast(RunOptions, kwargs.get("options") or RunOptions())
         device = cast(torch.device, kwargs["device"])
-        with reused_memory(_reuses_memory(config, device)):
+        with reused_memory(_reuses_memory(options, device)):
             return train(*args, **kwargs)
 
     return wrapper
@@ -427,6 +431,7 @@ def train_model(
     preprocessing: Preprocessing,
     config: TrainConfig,
     device: torch.device,
+    options: RunOptions | None = None,
     checkpoint_path: str | os.PathLike[str] | None = None,
     resume: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
@@ -439,9 +444,11 @@ def train_model(
         class_weights: One weight per class for the loss (used when
             ``config.class_weighted``); ``None`` weighs classes equally.
         preprocessing: Image size, resize and normalisation of the network.
-        config: The settings (:func:`resolve_config`).
+        config: The settings (:func:`~clothingclf.settings.resolve_config`).
         device: Where to train. On CUDA, batches are copied from pinned memory without
             blocking.
+        options: How to run (workers, progress, cache, precision, ...); ``None``: the
+            defaults of :class:`~clothingclf.settings.RunOptions`.
         checkpoint_path: Write a checkpoint here after every epoch (atomically: a crash
             leaves the previous one intact).
         resume: Continue from such a checkpoint: same schedule, same data order, same
@@ -468,9 +475,10 @@ def train_model(
         ...     rows.append({"path": f"{folder}/{i}.jpg", "label_id": i % 2})
         >>> table = pd.DataFrame(rows)
         >>> net, prep, _ = build_model("resnet18", weights=None, num_classes=2, image_size=32)
-        >>> config = resolve_config("fast", epochs=1, head_epochs=2, progress=False, num_workers=0)
+        >>> config = resolve_config("fast", epochs=1, head_epochs=2)
+        >>> quiet = resolve_options(progress=False, num_workers=0)
         >>> result = train_model(net, table, table, class_weights=None, preprocessing=prep,
-        ...                      config=config, device=torch.device("cpu"))
+        ...                      config=config, device=torch.device("cpu"), options=quiet)
         >>> [row["epoch"] for row in result.history], result.image_passes
         ([0.0, 1.0], 16)
     """
@@ -478,9 +486,10 @@ def train_model(
     if len(train) == 0:
         raise InvalidParameterError("The training table is empty; expected at least one row.")
     processes, device = _join_processes(device)
-    printer = _Printer(config.progress and processes.main)
-    bf16 = _use_bf16(config, device)
-    channels_last = _use_channels_last(config, device, bf16)
+    options = options or RunOptions()
+    printer = _Printer(options.progress and processes.main)
+    bf16 = _use_bf16(options, device)
+    channels_last = _use_channels_last(options, device, bf16)
     views = _Views(preprocessing, device, channels_last)
     model.to(device)
     if channels_last:
@@ -495,8 +504,8 @@ def train_model(
         train_paths,
         size=side,
         interpolation=preprocessing.interpolation,
-        cache_dir=config.cache_dir,
-        num_workers=config.num_workers if len(train_paths) >= 256 else 0,
+        cache_dir=options.cache_dir,
+        num_workers=options.num_workers if len(train_paths) >= 256 else 0,
         progress=printer.bar,
         aspect=preprocessing.aspect,
     )
@@ -506,8 +515,8 @@ def train_model(
             val["path"].astype(str).to_numpy()[val_rows].tolist(),
             size=side,
             interpolation=preprocessing.interpolation,
-            cache_dir=config.cache_dir,
-            num_workers=config.num_workers if len(val_rows) >= 256 else 0,
+            cache_dir=options.cache_dir,
+            num_workers=options.num_workers if len(val_rows) >= 256 else 0,
             aspect=preprocessing.aspect,
         )
         val_labels = torch.as_tensor(val["label_id"].to_numpy()[val_rows], dtype=torch.long)
@@ -696,7 +705,7 @@ def train_model(
         network = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    if config.compile:
+    if options.compile:
         network = cast(nn.Module, torch.compile(network))
 
     interrupted, stopped_early = head_interrupted, False

@@ -1,0 +1,133 @@
+"""The kinds of values a setting takes (:mod:`clothingclf.settings`): each checks a value
+and says what it expects in words, for error messages, CLI flags and the docs."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+_BAD = object()  # what a kind's check returns for a value it refuses
+
+
+def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an int from ``low`` to ``high`` (a usage error names the range)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f"{low} or more"
+            raise argparse.ArgumentTypeError(f"must be {bound}; found {value}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What values a setting takes: ``expected`` says it in words (messages, docs)."""
+
+    expected: str
+
+    def check(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def cli(self) -> dict[str, Any]:
+        return {"type": str}
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Int(Kind):
+    low: int = 0
+    high: int | None = None
+    optional: bool = False  # None is a value of its own (never the recipe's)
+
+    def check(self, value: Any) -> Any:
+        if value is None and self.optional:
+            return None
+        ok = is_int(value) and value >= self.low and (self.high is None or value <= self.high)
+        return value if ok else _BAD
+
+    def cli(self) -> dict[str, Any]:
+        return {"type": int_in(self.low, self.high), "metavar": "N"}
+
+
+@dataclass(frozen=True)
+class Number(Kind):
+    low: float = 0.0
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = True
+
+    def check(self, value: Any) -> Any:
+        if not is_number(value) or math.isnan(value):
+            return _BAD
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return float(value) if above and below and math.isfinite(value) else _BAD
+
+    def cli(self) -> dict[str, Any]:
+        return {"type": float, "metavar": "X"}
+
+
+@dataclass(frozen=True)
+class Choice(Kind):
+    choices: tuple[str, ...] = ()
+
+    def check(self, value: Any) -> Any:
+        return value if isinstance(value, str) and value in self.choices else _BAD
+
+    def cli(self) -> dict[str, Any]:
+        return {"choices": self.choices}
+
+
+@dataclass(frozen=True)
+class Flag(Kind):
+    def check(self, value: Any) -> Any:
+        return value if isinstance(value, bool) else _BAD
+
+    def cli(self) -> dict[str, Any]:
+        return {"action": argparse.BooleanOptionalAction}
+
+
+@dataclass(frozen=True)
+class Numbers(Kind):
+    """A sequence of numbers (a list, from JSON, is accepted), each passing ``item``."""
+
+    item: Callable[[Any], bool] = is_number
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            return _BAD
+        if not all(is_number(v) and self.item(v) for v in value):
+            return _BAD
+        return tuple(float(v) for v in value)
+
+    def cli(self) -> dict[str, Any]:
+        return {"type": float, "nargs": "*", "metavar": "X"}
+
+
+@dataclass(frozen=True)
+class Folder(Kind):
+    def check(self, value: Any) -> Any:
+        if value is None:
+            return None
+        return os.fspath(value) if isinstance(value, (str, os.PathLike)) else _BAD
+
+    def cli(self) -> dict[str, Any]:
+        return {"type": str, "metavar": "DIR"}
