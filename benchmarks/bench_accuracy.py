@@ -94,7 +94,7 @@ def run_recipe(
 
     from clothingclf import ClothingClassifier
     from clothingclf.checkpoint import safe_load
-    from clothingclf.classifier import network_file
+    from clothingclf.training import network_file
 
     lite = {
         "lite0": "efficientnet_lite0",

@@ -51,7 +51,7 @@ def test_torchvision_head_is_replaced_in_every_mode(name: str, num_features: int
 
 def test_preprocessing_matches_torchvision_weights_transforms() -> None:
     weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
-    from clothingclf.backbones import _preprocessing_from_enum
+    from clothingclf.backbones.torchvision import _preprocessing_from_enum
 
     prep = _preprocessing_from_enum(weights, 224)
     assert prep == Preprocessing(image_size=224, resize_size=256)

@@ -9,8 +9,13 @@ import pytest
 import torch
 
 from clothingclf import open_image
-from clothingclf._lite import LITE_BACKBONES, imagenet_state_dict, lite_architecture, map_keys
 from clothingclf.backbones import build_model, list_backbones, rebuild_model
+from clothingclf.backbones.lite import (
+    LITE_BACKBONES,
+    imagenet_state_dict,
+    lite_architecture,
+    map_keys,
+)
 from clothingclf.exceptions import MissingDependencyError, WeightsUnavailableError
 from clothingclf.pretrained import sample_photos
 
@@ -65,7 +70,7 @@ def test_outputs_match_the_reference_architecture(name: str) -> None:
     """timm's network with the mapped keys computes what the package's own one does."""
     reference_module = pytest.importorskip("efficientnet_lite_pytorch")
     model = _imagenet_model(name)
-    from clothingclf._lite import weights_file
+    from clothingclf.backbones.lite import weights_file
 
     reference = reference_module.EfficientNet.from_pretrained(
         name.replace("_", "-"), weights_path=str(weights_file(name))

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import torch
 
-from clothingclf import _memory
-from clothingclf._memory import heap_reuse_available
 from clothingclf.settings import resolve_options
 from clothingclf.training import TrainConfig, resolve_config, train_model
+from clothingclf.training import memory as _memory
+from clothingclf.training.memory import heap_reuse_available
 from test_training import CPU, PREP, config, tiny_net
 
 DEFAULTS = [("mallopt", -4, 65536), ("mallopt", -1, 128 * 1024), ("malloc_trim", 0)]
@@ -102,7 +102,7 @@ def test_real_glibc_round_trip() -> None:
 def test_the_setting_decides(
     setting: str, available: bool, expected: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from clothingclf import training
+    from clothingclf.training import loop as training
 
     monkeypatch.setattr(training, "heap_reuse_available", lambda: available)
     cfg = config(reuse_memory=setting)
@@ -148,7 +148,7 @@ _PAGE_FAULTS = textwrap.dedent(
     """
     import resource, sys
     import torch
-    from clothingclf._memory import reused_memory
+    from clothingclf.training.memory import reused_memory
 
     def faults(enabled):
         with reused_memory(enabled):

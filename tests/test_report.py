@@ -30,7 +30,7 @@ from clothingclf.exceptions import (
     MissingDependencyError,
 )
 from clothingclf.metrics import evaluation_report
-from clothingclf.report import _confusion_png
+from clothingclf.report.figures import confusion_png
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -117,7 +117,7 @@ def test_confusion_matrix_figure_grows_with_the_number_of_classes() -> None:
     def size(n: int) -> tuple[int, int]:
         ids = np.arange(3 * n) % n
         names = [f"Class name {i}" for i in range(n)]
-        png = _confusion_png(Figure, evaluation_report(ids, ids[::-1], classes=names))
+        png = confusion_png(Figure, evaluation_report(ids, ids[::-1], classes=names))
         return Image.open(io.BytesIO(png)).size
 
     small, large = size(4), size(18)

@@ -33,7 +33,6 @@ from torch import nn
 
 from _image_zoo import GOOD, big_jpeg, write_zoo
 from clothingclf import ClothingClassifier, DatasetSplits
-from clothingclf import checkpoint as checkpoint_module
 from clothingclf.checkpoint import FORMAT_VERSION, atomic_save, safe_load
 from clothingclf.cli import main
 from clothingclf.exceptions import (
@@ -570,7 +569,7 @@ def test_resume_from_a_damaged_checkpoint_is_a_model_file_error(
 
 def _fail_writes_with(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
     """The save's stream writes half of what it is given, then raises ``error``."""
-    real = checkpoint_module.os.fdopen
+    real = os.fdopen
 
     class HalfWriter(io.FileIO):
         def write(self, data: Any) -> int:
@@ -580,7 +579,7 @@ def _fail_writes_with(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> 
     def fdopen(fd: int, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         return HalfWriter(fd, "wb") if "w" in mode else real(fd, mode, *args, **kwargs)
 
-    monkeypatch.setattr(checkpoint_module.os, "fdopen", fdopen)
+    monkeypatch.setattr(os, "fdopen", fdopen)
 
 
 def _fail_write(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -591,14 +590,14 @@ def _fail_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoint_module.os, "fsync", full)
+    monkeypatch.setattr(os, "fsync", full)
 
 
 def _fail_replace(monkeypatch: pytest.MonkeyPatch) -> None:
     def denied(src: Any, dst: Any) -> None:
         raise OSError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(checkpoint_module.os, "replace", denied)
+    monkeypatch.setattr(os, "replace", denied)
 
 
 @pytest.mark.parametrize(

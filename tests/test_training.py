@@ -20,13 +20,13 @@ import torch
 from torch import nn
 
 from _guards import forbid_unpickling
-from clothingclf import training
-from clothingclf._views import _image_size, _jitter
 from clothingclf.backbones import ClothingNet, Preprocessing
 from clothingclf.checkpoint import safe_load
 from clothingclf.exceptions import InvalidParameterError, TrainingDivergedError
-from clothingclf.settings import RunOptions, all_settings, resolve_options
+from clothingclf.settings import RECIPES, RunOptions, all_settings, resolve_options
 from clothingclf.training import TrainConfig, resolve_config, train_model
+from clothingclf.training import loop as training
+from clothingclf.training.augment import _image_size, _jitter
 
 PREP = Preprocessing(image_size=32, resize_size=36, mean=(0.5,) * 3, std=(0.25,) * 3)
 CPU = torch.device("cpu")
@@ -138,7 +138,7 @@ def test_extra_views_get_the_pixels_of_the_first_network() -> None:
 
 def test_overrides_none_keeps_the_recipe_value() -> None:
     c = resolve_config("fast", epochs=None, lr=0.1, size_schedule=[0.5, 1])
-    assert c.epochs == training.RECIPES["fast"]["epochs"] and c.lr == 0.1
+    assert c.epochs == RECIPES["fast"]["epochs"] and c.lr == 0.1
     assert c.size_schedule == (0.5, 1.0)
     assert TrainConfig.from_dict(c.to_dict()) == c
 
@@ -627,7 +627,7 @@ _CHILD = textwrap.dedent(
     """
     import sys, time, pandas as pd, torch
     sys.path.insert(0, {tests!r})
-    from clothingclf import training
+    from clothingclf.training import loop as training
     from test_training import PREP, config, tiny_net
 
     original = training._Views.augmented

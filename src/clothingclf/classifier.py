@@ -12,13 +12,10 @@ file.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import difflib
 import inspect
 import os
-import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -30,30 +27,19 @@ from PIL import Image
 from sklearn.base import BaseEstimator
 from torch import nn
 
-from . import __version__
-from ._memory import return_freed_memory
-from .backbones import ClothingNet, Preprocessing, build_model, rebuild_model
-from .checkpoint import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    atomic_save,
-    check_payload,
-    read_model_file,
-    read_training_checkpoint,
-)
+from .backbones import ClothingNet, Preprocessing
+from .checkpoint import FittedModel, atomic_save, model_payload, read_fitted_model
 from .exceptions import (
-    ClothingClfError,
     DatasetError,
     EmptyDatasetError,
     InvalidParameterError,
     MissingColumnsError,
-    ModelFileError,
     NotFittedError,
 )
 from .metrics import EvaluationReport, evaluation_report
 from .predictor import Predictor, as_images, to_inference_layout
-from .settings import RECIPE_BACKBONES, all_settings, resolve_config, resolve_options
-from .training import TrainConfig, TrainResult, train_model
+from .settings import all_settings, resolve_config, resolve_options
+from .training import TrainConfig, fit_networks
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -61,7 +47,7 @@ if TYPE_CHECKING:
     from .data import DatasetSplits
     from .export import ExportedModel
 
-__all__ = ["ClothingClassifier", "Prediction", "network_file"]
+__all__ = ["ClothingClassifier", "Prediction"]
 
 _LEARNED_NAMES = tuple(s.name for s in all_settings() if not s.runtime)
 _OPTION_NAMES = tuple(s.name for s in all_settings() if s.runtime)
@@ -220,7 +206,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 (``extra_views``) give the first one's file; the others' are found beside it.
             checkpoint: Write a training checkpoint to this file after every epoch. With
                 several networks, the second one's goes to ``<stem>.network2<suffix>``
-                beside it, and so on (:func:`~clothingclf.classifier.network_file`).
+                beside it, and so on (:func:`~clothingclf.training.network_file`).
 
         Returns:
             ``self``, fitted.
@@ -236,77 +222,38 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         train, val_table, classes, class_weights = _tables(data, val_df)
         config = resolve_config(self.recipe, **{n: getattr(self, n) for n in _LEARNED_NAMES})
         options = resolve_options(**{name: getattr(self, name) for name in _OPTION_NAMES})
-        device = _resolve_device(self.device)
-        if resume is not None:  # a wrong file is refused before any work or progress line
-            read_training_checkpoint(_resume_file(resume, 0))  # type: ignore[arg-type]
-        views = config.views()
-        networks: list[tuple[ClothingNet, Preprocessing]] = []
-        results: list[TrainResult] = []
-        spec: dict[str, Any] = {}
-        # Several networks in several processes share one process group, joined here.
-        group = _process_group(device) if len(views) > 1 else contextlib.nullcontext(device)
-        with group as device:
-            for index, (size, aspect) in enumerate(views):
-                # Each network is trained as a one-network fit of its own view.
-                own = dataclasses.replace(config, image_size=size, aspect=aspect, extra_views=())
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(config.seed)
-                    model, preprocessing, spec = build_model(
-                        self.backbone
-                        if self.backbone is not None
-                        else RECIPE_BACKBONES[config.recipe],
-                        weights=self.weights,
-                        num_classes=len(classes),
-                        image_size=size,
-                    )
-                preprocessing = preprocessing.with_aspect(aspect)
-                if len(views) > 1 and options.progress and os.environ.get("RANK", "0") == "0":
-                    height, width = preprocessing.input_shape
-                    print(
-                        f"network {index + 1} of {len(views)}: {width} x {height} px",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                result = train_model(
-                    model,
-                    train,
-                    val_table,
-                    class_weights=class_weights if config.class_weighted else None,
-                    preprocessing=preprocessing,
-                    config=own,
-                    device=device,
-                    options=options,
-                    checkpoint_path=network_file(checkpoint, index),
-                    resume=_resume_file(resume, index),
-                )
-                state = result.best_state if config.keep == "best" else result.final_state
-                model.load_state_dict(state)
-                to_inference_layout(model, device)
-                networks.append((model, preprocessing))
-                results.append(result)
-                if result.interrupted:  # Ctrl-C: keep what is trained, start no other network
-                    break
-                if index + 1 < len(views):
-                    return_freed_memory()
-        first = results[0]
-        self.networks_: list[tuple[ClothingNet, Preprocessing]] = networks
-        self.model_: ClothingNet = networks[0][0]
-        self.preprocessing_: Preprocessing = networks[0][1]
+        ensemble = fit_networks(
+            self.backbone,
+            self.weights,
+            train,
+            val_table,
+            classes=classes,
+            class_weights=class_weights,
+            config=config,
+            options=options,
+            device=_resolve_device(self.device),
+            checkpoint=checkpoint,
+            resume=resume,
+        )
+        results, several = ensemble.results, len(config.views()) > 1
+        self.networks_: list[tuple[ClothingNet, Preprocessing]] = ensemble.networks
+        self.model_: ClothingNet = ensemble.networks[0][0]
+        self.preprocessing_: Preprocessing = ensemble.networks[0][1]
         self.config_: TrainConfig = config
-        self.model_spec_: dict[str, Any] = spec
-        self.device_: torch.device = device
+        self.model_spec_: dict[str, Any] = ensemble.spec
+        self.device_: torch.device = ensemble.device
         self.classes_: list[str] = list(classes)
         self.history_: list[dict[str, float]] = [
-            {**row, "network": float(index)} if len(views) > 1 else dict(row)
+            {**row, "network": float(index)} if several else dict(row)
             for index, result in enumerate(results)
             for row in result.history
         ]
-        self.best_epoch_: int = int(first.best_epoch)
-        self.best_val_accuracy_: float | None = _maybe_float(first.best_val_accuracy)
-        self.final_val_accuracy_: float | None = _maybe_float(first.final_val_accuracy)
+        self.best_epoch_: int = int(results[0].best_epoch)
+        self.best_val_accuracy_: float | None = _maybe_float(results[0].best_val_accuracy)
+        self.final_val_accuracy_: float | None = _maybe_float(results[0].final_val_accuracy)
         if len(results) > 1:
-            self.best_val_accuracy_, self.final_val_accuracy_ = _averaged_accuracies(
-                results, val_table
+            self.best_val_accuracy_, self.final_val_accuracy_ = ensemble.averaged_accuracies(
+                val_table
             )
         self.holds_: str = config.keep
         self.interrupted_: bool = any(result.interrupted for result in results)
@@ -539,54 +486,24 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 ``model_card`` holds something other than plain values.
             SaveError: The file could not be written (disk full, permissions).
         """
-        networks = self.predictor().networks
-        dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-        if weights_dtype not in dtypes:
-            raise InvalidParameterError(
-                "weights_dtype must be 'float32', 'float16' or 'bfloat16'; found "
-                f"{weights_dtype!r}."
-            )
-        dtype = dtypes[weights_dtype]
-        states = [_saved_state(network, dtype) for network, _ in networks]
-        for state in states:
-            for key, value in state.items():
-                if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-                    raise InvalidParameterError(
-                        f"The weight {key} does not fit in {weights_dtype} (it overflows to "
-                        "infinity): save with weights_dtype='float32' or 'bfloat16'."
-                    )
+        networks = list(self.predictor().networks)
         card = model_card if model_card is not None else getattr(self, "model_card_", None)
-        payload = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "library_version": __version__,
-            "model": dict(self.model_spec_),
-            "state_dict": states[0],
-            "classes": list(self.classes_),
-            "preprocessing": self.preprocessing_.to_dict(),
-            "config": self.config_.to_dict(),
-            "metrics": {
+        fitted = FittedModel(
+            networks=networks,
+            spec=self.model_spec_,
+            classes=self.classes_,
+            config=self.config_,
+            history=self.history_,
+            metrics={
                 "best_val_accuracy": self.best_val_accuracy_,
                 "final_val_accuracy": self.final_val_accuracy_,
                 "best_epoch": self.best_epoch_,
             },
-            "holds": self.holds_,
-            "history": [{str(k): float(v) for k, v in row.items()} for row in self.history_],
-            "params": _plain_params(self.get_params(deep=False)),
-            "weights_dtype": weights_dtype,
-        }
-        if card is not None:
-            try:
-                check_payload(dict(card), "model_card")
-            except TypeError as error:
-                raise InvalidParameterError(f"model_card cannot be stored: {error}") from None
-            payload["model_card"] = dict(card)
-        if len(networks) > 1:
-            payload["extra_networks"] = [
-                {"preprocessing": prep.to_dict(), "state_dict": state}
-                for (_, prep), state in zip(networks[1:], states[1:], strict=True)
-            ]
-        atomic_save(payload, path)
+            holds=self.holds_,
+            params=_plain_params(self.get_params(deep=False)),
+            model_card=dict(card) if card is not None else None,
+        )
+        atomic_save(model_payload(fitted, weights_dtype), path)
 
     def export(
         self,
@@ -683,191 +600,34 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             UnsupportedFormatError: A file written by a newer clothingclf.
             MissingDependencyError: A timm model (EfficientNet-Lite too) without timm.
         """
-        _resolve_device(device)  # a bad device is the caller's mistake, not the file's
-        payload = read_model_file(path)
-        name = str(path)
-        try:
-            return cls._from_payload(payload, name, device=device, backbone=backbone)
-        except ClothingClfError as error:
-            if not isinstance(error, ModelFileError) or name in str(error):
-                raise
-            raise type(error)(f"{name!r}: {error}") from None
-        except Exception as error:  # a damaged or hand-made file: a field of the wrong kind
-            detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise ModelFileError(
-                f"{name!r} is damaged or was not written by clothingclf: the model it "
-                f"describes cannot be rebuilt ({type(error).__name__}: {detail})."
-            ) from None
-
-    @classmethod
-    def _from_payload(
-        cls,
-        payload: dict[str, Any],
-        name: str,
-        *,
-        device: str | torch.device,
-        backbone: nn.Module | None,
-    ) -> ClothingClassifier:
-        """The classifier that a model file of a known format describes (for :meth:`load`)."""
-        classes = payload["classes"]
-        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-            raise ModelFileError(f"{name!r} has malformed class names; the file is damaged.")
-        spec = payload["model"]
-        if not isinstance(spec, dict):
-            raise ModelFileError(f"{name!r} has a malformed model spec; the file is damaged.")
-        model = _rebuild(spec, payload["state_dict"], backbone, name, len(classes))
-        extra = payload.get("extra_networks", [])
-        if not isinstance(extra, list) or not all(isinstance(item, dict) for item in extra):
-            raise ModelFileError(f"{name!r} has a malformed network list; the file is damaged.")
-        others = [
-            (
-                _rebuild(spec, item["state_dict"], backbone, name, len(classes)),
-                Preprocessing.from_dict(item["preprocessing"]),
-            )
-            for item in extra
-        ]
-        try:
-            stored = dict(payload["config"])
-            # Files written before image_size was a setting: the preprocessing knows it.
-            prep = payload.get("preprocessing")
-            if isinstance(prep, Mapping) and isinstance(prep.get("image_size"), int):
-                stored.setdefault("image_size", prep["image_size"])
-            if isinstance(prep, Mapping) and isinstance(prep.get("aspect"), (int, float)):
-                stored.setdefault("aspect", prep["aspect"])
-            # Settings added since: the file's fit did not have them (one network, every
-            # epoch validated), whatever its recipe's value is now.
-            stored.setdefault("extra_views", [])
-            stored.setdefault("val_every", 1)
-            config = TrainConfig.from_dict(stored)
-        except Exception as error:
-            raise ModelFileError(
-                f"{name!r} has a training configuration this version cannot read ({error})."
-            ) from None
-        params = payload.get("params") if isinstance(payload.get("params"), dict) else {}
-        assert isinstance(params, dict)
+        resolved = _resolve_device(device)  # a bad device is the caller's, not the file's
+        fitted = read_fitted_model(path, backbone=backbone)
         known = set(cls._get_param_names())
-        kwargs = {k: v for k, v in params.items() if k in known}
+        kwargs = {k: v for k, v in fitted.params.items() if k in known}
         kwargs["device"] = device
-        if spec.get("kind") == "module":
+        if fitted.spec.get("kind") == "module":
             kwargs["backbone"] = backbone
         clf = cls(**kwargs)
-        resolved = _resolve_device(device)
-        for network in [model, *(other for other, _ in others)]:
+        for network, _ in fitted.networks:
             to_inference_layout(network, resolved)
-        metrics = payload["metrics"] if isinstance(payload["metrics"], dict) else {}
-        clf.model_ = model
-        clf.preprocessing_ = Preprocessing.from_dict(payload["preprocessing"])
-        clf.networks_ = [(model, clf.preprocessing_), *others]
-        clf.config_ = config
-        clf.model_spec_ = dict(spec)
+        clf.networks_ = fitted.networks
+        clf.model_, clf.preprocessing_ = fitted.networks[0]
+        clf.config_ = fitted.config
+        clf.model_spec_ = fitted.spec
         clf.device_ = resolved
-        clf.classes_ = list(classes)
-        clf.history_ = [dict(row) for row in payload["history"]]
-        clf.best_epoch_ = int(metrics.get("best_epoch", 0))
-        clf.best_val_accuracy_ = _maybe_float(metrics.get("best_val_accuracy"))
-        clf.final_val_accuracy_ = _maybe_float(metrics.get("final_val_accuracy"))
-        clf.holds_ = str(payload["holds"])
+        clf.classes_ = fitted.classes
+        clf.history_ = fitted.history
+        clf.best_epoch_ = int(fitted.metrics.get("best_epoch", 0))
+        clf.best_val_accuracy_ = _maybe_float(fitted.metrics.get("best_val_accuracy"))
+        clf.final_val_accuracy_ = _maybe_float(fitted.metrics.get("final_val_accuracy"))
+        clf.holds_ = fitted.holds
         clf.interrupted_ = False
         clf.stopped_early_ = False
-        card = payload.get("model_card")
-        clf.model_card_ = dict(card) if isinstance(card, dict) else None
+        clf.model_card_ = fitted.model_card
         return clf
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-@contextlib.contextmanager
-def _process_group(device: torch.device) -> Iterator[torch.device]:
-    """Join the torchrun process group for a fit of several networks (each one's training
-    would otherwise join and leave it), and leave it after the last network."""
-    from ._distributed import _join_processes
-
-    processes, device = _join_processes(device)
-    try:
-        yield device
-    finally:
-        if processes.created_group:
-            import torch.distributed as dist
-
-            dist.barrier()
-            dist.destroy_process_group()
-
-
-def network_file(path: str | os.PathLike[str] | None, index: int) -> str | os.PathLike[str] | None:
-    """The training checkpoint of network ``index`` (0-based) of a fit checkpointed to
-    ``path``: ``path`` itself for the first, ``<stem>.network<n><suffix>`` for the others.
-
-    Example:
-        >>> network_file("run/fit.ckpt", 0), network_file("run/fit.ckpt", 1)
-        ('run/fit.ckpt', 'run/fit.network2.ckpt')
-    """
-    if path is None or index == 0:
-        return path
-    file = Path(path)
-    named = file.with_name(f"{file.stem}.network{index + 1}{file.suffix}")
-    return str(named) if isinstance(path, str) else named
-
-
-def _resume_file(path: str | os.PathLike[str] | None, index: int) -> str | os.PathLike[str] | None:
-    """What network ``index`` resumes from: its checkpoint if the interrupted fit got to it
-    (the first network's must exist: resuming from nothing is a mistake)."""
-    file = network_file(path, index)
-    if file is None or index == 0 or Path(file).exists():
-        return file
-    return None
-
-
-def _averaged_accuracies(
-    results: Sequence[TrainResult], val: pd.DataFrame | None
-) -> tuple[float | None, float | None]:
-    """Validation accuracy of the networks' averaged probabilities, at their best epochs and
-    at their last validated ones (``None`` where a network has no probabilities)."""
-    if val is None:
-        return None, None
-    truth = val["label_id"].to_numpy()
-    scores: list[float | None] = []
-    for which in ("best_val_probabilities", "final_val_probabilities"):
-        arrays = [getattr(result, which) for result in results]
-        if any(array is None or len(array) != len(truth) for array in arrays):
-            scores.append(None)
-            continue
-        mean = np.mean(arrays, axis=0)
-        scores.append(float((mean.argmax(1) == truth).mean()))
-    return scores[0], scores[1]
-
-
-def _saved_state(model: nn.Module, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """The weights as a model file holds them: on the CPU, in the default (contiguous)
-    layout, whatever layout prediction keeps the network in; floating-point ones in
-    ``dtype``."""
-    return {
-        key: value.detach()
-        .to(device="cpu", dtype=dtype if value.is_floating_point() else value.dtype)
-        .contiguous()
-        for key, value in model.state_dict().items()
-    }
-
-
-def _rebuild(
-    spec: dict[str, Any], state: Any, backbone: nn.Module | None, name: str, classes: int
-) -> ClothingNet:
-    """The network ``spec`` describes with the weights ``state`` (for :meth:`load`)."""
-    model = rebuild_model(spec, backbone=backbone)
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise ModelFileError(
-            f"The weights in {name!r} do not fit the architecture it names ({first}). "
-            "The file is damaged, or was made with another version of the backbone."
-        ) from None
-    if model.num_classes != classes:
-        raise ModelFileError(
-            f"{name!r} names {classes} classes but its network scores "
-            f"{model.num_classes}; the file is damaged."
-        )
-    return model
 
 
 def _unknown_parameter(name: str) -> InvalidParameterError:

@@ -48,6 +48,7 @@ __all__ = [
     "UnsafePathError",
     "UnsupportedFormatError",
     "WeightsUnavailableError",
+    "first_line",
 ]
 
 
@@ -128,3 +129,10 @@ class ExportError(ClothingClfError, RuntimeError):
 
 class MissingDependencyError(ClothingClfError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+def first_line(error: BaseException | str, default: str = "") -> str:
+    """The first line of an error's message (or of a text): what one-line messages quote
+    of an exception they wrap."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else default

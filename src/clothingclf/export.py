@@ -46,7 +46,7 @@ from torch import nn
 
 from . import __version__
 from ._paths import refuse_to_replace_non_file, replacing, write_error
-from .exceptions import ExportError, InvalidParameterError, SaveError
+from .exceptions import ExportError, InvalidParameterError, SaveError, first_line
 from .predictor import HasPredictor, Predictor
 
 if TYPE_CHECKING:
@@ -343,7 +343,7 @@ def _write_onnx(
         raise
     except Exception as error:
         raise ExportError(
-            f"ONNX export failed ({type(error).__name__}: {_first_line(error)}). Try "
+            f"ONNX export failed ({type(error).__name__}: {first_line(error, 'no message')}). Try "
             "format='torchscript', another opset, or report the backbone that fails."
         ) from error
     if not verify:
@@ -369,8 +369,9 @@ def _write_torchscript(
         raise
     except Exception as error:
         raise ExportError(
-            f"TorchScript export failed ({type(error).__name__}: {_first_line(error)}). "
-            "Try format='onnx', or report the backbone that fails."
+            f"TorchScript export failed ({type(error).__name__}: "
+            f"{first_line(error, 'no message')}). Try format='onnx', or report the backbone "
+            "that fails."
         ) from error
     if not verify:
         return None
@@ -396,7 +397,8 @@ def _check_parity(
         except Exception as error:
             raise ExportError(
                 f"The exported model fails on a batch of {n} image(s) ({type(error).__name__}: "
-                f"{_first_line(error)}); the batch size was probably fixed while tracing."
+                f"{first_line(error, 'no message')}); the batch size was probably fixed "
+                "while tracing."
             ) from error
         if got.shape != expected.shape:
             raise ExportError(
@@ -410,11 +412,6 @@ def _check_parity(
             f"(allowed: {atol:.0e}); the export is not faithful and was not written."
         )
     return worst
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else "no message"
 
 
 def read_export_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:

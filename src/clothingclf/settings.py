@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, cast
 
 from ._kinds import _BAD, Choice, Flag, Folder, Int, Kind, Number, Numbers
-from .backbones import ASPECT_RANGE, _valid_aspect
+from .backbones import ASPECT_RANGE, valid_aspect
 from .exceptions import InvalidParameterError
 
 __all__ = [
@@ -285,7 +285,7 @@ class TrainConfig:
         Numbers(
             f"a sequence of aspects (height / width, each {_ASPECT}), for example "
             "(4 / 3,); () for one network",
-            item=_valid_aspect,
+            item=valid_aspect,
         ),
         seed=(),
         fast=(4 / 3,),

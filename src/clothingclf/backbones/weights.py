@@ -1,6 +1,8 @@
 """Weights as data: torchvision enums and names, downloads through torch's cache, local files.
 
-Private helpers of :mod:`clothingclf.backbones`.
+The sources of :mod:`clothingclf.backbones` share these: which local file a ``weights``
+argument names, which torchvision enum member, and loading a ``state_dict`` file into a
+feature extractor.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .exceptions import WeightsUnavailableError
+from ..exceptions import WeightsUnavailableError, first_line
 
 Weights = Any  # a torchvision WeightsEnum, its name, a path, or None
 
 
 def local_weights_path(weights: Weights) -> Path | None:
+    """The local file ``weights`` names (a path, or a string that looks like one), else None."""
     if isinstance(weights, os.PathLike):
         return Path(weights)
     if isinstance(weights, str) and (
@@ -32,6 +35,8 @@ def local_weights_path(weights: Weights) -> Path | None:
 
 
 def weights_enum(name: str, weights: Weights) -> Any:
+    """The torchvision weights enum member of model ``name`` that ``weights`` names (None
+    for None)."""
     from torchvision.models import get_model_weights
 
     if weights is None:
@@ -55,6 +60,7 @@ def weights_enum(name: str, weights: Weights) -> Any:
 
 
 def download(weights: Any, name: str) -> dict[str, Any]:
+    """The ``state_dict`` of a torchvision weights enum member, through torch's cache."""
     url = str(weights.url)
     file_name = url.rsplit("/", 1)[-1]
     cache = Path(torch.hub.get_dir()) / "checkpoints"
@@ -101,7 +107,7 @@ def load_local(module: nn.Module, path: Path, *, drop_prefixes: tuple[str, ...])
     except Exception as error:
         raise WeightsUnavailableError(
             f"The weights file {str(path)!r} could not be read as a state_dict "
-            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). "
+            f"({type(error).__name__}: {first_line(error)}). "
             "Expected a safetensors file or one written by torch.save(model.state_dict(), path)."
         ) from None
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):

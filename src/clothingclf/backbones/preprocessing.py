@@ -1,0 +1,309 @@
+"""The preprocessing types: how an image becomes the tensor a network was trained on.
+
+:class:`Preprocessing` (resize, crop, normalisation; square or any height / width within
+:data:`ASPECT_RANGE`), the :class:`CoverResize` it uses for rectangular views, and the
+ImageNet defaults that every backbone source falls back on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal, cast
+
+import torch
+from PIL import Image
+
+from ..exceptions import InvalidParameterError, ModelFileError
+
+#: The channel means of ImageNet, used when the weights do not say otherwise.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+#: The channel standard deviations of ImageNet.
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+# torchvision's reference evaluation crops 224 px out of 256 px: crop / resize = 0.875.
+CROP_FRACTION = 0.875
+#: The heights / widths a :class:`Preprocessing` accepts.
+ASPECT_RANGE = (0.25, 4.0)
+
+
+def valid_aspect(value: Any) -> bool:
+    """Whether ``value`` is a height / width that a view may have (a number, not a bool,
+    within :data:`ASPECT_RANGE`; NaN is not)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and ASPECT_RANGE[0] <= value <= ASPECT_RANGE[1]
+
+
+def scaled_height(width: int, aspect: float) -> int:
+    """The height of a ``width``-wide view of height / width ``aspect`` (rounded, >= 1).
+
+    Example:
+        >>> scaled_height(192, 4 / 3), scaled_height(224, 1.0)
+        (256, 224)
+    """
+    return max(1, round(width * aspect))
+
+
+class CoverResize:
+    """Resize a Pillow image to cover ``width`` × ``height``, then crop that size about the
+    centre (picklable, for DataLoader workers).
+
+    The scale is the larger of ``width / image width`` and ``height / image height``, so
+    the result fills the canvas and loses only what sticks out of it.
+
+    Example:
+        >>> from PIL import Image
+        >>> CoverResize(30, 40)(Image.new("RGB", (90, 60))).size
+        (30, 40)
+    """
+
+    def __init__(
+        self, width: int, height: int, interpolation: Literal["bilinear", "bicubic"] = "bilinear"
+    ) -> None:
+        self.width = width
+        self.height = height
+        self.interpolation = interpolation
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as TF
+
+        old_width, old_height = image.size
+        scale = max(self.width / old_width, self.height / old_height)
+        size = [
+            max(self.height, round(old_height * scale)),
+            max(self.width, round(old_width * scale)),
+        ]
+        mode = InterpolationMode(self.interpolation)
+        image = TF.resize(image, size, interpolation=mode, antialias=True)
+        return cast(Image.Image, TF.center_crop(image, [self.height, self.width]))
+
+    def __repr__(self) -> str:
+        return f"CoverResize(width={self.width}, height={self.height}, {self.interpolation})"
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an image becomes the tensor a network was trained on.
+
+    With ``aspect`` 1 (the default) the shorter side is resized to ``resize_size`` pixels,
+    the centre ``image_size`` × ``image_size`` square is cropped, and each channel is
+    normalised with ``mean`` and ``std`` (after scaling the pixels to [0, 1]). This is
+    exactly what torchvision's ``weights.transforms()`` does for evaluation.
+
+    Any other ``aspect`` (height / width) gives a rectangular view: the image is resized to
+    cover a ``resize_size`` × ``round(resize_size * aspect)`` canvas (width × height) and
+    cropped to it about its centre, then the centre ``image_size`` ×
+    ``round(image_size * aspect)`` is cropped. ``aspect=4/3`` keeps the whole of a 3:4
+    portrait photo, where the square view drops its top and bottom eighths.
+
+    Attributes:
+        image_size: Width of the crop fed to the network (its side, when square).
+        resize_size: The shorter side (with ``aspect``: the canvas width) before cropping.
+        mean: Per-channel mean subtracted (RGB, on the [0, 1] scale).
+        std: Per-channel standard deviation divided by.
+        interpolation: The resampling filter of the resize.
+        aspect: Height / width of the crop (1: square).
+
+    Example:
+        >>> from PIL import Image
+        >>> prep = Preprocessing(image_size=32, resize_size=37)
+        >>> prep.eval_transform()(Image.new("RGB", (80, 60))).shape
+        torch.Size([3, 32, 32])
+        >>> Preprocessing.from_dict(prep.to_dict()) == prep
+        True
+        >>> Preprocessing(image_size=30, resize_size=36, aspect=4 / 3).input_shape
+        (40, 30)
+    """
+
+    image_size: int
+    resize_size: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: Literal["bilinear", "bicubic"] = "bilinear"
+    aspect: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.image_size < 1 or self.resize_size < self.image_size:
+            raise InvalidParameterError(
+                f"Preprocessing needs 1 <= image_size <= resize_size; found image_size="
+                f"{self.image_size}, resize_size={self.resize_size}."
+            )
+        if self.interpolation not in ("bilinear", "bicubic"):
+            raise InvalidParameterError(
+                f"interpolation must be 'bilinear' or 'bicubic'; found {self.interpolation!r}."
+            )
+        aspect = self.aspect
+        if not valid_aspect(aspect):
+            raise InvalidParameterError(
+                f"aspect (height / width of the network's input) must be a number from "
+                f"{ASPECT_RANGE[0]} to {ASPECT_RANGE[1]}; found {aspect!r}."
+            )
+        object.__setattr__(self, "aspect", float(aspect))
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the images the network sees.
+
+        Example:
+            >>> Preprocessing(image_size=192, resize_size=219, aspect=4 / 3).input_shape
+            (256, 192)
+        """
+        return scaled_height(self.image_size, self.aspect), self.image_size
+
+    @property
+    def resize_shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the canvas the centre crop is taken from (square: both
+        ``resize_size``; in the image cache, the stored shape).
+
+        Example:
+            >>> Preprocessing(image_size=192, resize_size=219, aspect=4 / 3).resize_shape
+            (292, 219)
+        """
+        return scaled_height(self.resize_size, self.aspect), self.resize_size
+
+    def eval_transform(self) -> Callable[[Image.Image], torch.Tensor]:
+        """The deterministic transform for evaluation and prediction.
+
+        Returns:
+            A picklable callable that turns an RGB :class:`PIL.Image.Image` into a float
+            tensor of shape 3 × height × width (:attr:`input_shape`), normalised.
+
+        Example:
+            >>> from PIL import Image
+            >>> t = Preprocessing(image_size=8, resize_size=8, mean=(0, 0, 0), std=(1, 1, 1))
+            >>> float(t.eval_transform()(Image.new("RGB", (8, 8), (255, 0, 0)))[0].mean())
+            1.0
+        """
+        from torchvision import transforms
+
+        mode = transforms.InterpolationMode(self.interpolation)
+        if self.aspect == 1.0:
+            resize: Callable[[Image.Image], Image.Image] = transforms.Resize(
+                self.resize_size, interpolation=mode, antialias=True
+            )
+        else:
+            resize = CoverResize(self.resize_size, self.resize_shape[0], self.interpolation)
+        return cast(
+            Callable[[Image.Image], torch.Tensor],
+            transforms.Compose(
+                [
+                    resize,
+                    transforms.CenterCrop(list(self.input_shape)),
+                    transforms.PILToTensor(),
+                    transforms.ConvertImageDtype(torch.float32),
+                    transforms.Normalize(list(self.mean), list(self.std)),
+                ]
+            ),
+        )
+
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        """Normalise a batch of images already scaled to [0, 1] (N × 3 × H × W).
+
+        Args:
+            batch: Float images in [0, 1].
+
+        Returns:
+            ``(batch - mean) / std`` per channel.
+
+        Example:
+            >>> prep = Preprocessing(image_size=2, resize_size=2, mean=(0.5,) * 3, std=(0.5,) * 3)
+            >>> prep.normalize(torch.ones(1, 3, 2, 2)).unique().tolist()
+            [1.0]
+        """
+        mean = torch.tensor(self.mean, dtype=batch.dtype, device=batch.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=batch.dtype, device=batch.device).view(1, 3, 1, 1)
+        return (batch - mean) / std
+
+    def with_image_size(self, image_size: int) -> Preprocessing:
+        """The same preprocessing for another crop size, the resize scaled in proportion.
+
+        Args:
+            image_size: The new crop side.
+
+        Returns:
+            A new :class:`Preprocessing`.
+
+        Example:
+            >>> Preprocessing(image_size=224, resize_size=256).with_image_size(112).resize_size
+            128
+        """
+        resize = max(image_size, round(self.resize_size * image_size / self.image_size))
+        return replace(self, image_size=image_size, resize_size=resize)
+
+    def with_aspect(self, aspect: float) -> Preprocessing:
+        """The same preprocessing with another height / width of the network's input.
+
+        Args:
+            aspect: The new height / width (1: square).
+
+        Returns:
+            A new :class:`Preprocessing`.
+
+        Raises:
+            InvalidParameterError: ``aspect`` is out of range.
+
+        Example:
+            >>> Preprocessing(image_size=192, resize_size=219).with_aspect(4 / 3).input_shape
+            (256, 192)
+        """
+        return replace(self, aspect=aspect)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (lists for the channel statistics).
+
+        Example:
+            >>> Preprocessing(image_size=224, resize_size=256).to_dict()["resize_size"]
+            256
+        """
+        data = asdict(self)
+        data["mean"] = [float(v) for v in self.mean]
+        data["std"] = [float(v) for v in self.std]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Preprocessing:
+        """Rebuild from :meth:`to_dict` output.
+
+        Args:
+            data: The dict.
+
+        Returns:
+            The preprocessing.
+
+        Raises:
+            ModelFileError: ``data`` lacks a field or holds a value of the wrong kind.
+
+        Example:
+            >>> Preprocessing.from_dict({"image_size": 8, "resize_size": 9}).mean
+            (0.485, 0.456, 0.406)
+        """
+        try:
+            mean = tuple(float(v) for v in data.get("mean", IMAGENET_MEAN))
+            std = tuple(float(v) for v in data.get("std", IMAGENET_STD))
+            if len(mean) != 3 or len(std) != 3:
+                raise ValueError("mean and std need 3 values each")
+            return cls(
+                image_size=int(data["image_size"]),
+                resize_size=int(data["resize_size"]),
+                mean=(mean[0], mean[1], mean[2]),
+                std=(std[0], std[1], std[2]),
+                interpolation=data.get("interpolation", "bilinear"),
+                aspect=float(data.get("aspect", 1.0)),
+            )
+        except (KeyError, TypeError, ValueError, InvalidParameterError) as error:
+            raise ModelFileError(
+                f"The preprocessing record {dict(data)!r} is not valid ({error}); expected "
+                "image_size, resize_size, mean, std, interpolation and aspect."
+            ) from None
+
+
+def default_preprocessing(image_size: int) -> Preprocessing:
+    """The ImageNet view at ``image_size`` (torchvision's crop fraction), for weights
+    that do not bring their own."""
+    return Preprocessing(image_size=image_size, resize_size=round(image_size / CROP_FRACTION))
+
+
+def triple(values: Any) -> tuple[float, float, float]:
+    """The first three of ``values`` as floats (a channel mean or standard deviation)."""
+    items = [float(v) for v in values]
+    return (items[0], items[1], items[2])

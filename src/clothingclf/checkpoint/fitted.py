@@ -1,0 +1,207 @@
+"""A fitted model as data: what :meth:`ClothingClassifier.save
+<clothingclf.ClothingClassifier.save>` writes into a model file, and what
+:meth:`~clothingclf.ClothingClassifier.load` rebuilds from one (older files' settings
+upgraded to the current ones)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from .. import __version__
+from ..backbones import ClothingNet, Preprocessing, rebuild_model
+from ..exceptions import ClothingClfError, InvalidParameterError, ModelFileError, first_line
+from ..settings import TrainConfig
+from .files import check_payload
+from .model_file import FORMAT_NAME, FORMAT_VERSION, read_model_file
+
+__all__ = ["FittedModel", "model_payload", "read_fitted_model"]
+
+WeightsDtype = Literal["float32", "float16", "bfloat16"]
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class FittedModel:
+    """Everything a model file holds, in memory: the networks (each with the preprocessing
+    of its view, the first being the classifier's ``model_``), the architecture spec, the
+    classes, the training settings and history, the validation metrics (``best_epoch``,
+    ``best_val_accuracy``, ``final_val_accuracy``), which weights it holds, the estimator's
+    parameters and the model card."""
+
+    networks: list[tuple[ClothingNet, Preprocessing]]
+    spec: dict[str, Any]
+    classes: list[str]
+    config: TrainConfig
+    history: list[dict[str, float]]
+    metrics: dict[str, Any]
+    holds: str
+    params: dict[str, Any]
+    model_card: dict[str, Any] | None = None
+
+
+def _saved_state(model: nn.Module, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The weights as a model file holds them: on the CPU, in the default (contiguous)
+    layout, whatever layout prediction keeps the network in; floating-point ones in
+    ``dtype``."""
+    return {
+        key: value.detach()
+        .to(device="cpu", dtype=dtype if value.is_floating_point() else value.dtype)
+        .contiguous()
+        for key, value in model.state_dict().items()
+    }
+
+
+def model_payload(fitted: FittedModel, weights_dtype: WeightsDtype = "float32") -> dict[str, Any]:
+    """The payload of the model file of ``fitted`` (see :mod:`clothingclf.checkpoint`).
+
+    Raises:
+        InvalidParameterError: ``weights_dtype`` is not one of the three, a weight
+            overflows it, or the model card holds something other than plain values.
+    """
+    if weights_dtype not in _DTYPES:
+        raise InvalidParameterError(
+            f"weights_dtype must be 'float32', 'float16' or 'bfloat16'; found {weights_dtype!r}."
+        )
+    states = [_saved_state(network, _DTYPES[weights_dtype]) for network, _ in fitted.networks]
+    for state in states:
+        for key, value in state.items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise InvalidParameterError(
+                    f"The weight {key} does not fit in {weights_dtype} (it overflows to "
+                    "infinity): save with weights_dtype='float32' or 'bfloat16'."
+                )
+    payload: dict[str, Any] = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "library_version": __version__,
+        "model": dict(fitted.spec),
+        "state_dict": states[0],
+        "classes": list(fitted.classes),
+        "preprocessing": fitted.networks[0][1].to_dict(),
+        "config": fitted.config.to_dict(),
+        "metrics": dict(fitted.metrics),
+        "holds": fitted.holds,
+        "history": [{str(k): float(v) for k, v in row.items()} for row in fitted.history],
+        "params": dict(fitted.params),
+        "weights_dtype": weights_dtype,
+    }
+    if fitted.model_card is not None:
+        try:
+            check_payload(dict(fitted.model_card), "model_card")
+        except TypeError as error:
+            raise InvalidParameterError(f"model_card cannot be stored: {error}") from None
+        payload["model_card"] = dict(fitted.model_card)
+    if len(fitted.networks) > 1:
+        payload["extra_networks"] = [
+            {"preprocessing": prep.to_dict(), "state_dict": state}
+            for (_, prep), state in zip(fitted.networks[1:], states[1:], strict=True)
+        ]
+    return payload
+
+
+def read_fitted_model(
+    path: str | os.PathLike[str], *, backbone: nn.Module | None = None
+) -> FittedModel:
+    """Read a model file and rebuild its networks (on the CPU, in evaluation mode).
+
+    Raises:
+        ModelFileError: Not a clothingclf model file, a damaged or hand-edited one, or a
+            model of a user's module read without ``backbone``; the message names the file.
+        UnsupportedFormatError: A file written by a newer clothingclf.
+        MissingDependencyError: A timm model without timm.
+    """
+    payload = read_model_file(path)
+    name = str(path)
+    try:
+        return _fitted(payload, name, backbone)
+    except ClothingClfError as error:
+        if not isinstance(error, ModelFileError) or name in str(error):
+            raise
+        raise type(error)(f"{name!r}: {error}") from None
+    except Exception as error:  # a damaged or hand-made file: a field of the wrong kind
+        raise ModelFileError(
+            f"{name!r} is damaged or was not written by clothingclf: the model it "
+            f"describes cannot be rebuilt ({type(error).__name__}: {first_line(error)})."
+        ) from None
+
+
+def _fitted(payload: dict[str, Any], name: str, backbone: nn.Module | None) -> FittedModel:
+    classes = payload["classes"]
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise ModelFileError(f"{name!r} has malformed class names; the file is damaged.")
+    spec = payload["model"]
+    if not isinstance(spec, dict):
+        raise ModelFileError(f"{name!r} has a malformed model spec; the file is damaged.")
+    model = _rebuild(spec, payload["state_dict"], backbone, name, len(classes))
+    extra = payload.get("extra_networks", [])
+    if not isinstance(extra, list) or not all(isinstance(item, dict) for item in extra):
+        raise ModelFileError(f"{name!r} has a malformed network list; the file is damaged.")
+    networks = [(model, Preprocessing.from_dict(payload["preprocessing"]))] + [
+        (
+            _rebuild(spec, item["state_dict"], backbone, name, len(classes)),
+            Preprocessing.from_dict(item["preprocessing"]),
+        )
+        for item in extra
+    ]
+    params = payload.get("params")
+    card = payload.get("model_card")
+    metrics = payload["metrics"] if isinstance(payload["metrics"], dict) else {}
+    return FittedModel(
+        networks=networks,
+        spec=dict(spec),
+        classes=list(classes),
+        config=_config(payload, name),
+        history=[dict(row) for row in payload["history"]],
+        metrics=dict(metrics),
+        holds=str(payload["holds"]),
+        params=dict(params) if isinstance(params, dict) else {},
+        model_card=dict(card) if isinstance(card, dict) else None,
+    )
+
+
+def _config(payload: Mapping[str, Any], name: str) -> TrainConfig:
+    """The file's training settings, upgraded: what older files lack, they did not use."""
+    try:
+        stored = dict(payload["config"])
+        # Files written before image_size was a setting: the preprocessing knows it.
+        prep = payload.get("preprocessing")
+        if isinstance(prep, Mapping) and isinstance(prep.get("image_size"), int):
+            stored.setdefault("image_size", prep["image_size"])
+        if isinstance(prep, Mapping) and isinstance(prep.get("aspect"), (int, float)):
+            stored.setdefault("aspect", prep["aspect"])
+        # Settings added since: the file's fit did not have them (one network, every
+        # epoch validated), whatever its recipe's value is now.
+        stored.setdefault("extra_views", [])
+        stored.setdefault("val_every", 1)
+        return TrainConfig.from_dict(stored)
+    except Exception as error:
+        raise ModelFileError(
+            f"{name!r} has a training configuration this version cannot read ({error})."
+        ) from None
+
+
+def _rebuild(
+    spec: dict[str, Any], state: Any, backbone: nn.Module | None, name: str, classes: int
+) -> ClothingNet:
+    """The network ``spec`` describes with the weights ``state``."""
+    model = rebuild_model(spec, backbone=backbone)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as error:
+        raise ModelFileError(
+            f"The weights in {name!r} do not fit the architecture it names "
+            f"({first_line(error)}). The file is damaged, or was made with another version "
+            "of the backbone."
+        ) from None
+    if model.num_classes != classes:
+        raise ModelFileError(
+            f"{name!r} names {classes} classes but its network scores "
+            f"{model.num_classes}; the file is damaged."
+        )
+    return model

@@ -1,0 +1,71 @@
+"""What the sub-commands share: the parser class, the option kinds, reading DATA and
+checking an output path before any work is done."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, NoReturn
+
+from .._kinds import int_in
+
+if TYPE_CHECKING:
+    from ..data import DatasetSplits
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line: ``clothingclf CMD: error: ...`` (status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+_POSITIVE = int_in(1)
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """The options of every sub-command that runs a model."""
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, ...")
+
+
+def _load_data(data: str) -> DatasetSplits:
+    """A dataset root (prepared here) or a folder written by ``clothingclf prepare``."""
+    import warnings
+    from pathlib import Path
+
+    from ..data import load_splits, prepare_dataset
+    from ..exceptions import DatasetNotFoundError
+
+    folder = Path(data)
+    if (folder / "images.csv").is_file():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the report below repeats them
+            splits = prepare_dataset(folder)
+        if splits.report.n_dropped:
+            print(splits.report.summary())
+        return splits
+    if (folder / "train.csv").is_file():
+        return load_splits(folder)
+    raise DatasetNotFoundError(
+        f"{data!r} holds neither images.csv (a dataset root) nor train.csv (a folder written "
+        "by 'clothingclf prepare'). Point DATA at one of these."
+    )
+
+
+def _check_output_file(path: str, option: str) -> None:
+    """Refuse, before any work, an output file path that a save at the end would refuse."""
+    from pathlib import Path
+
+    from .._paths import file_in_the_way, refuse_to_replace_non_file
+    from ..exceptions import SaveError
+
+    target = Path(path)
+    try:
+        refuse_to_replace_non_file(target, f"write {option}")
+        blocker = file_in_the_way(target.parent)
+    except OSError as error:  # a link loop, a name too long
+        raise SaveError(f"Cannot write {option} {path!r} ({error.strerror or error}).") from None
+    if blocker is not None:
+        raise SaveError(
+            f"Cannot write {option} {path!r}: {str(blocker)!r} is a file, not a folder. "
+            "Choose another path."
+        )

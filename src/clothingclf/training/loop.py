@@ -1,0 +1,533 @@
+"""One network's fit: the head-only stage, the epochs, validation, checkpoints, resume.
+
+:func:`train_model` fine-tunes a :class:`~clothingclf.backbones.ClothingNet` on a training
+table and picks the best epoch on a validation table. It follows a
+:class:`~clothingclf.settings.TrainConfig` (made by
+:func:`~clothingclf.settings.resolve_config` from a named recipe) and runs as its
+:class:`~clothingclf.settings.RunOptions` say.
+
+The data path decodes each photo once (:mod:`clothingclf.cache`) and augments uint8 tensors
+in batches (random resized crop and flip of a whole batch in one
+:func:`~torch.nn.functional.grid_sample` call). The order of the data in epoch ``e``
+depends only on ``seed`` and ``e``, so a run resumed from a checkpoint ends with exactly the
+weights of an uninterrupted one.
+
+Under ``torchrun`` (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` set) the loop joins the process
+group (gloo on CPU, nccl on GPUs), wraps the model in
+:class:`~torch.nn.parallel.DistributedDataParallel`, gives each process its own shard of the
+images (each decodes only its shard), splits the batch among the processes (``batch_size``
+is the global batch, so the schedule is the same for any number of processes), sums the
+validation counts over all of them, and lets only rank 0 print and write files.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..backbones import ClothingNet, Preprocessing
+from ..cache import build_image_cache
+from ..exceptions import (
+    InvalidParameterError,
+    TrainingDivergedError,
+)
+from ..settings import RunOptions, TrainConfig
+from .augment import _batches, _image_size, _mix, _Views
+from .memory import heap_reuse_available, reused_memory, trim_kept_memory
+from .precision import _use_bf16, _use_channels_last
+from .processes import _all_sum, _join_processes, _Processes, _shard
+from .state import _as_array, _cpu_state, _resume, _Run, _save_checkpoint
+from .steps import (
+    _Average,
+    _evaluate,
+    _loss,
+    _lr_factor,
+    _make_optimizer,
+    _Printer,
+    _train_head,
+)
+
+__all__ = ["TrainResult", "train_model"]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_model` returns.
+
+    Attributes:
+        best_state: Weights of the epoch with the best validation accuracy (the final
+            weights when there is no validation set).
+        final_state: Weights after the last epoch that ran (their moving average with
+            ``ema_decay``).
+        history: One dict per epoch: ``epoch`` (0 is the head-only stage), ``train_loss``,
+            ``val_loss``, ``val_accuracy`` (NaN without validation), ``lr``, ``seconds``,
+            ``image_size``, ``image_passes`` (cumulative).
+        best_epoch: The epoch of ``best_state``.
+        best_val_accuracy: Its validation accuracy (``None`` without validation).
+        final_val_accuracy: The last epoch's validation accuracy (``None`` without).
+        image_passes: Training images that went through the backbone, counting each view
+            of each image in each epoch (forward-only passes of the head-only stage too).
+        interrupted: Training stopped early on ``KeyboardInterrupt``.
+        stopped_early: Training stopped early because validation accuracy stalled.
+        best_val_probabilities: The class probabilities of the validation images (rows in
+            the validation table's order) at the best epoch, or ``None`` (no validation, or
+            a distributed run, where each process sees only its shard).
+        final_val_probabilities: The same at the last validated epoch.
+    """
+
+    best_state: dict[str, torch.Tensor]
+    final_state: dict[str, torch.Tensor]
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_val_accuracy: float | None
+    final_val_accuracy: float | None
+    image_passes: int
+    interrupted: bool = False
+    stopped_early: bool = False
+    seconds: float = field(default=0.0)
+    best_val_probabilities: np.ndarray | None = None
+    final_val_probabilities: np.ndarray | None = None
+
+
+def _reuses_memory(options: RunOptions, device: torch.device) -> bool:
+    """``reuse_memory``: "auto" keeps freed memory on the heap when training on the CPU
+    (on a GPU the activations are not in the process heap) where glibc allows it."""
+    if options.reuse_memory != "auto":
+        return options.reuse_memory == "on"
+    return device.type == "cpu" and heap_reuse_available()
+
+
+@dataclass(frozen=True)
+class _Data:
+    """This process's shard of each split, decoded once into the uint8 image cache."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    val_images: torch.Tensor | None
+    val_labels: torch.Tensor | None
+    val_real: torch.Tensor | None  # False for the padding rows of a distributed shard
+
+    @property
+    def has_val(self) -> bool:
+        return self.val_images is not None
+
+
+def _decode(
+    table: pd.DataFrame, rows: np.ndarray, prep: Preprocessing, options: RunOptions, bar: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cached images and the labels of ``rows`` of ``table``."""
+    images = build_image_cache(
+        table["path"].astype(str).to_numpy()[rows].tolist(),
+        size=prep.resize_size,
+        interpolation=prep.interpolation,
+        cache_dir=options.cache_dir,
+        num_workers=options.num_workers if len(rows) >= 256 else 0,
+        progress=bar,
+        aspect=prep.aspect,
+    )
+    return images, torch.as_tensor(table["label_id"].to_numpy()[rows], dtype=torch.long)
+
+
+def _load_data(
+    train: pd.DataFrame,
+    val: pd.DataFrame | None,
+    prep: Preprocessing,
+    config: TrainConfig,
+    options: RunOptions,
+    processes: _Processes,
+    bar: bool,
+) -> _Data:
+    train_rows, _ = _shard(len(train), processes, config.seed)
+    train_images, train_labels = _decode(train, train_rows, prep, options, bar)
+    if val is None or len(val) == 0:
+        return _Data(train_images, train_labels, None, None, None)
+    val_rows, val_real = _shard(len(val), processes, config.seed + 1)
+    val_images, val_labels = _decode(val, val_rows, prep, options, False)
+    return _Data(train_images, train_labels, val_images, val_labels, torch.as_tensor(val_real))
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What every stage of one fit reads: its settings, where it runs, and its data."""
+
+    config: TrainConfig
+    prep: Preprocessing
+    device: torch.device
+    processes: _Processes
+    bf16: bool
+    views: _Views
+    printer: _Printer
+    weight: torch.Tensor | None  # of the loss, per class
+    per_process: int  # this process's share of each batch
+    data: _Data
+    checkpoint_path: str | os.PathLike[str] | None
+
+
+def _due(config: TrainConfig, epoch: int) -> bool:
+    """Whether ``epoch`` is validated (``val_every``; the last epoch always is)."""
+    return (
+        epoch == config.epochs
+        or (epoch > 0 and epoch % config.val_every == 0)
+        or (epoch == 0 and config.val_every == 1)
+    )
+
+
+def _validate(setup: _Setup, run: _Run) -> tuple[float, float]:
+    """Validation loss and accuracy of the kept weights (NaN without validation)."""
+    data = setup.data
+    if data.val_images is None or data.val_labels is None or data.val_real is None:
+        return math.nan, math.nan
+    # Probabilities per row only in a single process, which sees every validation image.
+    chunks: list[torch.Tensor] | None = None if setup.processes.distributed else []
+    sums = _evaluate(
+        run.kept(),
+        data.val_images,
+        data.val_labels,
+        data.val_real,
+        setup.views,
+        tta=setup.config.tta,
+        bf16=setup.bf16,
+        batch_size=setup.per_process,
+        keep=chunks,
+    )
+    if chunks:
+        run.last_probabilities = torch.cat(chunks)
+    loss_sum, correct, count = _all_sum(list(sums), setup.processes, setup.device)
+    return loss_sum / max(count, 1.0), correct / max(count, 1.0)
+
+
+def _record(setup: _Setup, run: _Run, row: dict[str, float]) -> None:
+    """Add ``row`` to the history, keep the weights if it is the best epoch so far, print
+    its line and write the checkpoint."""
+    run.history.append(row)
+    has_val = setup.data.has_val
+    accuracy = row["val_accuracy"]
+    validated = has_val and not math.isnan(accuracy)
+    if not has_val or (validated and accuracy > run.best_accuracy):
+        run.best_accuracy = accuracy if has_val else run.best_accuracy
+        run.best_epoch = int(row["epoch"])
+        run.best_state = _cpu_state(run.kept())
+        run.best_probabilities = run.last_probabilities
+    validation = (
+        f"val loss {row['val_loss']:.4f}  val acc {row['val_accuracy']:.4f}"
+        if validated
+        else "not validated (val_every)"
+        if has_val
+        else "no validation"
+    )
+    setup.printer.line(
+        f"epoch {int(row['epoch']):>3}  train loss {row['train_loss']:.4f}  {validation}  "
+        f"lr {row['lr']:.2e}  size {int(row['image_size'])}  {row['seconds']:.1f}s"
+    )
+    if setup.checkpoint_path is not None and setup.processes.main:
+        _save_checkpoint(
+            run, int(row["epoch"]), setup.config, setup.data.has_val, setup.checkpoint_path
+        )
+
+
+def _head_stage(setup: _Setup, run: _Run) -> bool:
+    """The new head alone on cached features of the frozen backbone; ``True`` when it was
+    interrupted (Ctrl-C)."""
+    config = setup.config
+    started = time.perf_counter()
+    try:
+        passes, head_loss = _train_head(
+            run.model,
+            setup.data.train_images,
+            setup.data.train_labels,
+            setup.views,
+            config=config,
+            weight=setup.weight,
+            bf16=setup.bf16,
+            processes=setup.processes,
+            batch_size=setup.per_process,
+        )
+        run.image_passes += passes
+        if run.average is not None:  # the average starts from what the head stage left
+            run.average.model.load_state_dict(run.model.state_dict())
+        val_loss, val_accuracy = _validate(setup, run) if _due(config, 0) else (math.nan,) * 2
+    except KeyboardInterrupt:
+        return True
+    row = {
+        "epoch": 0.0,
+        "train_loss": head_loss,
+        "val_loss": val_loss,
+        "val_accuracy": val_accuracy,
+        "lr": config.head_lr,
+        "seconds": time.perf_counter() - started,
+        "image_size": float(setup.prep.image_size),
+        "image_passes": float(run.image_passes),
+    }
+    _record(setup, run, row)
+    return False
+
+
+def _train_one_epoch(setup: _Setup, run: _Run, network: nn.Module, epoch: int) -> None:
+    """One epoch over all layers at this epoch's image size, then its validation (when
+    due), its history row and its checkpoint."""
+    config, data, processes = setup.config, setup.data, setup.processes
+    started = time.perf_counter()
+    trim_kept_memory()  # what the previous phase freed (see reuse_memory)
+    size = _image_size(config, epoch, setup.prep.image_size)
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+    order = torch.randperm(len(data.train_labels), generator=generator).numpy()
+    network.train()
+    if config.freeze_bn:
+        for module in run.model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+    loss_sum, seen = 0.0, 0
+    total = len(order) * processes.world
+    for batch_number, rows in enumerate(_batches(order, setup.per_process), start=1):
+        value = _train_step(setup, run, network, rows, size, generator, (epoch, batch_number))
+        loss_sum += value * len(rows)
+        seen += len(rows)
+        run.image_passes += len(rows) * processes.world
+        label = f"epoch {epoch}/{config.epochs}"
+        setup.printer.progress(label, seen * processes.world, total, loss_sum / seen, started)
+    val_loss, val_accuracy = _validate(setup, run) if _due(config, epoch) else (math.nan,) * 2
+    row = {
+        "epoch": float(epoch),
+        "train_loss": loss_sum / max(seen, 1),
+        "val_loss": val_loss,
+        "val_accuracy": val_accuracy,
+        "lr": float(run.optimizer.param_groups[0]["lr"]),
+        "seconds": time.perf_counter() - started,
+        "image_size": float(size),
+        "image_passes": float(run.image_passes),
+    }
+    _record(setup, run, row)
+
+
+def _train_step(
+    setup: _Setup,
+    run: _Run,
+    network: nn.Module,
+    rows: np.ndarray,
+    size: int,
+    generator: torch.Generator,
+    where: tuple[int, int],
+) -> float:
+    """One optimiser step on the batch ``rows``; the loss, averaged over the processes."""
+    config, device, processes = setup.config, setup.device, setup.processes
+    index = torch.as_tensor(rows)
+    inputs = setup.views.augmented(
+        setup.data.train_images[index],
+        size,
+        generator,
+        min_scale=config.min_scale,
+        flip=config.flip,
+        color_jitter=config.color_jitter,
+    )
+    target = setup.data.train_labels[index].to(device, non_blocking=True)
+    inputs, share = _mix(
+        inputs, generator, mixup_alpha=config.mixup_alpha, cutmix_alpha=config.cutmix_alpha
+    )
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=setup.bf16):
+        logits = network(inputs)
+    scores = logits.float()
+    loss = _loss(scores, target, setup.weight, config.label_smoothing)
+    if share < 1.0:  # mixed with the reversed batch
+        partner = _loss(scores, target.flip(0), setup.weight, config.label_smoothing)
+        loss = share * loss + (1.0 - share) * partner
+    value = float(_all_sum([float(loss.detach())], processes, device)[0]) / processes.world
+    if not math.isfinite(value):
+        raise TrainingDivergedError(
+            f"The training loss became {value} in epoch {where[0]}, batch {where[1]} "
+            f"(learning rate {run.scheduler.get_last_lr()[0]:.3g}). Expected a finite loss. "
+            "Try a lower lr (for example a tenth), amp='off', or check the images for "
+            "corrupt pixels."
+        )
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()  # type: ignore[no-untyped-call]
+    run.optimizer.step()
+    run.scheduler.step()
+    if run.average is not None:
+        run.average.update()
+    return value
+
+
+def _prepare(
+    model: ClothingNet,
+    train: pd.DataFrame,
+    val: pd.DataFrame | None,
+    class_weights: Sequence[float] | None,
+    prep: Preprocessing,
+    config: TrainConfig,
+    device: torch.device,
+    options: RunOptions,
+    checkpoint_path: str | os.PathLike[str] | None,
+) -> tuple[_Setup, _Run]:
+    """Join the processes, place the model, decode the data, make the optimiser."""
+    processes, device = _join_processes(device)
+    printer = _Printer(options.progress and processes.main)
+    bf16 = _use_bf16(options, device)
+    channels_last = _use_channels_last(options, device, bf16)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    data = _load_data(train, val, prep, config, options, processes, printer.bar)
+    weight = None
+    if config.class_weighted and class_weights is not None:
+        weight = torch.as_tensor(list(class_weights), dtype=torch.float32, device=device)
+    per_process = max(1, config.batch_size // processes.world)
+    setup = _Setup(
+        config, prep, device, processes, bf16, _Views(prep, device, channels_last), printer,
+        weight, per_process, data, checkpoint_path,
+    )  # fmt: skip
+    average = _Average(model, config.ema_decay) if config.ema_decay > 0 else None
+    optimizer = _make_optimizer(model, config)
+    steps_per_epoch = sum(1 for _ in _batches(np.arange(len(data.train_labels)), per_process))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, steps_per_epoch))
+    return setup, _Run(model, average, optimizer, scheduler)
+
+
+def _result(setup: _Setup, run: _Run, epoch: int, interrupted: bool, stopped: bool,
+            started: float) -> TrainResult:  # fmt: skip
+    """The model ends holding what it keeps; the process group is left; the result."""
+    if run.average is not None and run.average.steps > 0:
+        run.model.load_state_dict(run.average.model.state_dict())
+    final_state = _cpu_state(run.model)
+    if run.best_state is None:
+        run.best_state, run.best_epoch = final_state, max(0, epoch - 1 if interrupted else epoch)
+    if setup.processes.created_group:
+        dist.barrier()
+        dist.destroy_process_group()
+    has_val = setup.data.has_val
+    validated = [row["val_accuracy"] for row in run.history if not math.isnan(row["val_accuracy"])]
+    return TrainResult(
+        best_state=run.best_state,
+        final_state=final_state,
+        history=run.history,
+        best_epoch=run.best_epoch,
+        best_val_accuracy=run.best_accuracy if has_val and validated else None,
+        final_val_accuracy=validated[-1] if validated and has_val else None,
+        image_passes=run.image_passes,
+        interrupted=interrupted,
+        stopped_early=stopped,
+        seconds=time.perf_counter() - started,
+        best_val_probabilities=_as_array(run.best_probabilities),
+        final_val_probabilities=_as_array(run.last_probabilities),
+    )
+
+
+def train_model(
+    model: ClothingNet,
+    train: pd.DataFrame,
+    val: pd.DataFrame | None,
+    *,
+    class_weights: Sequence[float] | None,
+    preprocessing: Preprocessing,
+    config: TrainConfig,
+    device: torch.device,
+    options: RunOptions | None = None,
+    checkpoint_path: str | os.PathLike[str] | None = None,
+    resume: str | os.PathLike[str] | None = None,
+) -> TrainResult:
+    """Fine-tune ``model`` on ``train``, choosing the best epoch on ``val``.
+
+    Args:
+        model: The network; trained in place (on return it holds the final weights).
+        train: Training rows with columns ``path`` and ``label_id``.
+        val: Validation rows (same columns), or ``None`` to train without validation.
+        class_weights: One weight per class for the loss (used when
+            ``config.class_weighted``); ``None`` weighs classes equally.
+        preprocessing: Image size, resize and normalisation of the network.
+        config: The settings (:func:`~clothingclf.settings.resolve_config`).
+        device: Where to train. On CUDA, batches are copied from pinned memory without
+            blocking.
+        options: How to run (workers, progress, cache, precision, ...); ``None``: the
+            defaults of :class:`~clothingclf.settings.RunOptions`.
+        checkpoint_path: Write a checkpoint here after every epoch (atomically: a crash
+            leaves the previous one intact).
+        resume: Continue from such a checkpoint: same schedule, same data order, same
+            result as if the run had not stopped.
+
+    Returns:
+        The best and final weights, the history and counts (:class:`TrainResult`).
+
+    Raises:
+        TrainingDivergedError: The loss became NaN or infinite (the message names the epoch
+            and batch and suggests a lower learning rate).
+        InvalidParameterError: Empty training set, or ``resume`` from a run with other
+            settings.
+        ModelFileError: ``resume`` is not a readable checkpoint.
+
+    Example:
+        >>> import tempfile, pandas as pd
+        >>> from PIL import Image
+        >>> from clothingclf.backbones import build_model
+        >>> from clothingclf.settings import resolve_config, resolve_options
+        >>> folder = tempfile.mkdtemp()
+        >>> rows = []
+        >>> for i in range(8):
+        ...     Image.new("RGB", (40, 40), (255 * (i % 2), 0, 0)).save(f"{folder}/{i}.jpg")
+        ...     rows.append({"path": f"{folder}/{i}.jpg", "label_id": i % 2})
+        >>> table = pd.DataFrame(rows)
+        >>> net, prep, _ = build_model("resnet18", weights=None, num_classes=2, image_size=32)
+        >>> config = resolve_config("fast", epochs=1, head_epochs=2)
+        >>> quiet = resolve_options(progress=False, num_workers=0)
+        >>> result = train_model(net, table, table, class_weights=None, preprocessing=prep,
+        ...                      config=config, device=torch.device("cpu"), options=quiet)
+        >>> [row["epoch"] for row in result.history], result.image_passes
+        ([0.0, 1.0], 16)
+    """
+    started = time.perf_counter()
+    if len(train) == 0:
+        raise InvalidParameterError("The training table is empty; expected at least one row.")
+    options = options or RunOptions()
+    with reused_memory(_reuses_memory(options, device)):
+        setup, run = _prepare(
+            model, train, val, class_weights, preprocessing, config, device, options,
+            checkpoint_path,
+        )  # fmt: skip
+        interrupted = False
+        if resume is not None:
+            after = _resume(run, resume, config)
+            setup.printer.line(f"resumed from {str(resume)!r} after epoch {after}")
+        elif config.head_epochs > 0:
+            interrupted = _head_stage(setup, run)
+        network: nn.Module = model
+        if setup.processes.distributed:
+            ids = [setup.device.index] if setup.device.type == "cuda" else None
+            network = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        if options.compile:
+            network = cast(nn.Module, torch.compile(network))
+        if interrupted:
+            setup.printer.line(
+                "interrupted in the head-only stage; keeping the weights as they are"
+            )
+        stopped, epoch = False, run.first_epoch - 1
+        try:
+            for epoch in range(run.first_epoch, 0 if interrupted else config.epochs + 1):
+                if _stalled(setup, run, epoch):
+                    stopped = True
+                    break
+                _train_one_epoch(setup, run, network, epoch)
+        except KeyboardInterrupt:
+            interrupted = True
+            setup.printer.line(
+                f"interrupted in epoch {epoch}; keeping the weights of epoch {run.best_epoch}"
+            )
+        return _result(setup, run, epoch, interrupted, stopped, started)
+
+
+def _stalled(setup: _Setup, run: _Run, epoch: int) -> bool:
+    """``early_stopping``: as many epochs as it says have passed without a better one."""
+    patience = setup.config.early_stopping
+    return (
+        patience is not None
+        and setup.data.has_val
+        and bool(run.history)
+        and epoch - 1 - run.best_epoch >= patience
+    )
