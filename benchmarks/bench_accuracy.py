@@ -141,7 +141,7 @@ def run_recipe(
     peak = _peak_rss_gib()
     if args.save_models is not None:
         args.save_models.mkdir(parents=True, exist_ok=True)
-        clf.save(args.save_models / f"{recipe}-{clf.holds_}.safetensors")
+        clf.save(args.save_models / f"{recipe}-{clf.kept_}.safetensors")
     # Every set of weights comes from the last checkpoints, whichever one ``keep`` chose:
     # best-validation, final, and with ema_decay also the final weights without averaging.
     # A fit of several networks (the fast recipe's two views) has a checkpoint for each;

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     from clothingclf import ClothingClassifier, prepare_dataset
-    from clothingclf.datasets import make_synthetic
+    from clothingclf.data.synthetic import make_synthetic
 
     root = args.data
     if root is None:

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from clothingclf import prepare_dataset
-    from clothingclf.datasets import make_synthetic
+    from clothingclf.data.synthetic import make_synthetic
 
     root = args.data
     if root is None:

@@ -28,7 +28,7 @@ def _seed_everything() -> Iterator[None]:
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic dataset on disk: 4 classes x 24 images, 64 px (read-only: copy it
     before changing anything)."""
-    from clothingclf.datasets import make_synthetic
+    from clothingclf.data.synthetic import make_synthetic
 
     return make_synthetic(
         tmp_path_factory.mktemp("synthetic"),

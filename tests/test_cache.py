@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from clothingclf import cache
 from clothingclf.backbones import Preprocessing
-from clothingclf.cache import build_image_cache, cache_key, decode_square
+from clothingclf.data import cache
+from clothingclf.data.cache import build_image_cache, cache_key, decode_square
 from clothingclf.exceptions import ImageNotFoundError, InvalidImageError
 
 

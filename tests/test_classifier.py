@@ -21,7 +21,7 @@ from _guards import forbid_unpickling
 from _nets import resnet_classifier, tiny_classifier, tiny_features
 from clothingclf import ClothingClassifier, DatasetSplits, Prediction, open_image, prepare_dataset
 from clothingclf.checkpoint import FORMAT_VERSION, atomic_save, safe_load
-from clothingclf.datasets import make_synthetic
+from clothingclf.data.synthetic import make_synthetic
 from clothingclf.exceptions import (
     DatasetError,
     ImageNotFoundError,
@@ -99,7 +99,7 @@ def test_learning_happens(tmp_path: Path) -> None:
 
 def test_fitted_attributes(fitted: ClothingClassifier, synthetic_splits: DatasetSplits) -> None:
     assert fitted.classes_ == synthetic_splits.classes
-    assert fitted.holds_ == "best" and fitted.config_.epochs == 1 and fitted.config_.lr == 0.005
+    assert fitted.kept_ == "best" and fitted.config_.epochs == 1 and fitted.config_.lr == 0.005
     assert set(fitted.history_[-1]) >= {"epoch", "train_loss", "val_loss", "val_accuracy"}
     assert fitted.best_val_accuracy_ is not None and not fitted.model_.training
     assert fitted.preprocessing_.image_size == 32 and fitted.device_ == torch.device("cpu")
@@ -189,7 +189,7 @@ def test_save_then_load_gives_identical_probabilities(
     np.testing.assert_allclose(loaded.predict_proba(table), fitted.predict_proba(table), atol=1e-6)
     assert loaded.classes_ == fitted.classes_ and loaded.history_ == fitted.history_
     assert loaded.preprocessing_ == fitted.preprocessing_ and loaded.config_ == fitted.config_
-    assert loaded.best_epoch_ == fitted.best_epoch_ and loaded.holds_ == "best"
+    assert loaded.best_epoch_ == fitted.best_epoch_ and loaded.kept_ == "best"
     assert loaded.best_val_accuracy_ == fitted.best_val_accuracy_
     # How the fit ran (workers, progress, ...) is not the model's: it is not saved.
     run_options = {s.name: None for s in all_settings() if s.runtime}

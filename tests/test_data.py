@@ -20,7 +20,7 @@ from sklearn.utils.class_weight import compute_class_weight
 import clothingclf
 from _image_zoo import BAD, GOOD, big_jpeg, write_zoo
 from clothingclf import ClothingDataset, DatasetSplits, load_splits, prepare_dataset
-from clothingclf._splitting import assign_splits
+from clothingclf.data.splitting import assign_splits
 from clothingclf.exceptions import (
     DatasetError,
     DatasetNotFoundError,
@@ -670,7 +670,7 @@ def test_output_dir_that_is_a_file_is_refused_before_verification(
     def no_verification(*args: object) -> None:
         raise AssertionError("images were verified before output_dir was checked")
 
-    monkeypatch.setattr(clothingclf.data, "_verify", no_verification)
+    monkeypatch.setattr(clothingclf.data.prepare, "_verify", no_verification)
     for output in (blocker, blocker / "below"):
         with pytest.raises(InvalidParameterError, match="is a file"):
             prepare_dataset(synthetic_root, output_dir=output)

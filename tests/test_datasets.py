@@ -1,4 +1,4 @@
-"""clothingclf.datasets: the synthetic dataset is real files, deterministic and learnable."""
+"""clothingclf.data.synthetic: the synthetic dataset is real files, deterministic and learnable."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from torch import nn
 
 from _nets import tiny_features
 from clothingclf import prepare_dataset
-from clothingclf.datasets import SHAPES, make_synthetic
+from clothingclf.data.synthetic import SHAPES, make_synthetic
 
 
 def test_layout_matches_the_real_dataset(tmp_path: Path) -> None:

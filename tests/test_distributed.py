@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from clothingclf.datasets import make_synthetic
+from clothingclf.data.synthetic import make_synthetic
 
 SCRIPT = Path(__file__).with_name("distributed_fit.py")
 

@@ -25,6 +25,7 @@ from clothingclf.cli import main
 from clothingclf.exceptions import (
     ExportError,
     InvalidParameterError,
+    MissingDependencyError,
     NotFittedError,
     SaveError,
 )
@@ -124,7 +125,7 @@ def test_missing_onnx_says_which_extra_to_install(
     clf: ClothingClassifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx -> ImportError
-    with pytest.raises(ExportError, match=r'pip install "clothingclf\[onnx\]"'):
+    with pytest.raises(MissingDependencyError, match=r'pip install "clothingclf\[onnx\]"'):
         clf.export(tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
 
@@ -133,7 +134,9 @@ def test_missing_onnxruntime_says_which_extra_to_install(
     clf: ClothingClassifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(ExportError, match=r"onnxruntime.*clothingclf\[onnx\].*verify=False"):
+    with pytest.raises(
+        MissingDependencyError, match=r"onnxruntime.*clothingclf\[onnx\].*verify=False"
+    ):
         clf.export(tmp_path / "m.onnx")
 
 

@@ -21,9 +21,9 @@ from PIL import Image
 from _nets import tiny_classifier, tiny_features
 from clothingclf import ClothingClassifier, DatasetSplits
 from clothingclf.backbones import CoverResize, Preprocessing
-from clothingclf.cache import build_image_cache, cache_key, decode_square, decode_view
 from clothingclf.checkpoint import FORMAT_VERSION, atomic_save, safe_load
 from clothingclf.cli import main
+from clothingclf.data.cache import build_image_cache, cache_key, decode_square, decode_view
 from clothingclf.exceptions import InvalidParameterError, ModelFileError
 from clothingclf.report import write_report
 from clothingclf.training import network_file, train_model

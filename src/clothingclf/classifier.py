@@ -124,7 +124,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             its own best epoch.
         final_val_accuracy_: The last epoch's validation accuracy (of the averaged
             probabilities, with several networks).
-        holds_: ``"best"`` or ``"final"``: which weights :attr:`model_` holds.
+        kept_: ``"best"`` or ``"final"``: which weights :attr:`model_` holds, as ``keep``
+            asked.
         interrupted_: Training was stopped by ``KeyboardInterrupt`` (Ctrl-C).
         model_: The trained :class:`~clothingclf.backbones.ClothingNet` (in eval mode); with
             several networks (``extra_views``), the first.
@@ -140,7 +141,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
 
     Example:
         >>> import tempfile, clothingclf
-        >>> from clothingclf.datasets import make_synthetic
+        >>> from clothingclf.data.synthetic import make_synthetic
         >>> root = make_synthetic(tempfile.mkdtemp(), n_per_class=6, image_size=32)
         >>> splits = clothingclf.prepare_dataset(root)
         >>> clf = ClothingClassifier(backbone="resnet18", weights=None, image_size=32,
@@ -255,7 +256,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             self.best_val_accuracy_, self.final_val_accuracy_ = ensemble.averaged_accuracies(
                 val_table
             )
-        self.holds_: str = config.keep
+        self.kept_: str = config.keep
         self.interrupted_: bool = any(result.interrupted for result in results)
         self.stopped_early_: bool = any(result.stopped_early for result in results)
         self.model_card_: dict[str, Any] | None = None
@@ -499,7 +500,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 "final_val_accuracy": self.final_val_accuracy_,
                 "best_epoch": self.best_epoch_,
             },
-            holds=self.holds_,
+            holds=self.kept_,
             params=_plain_params(self.get_params(deep=False)),
             model_card=dict(card) if card is not None else None,
         )
@@ -620,7 +621,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         clf.best_epoch_ = int(fitted.metrics.get("best_epoch", 0))
         clf.best_val_accuracy_ = _maybe_float(fitted.metrics.get("best_val_accuracy"))
         clf.final_val_accuracy_ = _maybe_float(fitted.metrics.get("final_val_accuracy"))
-        clf.holds_ = fitted.holds
+        clf.kept_ = fitted.holds
         clf.interrupted_ = False
         clf.stopped_early_ = False
         clf.model_card_ = fitted.model_card

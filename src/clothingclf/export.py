@@ -46,7 +46,13 @@ from torch import nn
 
 from . import __version__
 from ._paths import refuse_to_replace_non_file, replacing, write_error
-from .exceptions import ExportError, InvalidParameterError, SaveError, first_line
+from .exceptions import (
+    ExportError,
+    InvalidParameterError,
+    MissingDependencyError,
+    SaveError,
+    first_line,
+)
 from .predictor import HasPredictor, Predictor
 
 if TYPE_CHECKING:
@@ -141,7 +147,7 @@ def _import_onnx(*, runtime: bool) -> tuple[Any, Any]:
     try:
         import onnx
     except ImportError:
-        raise ExportError(
+        raise MissingDependencyError(
             f"ONNX export needs the onnx package, which is not installed. {_ONNX_HINT}."
         ) from None
     ort: Any = None
@@ -151,7 +157,7 @@ def _import_onnx(*, runtime: bool) -> tuple[Any, Any]:
 
             ort = onnxruntime
         except ImportError:
-            raise ExportError(
+            raise MissingDependencyError(
                 "Checking the exported ONNX model needs onnxruntime, which is not installed. "
                 f"{_ONNX_HINT}, or pass verify=False."
             ) from None
@@ -245,13 +251,15 @@ def export_model(
     Raises:
         NotFittedError: The classifier was not fitted or loaded.
         InvalidParameterError: An unknown ``format``, or ``opset`` with TorchScript.
-        ExportError: The export failed, the onnx extra is missing, or the exported model
-            disagrees with PyTorch by more than ``atol``. No file is left behind.
+        ExportError: The export failed, or the exported model disagrees with PyTorch by
+            more than ``atol``. No file is left behind.
+        MissingDependencyError: ``format="onnx"`` without the onnx extra (onnxruntime too,
+            with ``verify``).
         SaveError: The files could not be written.
 
     Example:
         >>> import tempfile, clothingclf
-        >>> from clothingclf.datasets import make_synthetic
+        >>> from clothingclf.data.synthetic import make_synthetic
         >>> root = make_synthetic(tempfile.mkdtemp(), classes=["Hat", "Shoes"],
         ...                       n_per_class=6, image_size=32)
         >>> clf = clothingclf.ClothingClassifier(

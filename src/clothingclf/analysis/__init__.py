@@ -25,8 +25,8 @@ Example:
 from __future__ import annotations
 
 from .empirical import EmpiricalReceptiveField, empirical_receptive_field
+from .fields import LayerReceptiveField, ReceptiveField, receptive_field
 from .flops import FlopReport, LayerFlops, OpTypeTotals, count_flops
-from .receptive_field import LayerReceptiveField, ReceptiveField, receptive_field
 from .tracing import meta_model
 
 __all__ = [

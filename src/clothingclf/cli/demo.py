@@ -125,7 +125,7 @@ def _demo_training(args: argparse.Namespace, started: float) -> None:
 
     from ..classifier import ClothingClassifier
     from ..data import prepare_dataset
-    from ..datasets import make_synthetic
+    from ..data.synthetic import make_synthetic
 
     output = Path(args.output)
     root = make_synthetic(

@@ -65,14 +65,14 @@ def _run_train(args: argparse.Namespace) -> int:
     )
     clf.fit(splits, resume=args.resume, checkpoint=args.checkpoint)
     if clf.interrupted_:
-        print(f"Interrupted: keeping the {clf.holds_} weights so far (epoch {clf.best_epoch_}).")
+        print(f"Interrupted: keeping the {clf.kept_} weights so far (epoch {clf.best_epoch_}).")
     if len(splits.test):
         print()
         print(clf.evaluate(splits.test))
     clf.save(args.output)
     accuracy = clf.best_val_accuracy_
     detail = f", val accuracy {accuracy:.4f}" if accuracy is not None else ""
-    print(f"\nSaved {args.output} ({clf.holds_} weights; best epoch {clf.best_epoch_}{detail})")
+    print(f"\nSaved {args.output} ({clf.kept_} weights; best epoch {clf.best_epoch_}{detail})")
     return 0
 
 

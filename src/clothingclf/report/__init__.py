@@ -116,7 +116,7 @@ def write_report(
 
     Example:
         >>> import tempfile, clothingclf
-        >>> from clothingclf.datasets import make_synthetic
+        >>> from clothingclf.data.synthetic import make_synthetic
         >>> root = make_synthetic(tempfile.mkdtemp(), classes=["Hat", "Shoes"],
         ...                       n_per_class=8, image_size=32)
         >>> splits = clothingclf.prepare_dataset(root)

@@ -3,6 +3,11 @@
 :class:`_Views` turns rows of the uint8 image cache into normalised float batches, with
 random resized crops, flips and colour jitter done for a whole batch at once; :func:`_mix`
 applies Mixup/CutMix; :func:`_image_size` is the progressive-resizing schedule.
+
+Crops, flips, jitter and mixing draw from the epoch's own generator (seeded by ``seed`` and
+the epoch), not from torch's global one as torchvision's ``v2.RandomResizedCrop``,
+``v2.MixUp`` and ``v2.CutMix`` do: that is what makes a resumed fit bit for bit the same as
+an uninterrupted one, and a whole batch is cropped in one ``grid_sample`` call.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ table and picks the best epoch on a validation table. It follows a
 :func:`~clothingclf.settings.resolve_config` from a named recipe) and runs as its
 :class:`~clothingclf.settings.RunOptions` say.
 
-The data path decodes each photo once (:mod:`clothingclf.cache`) and augments uint8 tensors
+The data path decodes each photo once (:mod:`clothingclf.data.cache`) and augments uint8 tensors
 in batches (random resized crop and flip of a whole batch in one
 :func:`~torch.nn.functional.grid_sample` call). The order of the data in epoch ``e``
 depends only on ``seed`` and ``e``, so a run resumed from a checkpoint ends with exactly the
@@ -36,7 +36,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..backbones import ClothingNet, Preprocessing
-from ..cache import build_image_cache
+from ..data.cache import build_image_cache
 from ..exceptions import (
     InvalidParameterError,
     TrainingDivergedError,

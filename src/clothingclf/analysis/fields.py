@@ -24,6 +24,17 @@ EfficientNet, MobileNetV3 and RegNetY) keeps its convolutional field and is flag
 ``sees_whole_input`` as well. Spatial positions are followed through reshapes and permutes
 (ConvNeXt's channels-last linear layers, ViT's patch tokens); a reshape that splits a spatial
 axis (window partitions) or a concatenation along one ends the tracking, and the layer says so.
+Normalisation with statistics of the whole map (group norm, a layer norm or softmax over a
+spatial axis) keeps the local field and flags ``sees_whole_input``, like a gate. The channels
+of a concatenation keep their own fields through element-wise operations, pooling and grouped
+convolutions, so a slice of them (MixNet's mixed kernels) gets the field of the channels it
+takes; a map's field is that of its widest channel.
+
+Only operations known to keep positions are treated as element-wise (ATen's pointwise
+operations, copies, inference batch norm); any other operation on a spatial map ends the
+tracking with a note naming it, rather than passing on a field that may be wrong. So does
+an in-place write into memory shared with another tensor (a slice of a buffer filled with
+``buffer[..., 1:] = x[..., :-1]``): the other tensor's positions are not followed.
 """
 
 from __future__ import annotations
@@ -213,7 +224,7 @@ def receptive_field_from_trace(t: Trace) -> ReceptiveField:
                     None,
                     None,
                     None,
-                    sees_whole_input=state is not None and state.whole and not state.lost,
+                    sees_whole_input=state is not None and state.whole,
                     note=(state.lost if state is not None else "does not depend on the input"),
                 )
             )
@@ -265,9 +276,19 @@ def receptive_field_from_trace(t: Trace) -> ReceptiveField:
                     h, w = s.axes
                     last = ((h.size, w.size), (h.stride, w.stride), (h.padding, w.padding), s.whole)
     if last is None:
+        lost = next(
+            (
+                s.lost
+                for op in t.ops
+                for o in op.outputs
+                if o.node >= 0 and (s := prop.states.get(o.node)) is not None and s.lost
+            ),
+            None,
+        )
         raise AnalysisError(
             f"{t.model_name} has no spatial feature map to measure at input size {t.input_size}; "
-            "expected a network of 2-D convolutions or pooling over N x C x H x W images."
+            "expected a network of 2-D convolutions or pooling over N x C x H x W images"
+            + (f" (the spatial layout was lost first at: {lost})." if lost else ".")
         )
     outs = [prop.states.get(o.node) for o in t.outputs if o.node >= 0]
     output_whole = bool(outs) and all(s is not None and s.whole and s.axes is None for s in outs)

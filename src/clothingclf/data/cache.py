@@ -37,10 +37,10 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from ._paths import path_kind, replacing, write_atomically
-from .backbones import CoverResize, scaled_height
-from .exceptions import InvalidParameterError, SaveError
-from .images import open_image
+from .._paths import path_kind, replacing, write_atomically
+from ..backbones import CoverResize, scaled_height
+from ..exceptions import InvalidParameterError, SaveError
+from ..images import open_image
 
 __all__ = ["build_image_cache", "cache_key", "decode_square", "decode_view"]
 
@@ -240,7 +240,7 @@ def build_image_cache(
         ImageNotFoundError: A file does not exist.
 
     Example:
-        >>> import warnings
+        >>> import tempfile
         >>> from PIL import Image
         >>> folder = tempfile.mkdtemp()
         >>> Image.new("RGB", (40, 30), (0, 128, 255)).save(f"{folder}/a.jpg")

@@ -1,4 +1,4 @@
-"""How rows are assigned to the train / validation / test splits (used by data.py).
+"""How rows are assigned to the train / validation / test splits (used by prepare.py).
 
 Every function works on integer class ids and returns, per row, the index of its split:
 0 train, 1 validation, 2 test.
@@ -11,7 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["assign_splits"]
+__all__ = ["SPLIT_NAMES", "assign_splits"]
+
+#: The splits by index: :func:`assign_splits` gives each row the position of its split here.
+SPLIT_NAMES = ("train", "val", "test")
 
 
 def assign_splits(

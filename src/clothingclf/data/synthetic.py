@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ._paths import write_atomically
+from .._paths import write_atomically
 
 __all__ = ["SHAPES", "make_synthetic"]
 

@@ -1,4 +1,4 @@
-"""Finding and reading ``images.csv`` and the images folder, with clear errors (for data.py)."""
+"""Finding and reading ``images.csv`` and the images folder, with clear errors (for prepare.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .exceptions import (
+from ..exceptions import (
     ClothingClfError,
     DatasetError,
     DatasetNotFoundError,

@@ -1,0 +1,31 @@
+"""Data: from the files on disk to the splits a model trains on.
+
+Data flows one way through these modules; each imports only those listed before it and
+clothingclf's lower layers (images, backbones, exceptions, path helpers):
+
+* ``tables``: finding and reading ``images.csv`` and the images folder;
+* ``splitting``: which row goes to train, validation or test;
+* ``report``: :class:`~clothingclf.DatasetReport`, what was dropped and why;
+* ``splits``: :class:`~clothingclf.DatasetSplits`, saved and read back by
+  :func:`~clothingclf.load_splits`, and :class:`~clothingclf.ClothingDataset`, one split
+  for PyTorch;
+* ``prepare``: :func:`~clothingclf.prepare_dataset`, the steps from folder to splits;
+* :mod:`clothingclf.data.cache`: each photo decoded once into a uint8 tensor for training;
+* :mod:`clothingclf.data.synthetic`: a small drawn dataset in the real one's layout.
+"""
+
+from __future__ import annotations
+
+from .prepare import prepare_dataset
+from .report import DatasetReport
+from .splits import ClothingDataset, DatasetSplits, load_splits
+from .tables import IMAGE_FOLDERS
+
+__all__ = [
+    "IMAGE_FOLDERS",
+    "ClothingDataset",
+    "DatasetReport",
+    "DatasetSplits",
+    "load_splits",
+    "prepare_dataset",
+]
