@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from .exceptions import SaveError
+from .exceptions import ClothingClfError, SaveError
 
 PathKind = Literal["missing", "directory", "regular", "special"]
 
@@ -64,6 +64,26 @@ def file_in_the_way(folder: Path) -> Path | None:
         if kind != "missing":
             return None if kind == "directory" else candidate
     return None
+
+
+def refuse_blocked_folder(
+    folder: Path, what: str, error: type[ClothingClfError] = SaveError
+) -> None:
+    """Raise ``error`` (naming ``what``, e.g. "The report folder") when ``folder`` is, or
+    lies below, a file, or cannot be looked at (a link loop, a name too long): checked
+    before any work, so that nothing is computed only to be refused at the end."""
+    try:
+        blocker = file_in_the_way(folder)
+    except OSError as problem:
+        raise error(
+            f"{what} {str(folder)!r} cannot be used ({problem.strerror or problem}). "
+            "Choose another one."
+        ) from None
+    if blocker is not None:
+        raise error(
+            f"{what} {str(folder)!r} cannot be a folder: {str(blocker)!r} is a file; nothing "
+            "was written. Choose another one."
+        )
 
 
 def _new_file_mode() -> int:

@@ -65,6 +65,7 @@ def read_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Example:
         >>> import tempfile, pathlib
+        >>> from clothingclf.checkpoint import atomic_save
         >>> other = pathlib.Path(tempfile.mkdtemp()) / "weights.safetensors"
         >>> atomic_save({"format": CHECKPOINT_FORMAT, "epoch": 1}, other)
         >>> read_model_file(other)

@@ -55,17 +55,12 @@ def _check_output_file(path: str, option: str) -> None:
     """Refuse, before any work, an output file path that a save at the end would refuse."""
     from pathlib import Path
 
-    from .._paths import file_in_the_way, refuse_to_replace_non_file
+    from .._paths import refuse_blocked_folder, refuse_to_replace_non_file
     from ..exceptions import SaveError
 
     target = Path(path)
     try:
         refuse_to_replace_non_file(target, f"write {option}")
-        blocker = file_in_the_way(target.parent)
     except OSError as error:  # a link loop, a name too long
         raise SaveError(f"Cannot write {option} {path!r} ({error.strerror or error}).") from None
-    if blocker is not None:
-        raise SaveError(
-            f"Cannot write {option} {path!r}: {str(blocker)!r} is a file, not a folder. "
-            "Choose another path."
-        )
+    refuse_blocked_folder(target.parent, f"The folder of {option}")

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .._paths import file_in_the_way
+from .._paths import refuse_blocked_folder
 from ..exceptions import EmptyDatasetError, InvalidParameterError, UnsafePathError
 from ..images import check_image
 from .report import DatasetReport
@@ -220,18 +220,7 @@ def _check_arguments(**arguments: Any) -> tuple[str, ...]:
 
 def _check_output_dir(folder: Path) -> None:
     """Refuse an ``output_dir`` that is, or lies below, a file (before images are verified)."""
-    try:
-        blocker = file_in_the_way(folder)
-    except OSError as error:
-        raise InvalidParameterError(
-            f"prepare_dataset: output_dir {str(folder)!r} cannot be used "
-            f"({error.strerror or error}). Choose another output_dir."
-        ) from None
-    if blocker is not None:
-        raise InvalidParameterError(
-            f"prepare_dataset: output_dir {str(folder)!r} cannot be a folder: "
-            f"{str(blocker)!r} is a file. Choose another output_dir."
-        )
+    refuse_blocked_folder(folder, "prepare_dataset: output_dir", InvalidParameterError)
 
 
 # --------------------------------------------------------------------------- reading

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .._paths import file_in_the_way, write_atomically
+from .._paths import refuse_blocked_folder, write_atomically
 from ..exceptions import SaveError
 
 __all__ = [
@@ -44,15 +44,7 @@ def refuse_to_replace(out: Path, force: bool) -> None:
     Raises:
         SaveError: Either is the case, or ``out`` cannot be looked at; nothing is written.
     """
-    try:
-        blocker = file_in_the_way(out)
-    except OSError as error:  # a link loop, a name too long
-        raise SaveError(f"Cannot write a report to {str(out)!r} ({error.strerror}).") from None
-    if blocker is not None:
-        raise SaveError(
-            f"Cannot write a report to {str(out)!r}: {str(blocker)!r} is a file, not a "
-            "folder; nothing was written. Choose another output folder."
-        )
+    refuse_blocked_folder(out, "The report folder")
     if force or not out.is_dir():
         return
     taken = [name for name in REPORT_FILES if (out / name).exists()]
