@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -30,16 +30,15 @@ from torch import nn
 from .backbones import ClothingNet, Preprocessing
 from .checkpoint import FittedModel, atomic_save, model_payload, read_fitted_model
 from .exceptions import (
-    DatasetError,
     EmptyDatasetError,
     InvalidParameterError,
-    MissingColumnsError,
     NotFittedError,
 )
 from .metrics import EvaluationReport, evaluation_report
 from .predictor import Predictor, as_images, to_inference_layout
 from .settings import all_settings, resolve_config, resolve_options
 from .training import TrainConfig, fit_networks
+from .training.tables import fit_tables, require_columns
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -220,7 +219,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             WeightsUnavailableError: The pretrained weights cannot be obtained.
             TrainingDivergedError: The loss became NaN or infinite.
         """
-        train, val_table, classes, class_weights = _tables(data, val_df)
+        train, val_table, classes, class_weights = fit_tables(data, val_df)
         config = resolve_config(self.recipe, **{n: getattr(self, n) for n in _LEARNED_NAMES})
         options = resolve_options(**{name: getattr(self, name) for name in _OPTION_NAMES})
         ensemble = fit_networks(
@@ -447,7 +446,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             raise InvalidParameterError(
                 f"evaluate expects a split table or DatasetSplits; found {type(split).__name__}."
             )
-        _require_columns(table, ("path", "label"), "The evaluated split")
+        require_columns(table, ("path", "label"), "The evaluated split")
         if len(table) == 0:
             raise EmptyDatasetError("The evaluated split has no rows; nothing to evaluate.")
         y_true = predictor.label_ids(table, "The evaluated split")
@@ -683,83 +682,6 @@ def _resolve_device(device: str | torch.device) -> torch.device:
                 "'cpu' and 'cuda'); use device='cpu' or 'auto'."
             )
     return resolved
-
-
-def _require_columns(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise MissingColumnsError(
-            f"{what} lacks column {', '.join(map(repr, missing))} (found: "
-            f"{', '.join(map(str, table.columns))}). Expected a split of prepare_dataset() "
-            "or a table with columns path and label."
-        )
-
-
-def _tables(
-    data: Any, val: pd.DataFrame | None
-) -> tuple[pd.DataFrame, pd.DataFrame | None, list[str], list[float]]:
-    """Training table, validation table, classes and class weights from fit's arguments."""
-    if hasattr(data, "train") and hasattr(data, "classes") and hasattr(data, "class_weights"):
-        if val is not None:
-            raise InvalidParameterError(
-                "fit(splits) takes the validation split from splits.val; do not pass val_df too."
-            )
-        classes = [str(c) for c in data.classes]
-        train = data.train
-        val = data.val
-        weights = [float(w) for w in data.class_weights]
-    elif isinstance(data, pd.DataFrame):
-        _require_columns(data, ("path", "label"), "The training table")
-        classes = sorted({str(v) for v in data["label"]})
-        train = data
-        weights = []
-    else:
-        raise InvalidParameterError(
-            "fit expects the DatasetSplits of prepare_dataset() or a training DataFrame with "
-            f"columns path and label; found {type(data).__name__}."
-        )
-    if len(train) == 0:
-        raise EmptyDatasetError("The training table has no rows; nothing to train on.")
-    index = {name: i for i, name in enumerate(classes)}
-    train = _with_label_ids(train, index, "training")
-    seen = sorted({classes[i] for i in train["label_id"]})
-    if len(seen) < 2:
-        raise DatasetError(
-            f"The training table holds one class only ({', '.join(seen)}): a classifier "
-            "trained on it would answer that class for every photo, with certainty. Give it "
-            "photos of at least two classes."
-        )
-    if val is not None:
-        if not isinstance(val, pd.DataFrame):
-            raise InvalidParameterError(f"val must be a DataFrame; found {type(val).__name__}.")
-        _require_columns(val, ("path", "label"), "The validation table")
-        val = _with_label_ids(val, index, "validation") if len(val) else None
-    if not weights:
-        from sklearn.utils.class_weight import compute_class_weight
-
-        ids = train["label_id"].to_numpy()
-        present = np.unique(ids)
-        balanced = compute_class_weight("balanced", classes=present, y=ids)
-        weights = [1.0] * len(classes)
-        for i, w in zip(present, balanced, strict=True):
-            weights[int(i)] = float(w)
-    return train, val, classes, weights
-
-
-def _with_label_ids(table: pd.DataFrame, index: dict[str, int], what: str) -> pd.DataFrame:
-    if "label" not in table.columns:
-        _require_columns(table, ("path", "label_id"), f"The {what} table")
-        return table
-    unknown = sorted({str(v) for v in table["label"]} - set(index))
-    if unknown:
-        raise DatasetError(
-            f"The {what} table has labels that the training classes lack: "
-            f"{', '.join(unknown)} (classes: {', '.join(index)}). Every class needs training "
-            "images; remove those rows or add training images."
-        )
-    table = table.copy()
-    table["label_id"] = [index[str(v)] for v in table["label"]]
-    return table
 
 
 def _plain_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from .splits import DatasetSplits, _save
 from .splitting import SPLIT_NAMES, assign_splits
 from .tables import file_name, find_images_dir, locate, read_rows
 
-__all__ = ["prepare_dataset"]
+__all__ = ["balanced_class_weights", "prepare_dataset"]
 
 
 def prepare_dataset(
@@ -140,7 +140,7 @@ def prepare_dataset(
         group_by=group_by,
         seed=seed,
     )
-    weights = _class_weights(frames["train"]["label_id"].to_numpy(), len(classes))
+    weights = balanced_class_weights(frames["train"]["label_id"].to_numpy(), len(classes))
     missing_in_train = [c for c, w in zip(classes, weights, strict=True) if w == 0.0]
     if missing_in_train:
         messages.append(f"Classes without a train image (weight 0): {', '.join(missing_in_train)}.")
@@ -447,7 +447,7 @@ def _report(
     )
 
 
-def _class_weights(train_ids: np.ndarray, n_classes: int) -> list[float]:
+def balanced_class_weights(train_ids: np.ndarray, n_classes: int) -> list[float]:
     """scikit-learn's balanced class weights on the train split; 0 for a class it lacks."""
     from sklearn.utils.class_weight import compute_class_weight
 
