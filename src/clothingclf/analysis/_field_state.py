@@ -6,7 +6,7 @@ whole input, and, when the layout could not be followed, why. Where the channels
 have different fields (a concatenation of branches), it keeps them per range of channels.
 
 Everything here is a pure function of states and shapes; which operation does what to a
-state is decided by the rules (``_rules_*``) that :mod:`._propagation` dispatches to.
+state is decided by the rules (``_rules_*``) that ``_propagation`` dispatches to.
 """
 
 from __future__ import annotations

@@ -86,9 +86,7 @@ def _window(
     def update(f: _Field | None) -> _Field | None:
         if f is None:
             return None
-        a, b = (
-            _conv_update(f[k], kernel[k], stride[k], padding[k], dilation[k]) for k in (0, 1)
-        )
+        a, b = (_conv_update(f[k], kernel[k], stride[k], padding[k], dilation[k]) for k in (0, 1))
         return (a, b)
 
     axes = update(sx.axes)

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ._field_state import _WHOLE, Pair, _Axis, _aligned, _lost, _pointwise_parts, _State, _union
+from ._field_state import _WHOLE, Pair, _aligned, _Axis, _lost, _pointwise_parts, _State, _union
 from .tracing import OpRecord, TensorInfo, Trace
 
 __all__: list[str] = []

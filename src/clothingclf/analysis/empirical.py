@@ -348,6 +348,33 @@ def empirical_receptive_field(
         from .tracing import meta_model
 
         model = meta_model(model)
+    layer, call, target = _layer_to_measure(model, size, layer)
+    x = torch.ones((1, *size), requires_grad=True)
+    out = _output_of(model, target, call, x, ignore_global_paths)
+    if not isinstance(out, torch.Tensor) or out.dim() != 4:
+        raise AnalysisError(
+            f"the output of {layer!r} is not an N x C x H x W map (found "
+            f"{type(out).__name__ if not isinstance(out, torch.Tensor) else tuple(out.shape)}); "
+            "pass layer= naming a convolutional stage."
+        )
+    i, j = (out.shape[2] - 1) // 2, (out.shape[3] - 1) // 2
+    r, c = _gradient_support(out, x, (i, j), layer)
+    _, h, w = size
+    return EmpiricalReceptiveField(
+        layer=layer,
+        unit=(i, j),
+        rows=r,
+        cols=c,
+        size=(r[1] - r[0] + 1, c[1] - c[0] + 1),
+        clipped=r[0] == 0 or c[0] == 0 or r[1] == h - 1 or c[1] == w - 1,
+        input_size=size,
+    )
+
+
+def _layer_to_measure(
+    model: nn.Module, size: tuple[int, int, int], layer: str | None
+) -> tuple[str, int, nn.Module]:
+    """The path of the module to measure, which of its calls (from 1), and the module."""
     call = 1
     if layer is None:  # the map receptive_field reports: the last call of its module
         rf = receptive_field(model, input_size=size)
@@ -358,8 +385,20 @@ def empirical_receptive_field(
             f"the model has no module {layer!r}; expected a path of model.named_modules(), "
             f"e.g. {next(iter(n for n in modules if n), '')!r}."
         )
-    captured: list[torch.Tensor] = []
-    target = modules[layer]
+    return layer, call, modules[layer]
+
+
+def _output_of(
+    model: nn.Module, target: nn.Module, call: int, x: torch.Tensor, ignore_global_paths: bool
+) -> Any:
+    """What ``target`` returns at its ``call``-th call (``None`` if it is not called that
+    often); the forward pass from ``x`` stops there.
+
+    The model itself runs, in evaluation mode, with the positive values in place of its own,
+    and its tensors, modes and hooks are restored afterwards: no copy of the model is needed,
+    which is most of the cost for a large one.
+    """
+    captured: list[Any] = []
     calls = [0]
 
     def stop(_m: nn.Module, _a: Any, out: Any) -> None:
@@ -368,13 +407,9 @@ def empirical_receptive_field(
             captured.append(out)
             raise _Reached
 
-    # The model itself runs, in evaluation mode, with the positive values in place of its
-    # own, and its tensors, modes and hooks are restored: no copy of the model is needed,
-    # which is most of the cost for a large one.
     values = _positive_values(model)
     modes = [(m, m.training) for m in model.modules()]
     handle = target.register_forward_hook(stop)
-    x = torch.ones((1, *size), requires_grad=True)
     try:
         with (
             _substituted(model.eval(), values),
@@ -388,14 +423,14 @@ def empirical_receptive_field(
         handle.remove()
         for m, training in modes:
             m.training = training
-    out = captured[0] if captured else None
-    if not isinstance(out, torch.Tensor) or out.dim() != 4:
-        raise AnalysisError(
-            f"the output of {layer!r} is not an N x C x H x W map (found "
-            f"{type(out).__name__ if not isinstance(out, torch.Tensor) else tuple(out.shape)}); "
-            "pass layer= naming a convolutional stage."
-        )
-    i, j = (out.shape[2] - 1) // 2, (out.shape[3] - 1) // 2
+    return captured[0] if captured else None
+
+
+def _gradient_support(
+    out: torch.Tensor, x: torch.Tensor, unit: Pair, layer: str
+) -> tuple[Pair, Pair]:
+    """First and last input row, and column, where the gradient of ``unit`` is non-zero."""
+    i, j = unit
     (grad,) = torch.autograd.grad(out[0, :, i, j].sum(), x)
     if not torch.isfinite(grad).all():
         raise AnalysisError(
@@ -408,15 +443,4 @@ def empirical_receptive_field(
     cols = torch.nonzero(support.any(0)).flatten()
     if rows.numel() == 0:
         raise AnalysisError(f"no gradient reached the input from {layer!r}; cannot measure it")
-    r = (int(rows[0]), int(rows[-1]))
-    c = (int(cols[0]), int(cols[-1]))
-    _, h, w = size
-    return EmpiricalReceptiveField(
-        layer=layer,
-        unit=(i, j),
-        rows=r,
-        cols=c,
-        size=(r[1] - r[0] + 1, c[1] - c[0] + 1),
-        clipped=r[0] == 0 or c[0] == 0 or r[1] == h - 1 or c[1] == w - 1,
-        input_size=size,
-    )
+    return (int(rows[0]), int(rows[-1])), (int(cols[0]), int(cols[-1]))

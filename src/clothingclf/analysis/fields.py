@@ -45,8 +45,9 @@ from typing import Any
 from torch import nn
 
 from ..exceptions import AnalysisError
-from ._propagation import Pair, _Propagator
-from .tracing import InputSize, Trace, trace
+from ._field_state import Pair, _State
+from ._propagation import _Propagator
+from .tracing import InputSize, ModuleCall, TensorInfo, Trace, trace
 
 __all__ = ["LayerReceptiveField", "ReceptiveField", "receptive_field"]
 
@@ -209,87 +210,17 @@ def receptive_field_from_trace(t: Trace) -> ReceptiveField:
     """Build a :class:`ReceptiveField` from a :class:`~clothingclf.analysis.tracing.Trace`."""
     prop = _Propagator(t)
     prop.run()
-    rows = []
-    for call in t.modules:
-        out = call.output
-        state = prop.states.get(out.node) if out is not None and out.node >= 0 else None
-        if out is None:
-            continue
-        if state is None or state.axes is None:
-            rows.append(
-                LayerReceptiveField(
-                    call.name,
-                    call.module_type,
-                    out.shape,
-                    None,
-                    None,
-                    None,
-                    sees_whole_input=state is not None and state.whole,
-                    note=(state.lost if state is not None else "does not depend on the input"),
-                )
-            )
-            continue
-        h, w = state.axes
-        rows.append(
-            LayerReceptiveField(
-                call.name,
-                call.module_type,
-                out.shape,
-                (h.size, w.size),
-                (h.stride, w.stride),
-                (h.padding, w.padding),
-                sees_whole_input=state.whole,
-            )
-        )
-    maps = [r for r in rows if r.size is not None and len(r.output_shape) == 4]
-    if len(maps) > 1 and maps[-1].name == "":  # prefer the submodule that made the same map
-        a, b = maps[-1], maps[-2]
-        if (a.size, a.stride, a.padding, a.output_shape) == (
-            b.size,
-            b.stride,
-            b.padding,
-            b.output_shape,
-        ):
-            maps = maps[:-1]
-    last: tuple[Pair, Pair, Pair, bool] | None = None
-    layer = ""
-    lost_after = None
-    if maps:
-        row = maps[-1]
+    rows = _layer_rows(t, prop)
+    row = _last_map_row(rows)
+    last: _Measured | None
+    if row is not None:
         assert row.stride is not None and row.padding is not None and row.size is not None
-        last, layer = (row.size, row.stride, row.padding, row.sees_whole_input), row.name
-        later = rows[next(i for i, r in enumerate(rows) if r is row) + 1 :]
-        unknown = [
-            r
-            for r in later
-            if len(r.output_shape) == 4 and r.size is None and not r.sees_whole_input
-        ]
-        if unknown:
-            lost_after = f"{unknown[0].name or 'the model'} ({unknown[0].note})"
+        last = (row.size, row.stride, row.padding, row.sees_whole_input)
+        layer, lost_after = row.name, _lost_after(rows, row)
     else:  # no module returns a spatial map: take the last spatial value of the graph
-        for op in t.ops:
-            for o in op.outputs:
-                s = prop.states.get(o.node) if o.node >= 0 else None
-                if s is not None and s.axes is not None and s.layout is not None:
-                    if s.layout[0][0] == s.layout[1][0]:
-                        continue  # a flattened map: no longer an image
-                    h, w = s.axes
-                    last = ((h.size, w.size), (h.stride, w.stride), (h.padding, w.padding), s.whole)
+        last, layer, lost_after = _last_spatial_value(t, prop), "", None
     if last is None:
-        lost = next(
-            (
-                s.lost
-                for op in t.ops
-                for o in op.outputs
-                if o.node >= 0 and (s := prop.states.get(o.node)) is not None and s.lost
-            ),
-            None,
-        )
-        raise AnalysisError(
-            f"{t.model_name} has no spatial feature map to measure at input size {t.input_size}; "
-            "expected a network of 2-D convolutions or pooling over N x C x H x W images"
-            + (f" (the spatial layout was lost first at: {lost})." if lost else ".")
-        )
+        raise _no_spatial_map(t, prop)
     outs = [prop.states.get(o.node) for o in t.outputs if o.node >= 0]
     output_whole = bool(outs) and all(s is not None and s.whole and s.axes is None for s in outs)
     return ReceptiveField(
@@ -304,6 +235,104 @@ def receptive_field_from_trace(t: Trace) -> ReceptiveField:
         misalignments=tuple(dict.fromkeys(prop.misalignments)),
         layers=tuple(rows),
         lost_after=lost_after,
+    )
+
+
+# A field as reported: size, stride, padding, and whether it also sees the whole input.
+_Measured = tuple[Pair, Pair, Pair, bool]
+
+
+def _layer_rows(t: Trace, prop: _Propagator) -> list[LayerReceptiveField]:
+    """The field of every module call's output, in the order the calls returned."""
+    rows = []
+    for call in t.modules:
+        out = call.output
+        if out is None:
+            continue
+        state = prop.states.get(out.node) if out.node >= 0 else None
+        rows.append(_layer_row(call, out, state))
+    return rows
+
+
+def _layer_row(call: ModuleCall, out: TensorInfo, state: _State | None) -> LayerReceptiveField:
+    if state is None or state.axes is None:
+        return LayerReceptiveField(
+            call.name,
+            call.module_type,
+            out.shape,
+            None,
+            None,
+            None,
+            sees_whole_input=state is not None and state.whole,
+            note=(state.lost if state is not None else "does not depend on the input"),
+        )
+    h, w = state.axes
+    return LayerReceptiveField(
+        call.name,
+        call.module_type,
+        out.shape,
+        (h.size, w.size),
+        (h.stride, w.stride),
+        (h.padding, w.padding),
+        sees_whole_input=state.whole,
+    )
+
+
+def _last_map_row(rows: list[LayerReceptiveField]) -> LayerReceptiveField | None:
+    """The last module output that is an N x C x H x W map with a known field."""
+    maps = [r for r in rows if r.size is not None and len(r.output_shape) == 4]
+    if len(maps) > 1 and maps[-1].name == "":  # prefer the submodule that made the same map
+        a, b = maps[-1], maps[-2]
+        if (a.size, a.stride, a.padding, a.output_shape) == (
+            b.size,
+            b.stride,
+            b.padding,
+            b.output_shape,
+        ):
+            maps = maps[:-1]
+    return maps[-1] if maps else None
+
+
+def _lost_after(rows: list[LayerReceptiveField], row: LayerReceptiveField) -> str | None:
+    """Why the field is unknown for a spatial map after ``row``, if it is for one."""
+    later = rows[next(i for i, r in enumerate(rows) if r is row) + 1 :]
+    unknown = [
+        r for r in later if len(r.output_shape) == 4 and r.size is None and not r.sees_whole_input
+    ]
+    if unknown:
+        return f"{unknown[0].name or 'the model'} ({unknown[0].note})"
+    return None
+
+
+def _last_spatial_value(t: Trace, prop: _Propagator) -> _Measured | None:
+    """The field of the last value of the graph that is still an image (not flattened)."""
+    last = None
+    for op in t.ops:
+        for o in op.outputs:
+            s = prop.states.get(o.node) if o.node >= 0 else None
+            if s is not None and s.axes is not None and s.layout is not None:
+                if s.layout[0][0] == s.layout[1][0]:
+                    continue  # a flattened map: no longer an image
+                h, w = s.axes
+                last = ((h.size, w.size), (h.stride, w.stride), (h.padding, w.padding), s.whole)
+    return last
+
+
+def _no_spatial_map(t: Trace, prop: _Propagator) -> AnalysisError:
+    """The error for a model without a spatial map, naming where the layout was lost."""
+    lost = next(
+        (
+            s.lost
+            for op in t.ops
+            for o in op.outputs
+            if o.node >= 0 and (s := prop.states.get(o.node)) is not None and s.lost
+        ),
+        None,
+    )
+    return AnalysisError(
+        f"{t.model_name} has no spatial feature map to measure at input size {t.input_size}; "
+        "expected a network of 2-D convolutions or pooling over N x C x H x W images"
+        + (f" (the spatial layout was lost first at: {lost})." if lost else ".")
     )
 
 
