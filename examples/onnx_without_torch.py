@@ -48,19 +48,19 @@ def preprocess(image: Image.Image, meta: dict[str, Any]) -> np.ndarray:
     width, height = image.size
     size = meta["resize_size"]
     aspect = meta.get("aspect", 1.0)
-    if aspect == 1.0:  # the shorter side to resize_size
+    if aspect == 1.0:  # the shorter side to resize_size, keep the centre square (the canvas)
         if width <= height:
             new_size = (size, int(size * height / width))
         else:
             new_size = (int(size * width / height), size)
-        image = image.resize(new_size, resample)
+        image = _centre(image.resize(new_size, resample), (size, size))
     else:  # cover a resize_size x round(resize_size * aspect) canvas, keep its centre
         canvas = (size, round(size * aspect))
         scale = max(canvas[0] / width, canvas[1] / height)
         new_size = (max(canvas[0], round(width * scale)), max(canvas[1], round(height * scale)))
         image = _centre(image.resize(new_size, resample), canvas)
     crop = (meta["input_shape"][3], meta["input_shape"][2])  # width, height
-    image = _centre(image, crop)
+    image = _centre(image, crop)  # the network's input, from the canvas
     pixels = np.asarray(image, dtype=np.float32) / 255.0
     mean = np.asarray(meta["mean"], dtype=np.float32)
     std = np.asarray(meta["std"], dtype=np.float32)
@@ -68,7 +68,8 @@ def preprocess(image: Image.Image, meta: dict[str, Any]) -> np.ndarray:
 
 
 def _centre(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """The centre ``size`` (width, height) of ``image``."""
+    """The centre ``size`` (width, height) of ``image``, as torchvision's ``center_crop``
+    places it (offsets rounded half to even)."""
     left = round((image.size[0] - size[0]) / 2.0)
     top = round((image.size[1] - size[1]) / 2.0)
     return image.crop((left, top, left + size[0], top + size[1]))

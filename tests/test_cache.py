@@ -14,6 +14,7 @@ from clothingclf.backbones import Preprocessing
 from clothingclf.data import cache
 from clothingclf.data.cache import build_image_cache, cache_key, decode_square
 from clothingclf.exceptions import ImageNotFoundError, InvalidImageError
+from clothingclf.images import open_image
 
 
 def _photo(path: Path, size: tuple[int, int], seed: int) -> Path:
@@ -42,14 +43,23 @@ def test_cache_rows_are_the_decoded_squares(photos: list[Path]) -> None:
         assert torch.equal(row, decode_square(path, 32))
 
 
-def test_centre_of_the_cache_equals_the_evaluation_transform(photos: list[Path]) -> None:
-    prep = Preprocessing(image_size=24, resize_size=32, mean=(0, 0, 0), std=(1, 1, 1))
-    images = build_image_cache(photos, size=prep.resize_size, interpolation=prep.interpolation)
-    offset = (32 - 24) // 2
-    for row, path in zip(images, photos, strict=True):
-        expected = prep.eval_transform()(Image.open(path).convert("RGB"))
-        got = row[:, offset : offset + 24, offset : offset + 24].float() / 255
-        assert torch.allclose(got, expected, atol=1 / 255 + 1e-6)
+@pytest.mark.parametrize("aspect", [1.0, 4 / 3, 0.8])
+@pytest.mark.parametrize("resize_size", [32, 31])  # even and odd margins around the crop
+def test_centre_of_the_cache_is_the_evaluation_view(
+    photos: list[Path], aspect: float, resize_size: int
+) -> None:
+    """Validation (the cache's centre) and predict (eval_transform) see the same pixels,
+    bit for bit: one view, not two kept equal to rounding."""
+    prep = Preprocessing(image_size=24, resize_size=resize_size, aspect=aspect)
+    images = build_image_cache(
+        photos, size=prep.resize_size, interpolation=prep.interpolation, aspect=aspect
+    )
+    assert images.shape[-2:] == prep.resize_shape
+    validation = prep.network_input(images)
+    for row, path in zip(validation, photos, strict=True):
+        expected = prep.eval_transform()(open_image(path, draft_size=prep.draft_size))
+        assert expected.shape == (3, *prep.input_shape)
+        assert torch.equal(row, expected)
 
 
 def test_disk_cache_is_reused_and_keyed_by_mtime(
@@ -63,7 +73,7 @@ def test_disk_cache_is_reused_and_keyed_by_mtime(
     def no_decoding(*args: object, **kwargs: object) -> torch.Tensor:
         raise AssertionError("the cache should have been reused")
 
-    monkeypatch.setattr(cache, "decode_square", no_decoding)
+    monkeypatch.setattr(cache, "resize_to_canvas", no_decoding)
     again = build_image_cache(photos, size=16, cache_dir=folder)
     assert torch.equal(first, again)
     again[0].zero_()  # copy-on-write: the file is not changed

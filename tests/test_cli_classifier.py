@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,20 @@ def test_evaluate(trained: Path, synthetic_root: Path, capsys: pytest.CaptureFix
     assert report["n_samples"] == 10 and len(report["confusion_matrix"]) == 4
     assert main(["evaluate", str(trained), str(synthetic_root), "--split", "val"]) == 0
     assert "balanced accuracy" in capsys.readouterr().out
+
+
+def test_evaluate_json_is_json_when_preparing_dropped_rows(
+    trained: Path, synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What preparing a root dropped goes to stderr: stdout stays one JSON document."""
+    root = tmp_path / "root"
+    shutil.copytree(synthetic_root, root)
+    with (root / "images.csv").open("a", encoding="utf-8") as table:
+        table.write("00000000-missing,0,Dress,False\n")
+    assert main(["evaluate", str(trained), str(root), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["n_samples"] == 10
+    assert "Missing files: 1 (00000000-missing)" in captured.err
 
 
 def test_predict_text_and_json(

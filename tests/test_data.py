@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 import clothingclf
 from _image_zoo import BAD, GOOD, big_jpeg, write_zoo
-from clothingclf import ClothingDataset, DatasetSplits, load_splits, prepare_dataset
+from clothingclf import ClothingDataset, DatasetSplits, load_splits, open_splits, prepare_dataset
 from clothingclf.data.splitting import assign_splits
 from clothingclf.exceptions import (
     DatasetError,
@@ -564,6 +564,78 @@ def test_load_splits_errors(synthetic_root: Path, tmp_path: Path) -> None:
 def test_output_dir_leaves_no_temporary_files(synthetic_root: Path, tmp_path: Path) -> None:
     prepare_dataset(synthetic_root, output_dir=tmp_path, verify_images=False)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_open_splits_prepares_a_dataset_root_with_the_seed(
+    synthetic_root: Path, synthetic_splits: DatasetSplits
+) -> None:
+    assert open_splits(synthetic_root) == synthetic_splits  # seed 42, as prepare_dataset
+    assert open_splits(str(synthetic_root), seed=0) == prepare_dataset(synthetic_root, seed=0)
+    assert open_splits(synthetic_root, seed=0) != synthetic_splits
+
+
+def test_open_splits_reads_a_prepared_folder_back(synthetic_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "splits"
+    saved = prepare_dataset(synthetic_root, seed=3, output_dir=out)
+    assert open_splits(out) == saved
+    assert open_splits(out, seed=0) == saved  # the saved split, whatever the seed
+
+
+def test_open_splits_prefers_images_csv_to_splits_saved_beside_it(
+    synthetic_root: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(synthetic_root, root)
+    saved = prepare_dataset(root, seed=3, output_dir=root)
+    assert (root / "report.json").is_file()
+    assert open_splits(root) == prepare_dataset(root) != saved
+
+
+def test_open_splits_lets_the_reader_name_what_is_wrong(
+    synthetic_root: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "splits"
+    prepare_dataset(synthetic_root, output_dir=out)
+    (out / "report.json").write_text("{}")
+    with pytest.raises(DatasetError, match="not a splits report"):
+        open_splits(out)
+    (out / "val.csv").unlink()
+    with pytest.raises(DatasetNotFoundError, match=r"val\.csv' does not exist"):
+        open_splits(out)
+    (tmp_path / "odd" / "images.csv").mkdir(parents=True)
+    with pytest.raises(DatasetError, match=r"images\.csv' is not a regular file"):
+        open_splits(tmp_path / "odd")
+
+
+_OPEN_SPLITS_EXPECTS = (
+    "Expected a dataset root holding images.csv (split with prepare_dataset), or a folder "
+    "written by prepare_dataset(output_dir=...) or 'clothingclf prepare --output' (report.json, "
+    "train.csv, val.csv and test.csv). Give the path of one."
+)
+
+
+@pytest.mark.parametrize(
+    ("make", "found"),
+    [
+        (lambda p: p.mkdir(), "holds neither images.csv nor report.json"),
+        (lambda p: p.write_text("image,label\n"), "is a file, not a folder"),
+        (lambda p: None, "does not exist"),
+    ],
+    ids=["empty folder", "file", "missing"],
+)
+def test_open_splits_refuses_anything_else(
+    tmp_path: Path, make: Callable[[Path], object], found: str
+) -> None:
+    path = tmp_path / "data"
+    make(path)
+    expected = f"{str(path)!r} {found}. {_OPEN_SPLITS_EXPECTS}"
+    with pytest.raises(DatasetNotFoundError, match=f"^{re.escape(expected)}$"):
+        open_splits(path)
+
+
+def test_open_splits_refuses_what_is_not_a_path() -> None:
+    with pytest.raises(InvalidParameterError, match="needs the path of a folder; found 123"):
+        open_splits(123)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- torch

@@ -22,6 +22,7 @@ from torch import nn
 from _guards import forbid_unpickling
 from clothingclf.backbones import ClothingNet, Preprocessing
 from clothingclf.checkpoint import safe_load
+from clothingclf.data.cache import build_image_cache
 from clothingclf.exceptions import InvalidParameterError, TrainingDivergedError
 from clothingclf.settings import RECIPES, RunOptions, all_settings, resolve_options
 from clothingclf.training import TrainConfig, resolve_config, train_model
@@ -469,7 +470,7 @@ def test_weight_average_is_validated_and_kept(synthetic_splits: Any, tmp_path: P
     model.load_state_dict(average)
     views = training._Views(PREP, CPU, channels_last=False)
     val = synthetic_splits.val
-    images = training.build_image_cache(
+    images = build_image_cache(
         val["path"].tolist(), size=PREP.resize_size, interpolation=PREP.interpolation
     )
     labels = torch.tensor(val["label_id"].to_numpy(), dtype=torch.long)

@@ -2,7 +2,8 @@
 
 The public API, declared once here (each module keeps its own ``__all__``):
 
-* :func:`prepare_dataset`, :func:`load_splits`, :class:`DatasetSplits`, :class:`ClothingDataset`
+* :func:`prepare_dataset`, :func:`load_splits`, :func:`open_splits` (either, by what a folder
+  holds), :class:`DatasetSplits`, :class:`ClothingDataset`
 * :class:`ClothingClassifier` and its :class:`Prediction`; ``ClothingClassifier.pretrained()``
   and :mod:`clothingclf.pretrained`: the trained model and photos inside the package
 * :mod:`clothingclf.checkpoint`: the model file (safetensors, data only)
@@ -19,6 +20,7 @@ from . import (
     backbones,
     checkpoint,
     data,
+    devices,
     exceptions,
     predictor,
     pretrained,
@@ -26,7 +28,14 @@ from . import (
     training,
 )
 from .classifier import ClothingClassifier, Prediction
-from .data import ClothingDataset, DatasetReport, DatasetSplits, load_splits, prepare_dataset
+from .data import (
+    ClothingDataset,
+    DatasetReport,
+    DatasetSplits,
+    load_splits,
+    open_splits,
+    prepare_dataset,
+)
 from .export import ExportedModel, export_model, read_export_metadata
 from .images import open_image
 from .metrics import EvaluationReport
@@ -46,11 +55,13 @@ __all__ = [
     "backbones",
     "checkpoint",
     "data",
+    "devices",
     "exceptions",
     "export_model",
     "load_evaluation_data",
     "load_splits",
     "open_image",
+    "open_splits",
     "predictor",
     "prepare_dataset",
     "pretrained",

@@ -16,8 +16,6 @@ import difflib
 import inspect
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
@@ -25,17 +23,23 @@ import pandas as pd
 import torch
 from PIL import Image
 from sklearn.base import BaseEstimator
-from torch import nn
 
 from .backbones import ClothingNet, Preprocessing
-from .checkpoint import FittedModel, atomic_save, model_payload, read_fitted_model
+from .checkpoint import (
+    FittedModel,
+    atomic_save,
+    estimator_params,
+    model_payload,
+    read_fitted_model,
+)
+from .devices import resolve_device
 from .exceptions import (
     EmptyDatasetError,
     InvalidParameterError,
     NotFittedError,
 )
 from .metrics import EvaluationReport, evaluation_report
-from .predictor import Predictor, as_images, to_inference_layout
+from .predictor import Prediction, Predictor, as_images, to_inference_layout
 from .settings import all_settings, resolve_config, resolve_options
 from .training import TrainConfig, fit_networks
 from .training.tables import fit_tables, require_columns
@@ -51,34 +55,6 @@ __all__ = ["ClothingClassifier", "Prediction"]
 _LEARNED_NAMES = tuple(s.name for s in all_settings() if not s.runtime)
 _OPTION_NAMES = tuple(s.name for s in all_settings() if s.runtime)
 _SETTING_NAMES = _LEARNED_NAMES + _OPTION_NAMES
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The label of one image, its probability, and the ``k`` most probable labels.
-
-    Attributes:
-        label: The most probable class.
-        score: Its probability (0 to 1).
-        top_k: ``(label, probability)`` pairs, most probable first.
-
-    Example:
-        >>> p = Prediction(label="Hat", score=0.9, top_k=(("Hat", 0.9), ("Shoes", 0.1)))
-        >>> p.to_dict()["top_k"]
-        [{'label': 'Hat', 'score': 0.9}, {'label': 'Shoes', 'score': 0.1}]
-    """
-
-    label: str
-    score: float
-    top_k: tuple[tuple[str, float], ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict: ``label``, ``score`` and ``top_k`` as a list of dicts."""
-        return {
-            "label": self.label,
-            "score": self.score,
-            "top_k": [{"label": label, "score": score} for label, score in self.top_k],
-        }
 
 
 class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
@@ -231,35 +207,69 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             class_weights=class_weights,
             config=config,
             options=options,
-            device=_resolve_device(self.device),
+            device=resolve_device(self.device),
             checkpoint=checkpoint,
             resume=resume,
         )
-        results, several = ensemble.results, len(config.views()) > 1
-        self.networks_: list[tuple[ClothingNet, Preprocessing]] = ensemble.networks
-        self.model_: ClothingNet = ensemble.networks[0][0]
-        self.preprocessing_: Preprocessing = ensemble.networks[0][1]
-        self.config_: TrainConfig = config
-        self.model_spec_: dict[str, Any] = ensemble.spec
-        self.device_: torch.device = ensemble.device
-        self.classes_: list[str] = list(classes)
-        self.history_: list[dict[str, float]] = [
-            {**row, "network": float(index)} if several else dict(row)
-            for index, result in enumerate(results)
-            for row in result.history
-        ]
-        self.best_epoch_: int = int(results[0].best_epoch)
-        self.best_val_accuracy_: float | None = _maybe_float(results[0].best_val_accuracy)
-        self.final_val_accuracy_: float | None = _maybe_float(results[0].final_val_accuracy)
-        if len(results) > 1:
-            self.best_val_accuracy_, self.final_val_accuracy_ = ensemble.averaged_accuracies(
-                val_table
-            )
-        self.kept_: str = config.keep
-        self.interrupted_: bool = any(result.interrupted for result in results)
-        self.stopped_early_: bool = any(result.stopped_early for result in results)
-        self.model_card_: dict[str, Any] | None = None
+        results = ensemble.results
+        several = len(results) > 1
+        best, final = results[0].best_val_accuracy, results[0].final_val_accuracy
+        if several:
+            best, final = ensemble.averaged_accuracies(val_table)
+        fitted = FittedModel(
+            networks=ensemble.networks,
+            spec=ensemble.spec,
+            classes=list(classes),
+            config=config,
+            history=[
+                {**row, "network": float(index)} if several else dict(row)
+                for index, result in enumerate(results)
+                for row in result.history
+            ],
+            metrics={
+                "best_epoch": int(results[0].best_epoch),
+                "best_val_accuracy": best,
+                "final_val_accuracy": final,
+            },
+            holds=config.keep,
+            params={},
+        )
+        self._adopt(
+            fitted,
+            ensemble.device,
+            interrupted=any(result.interrupted for result in results),
+            stopped_early=any(result.stopped_early for result in results),
+        )
         return self
+
+    def _adopt(
+        self,
+        fitted: FittedModel,
+        device: torch.device,
+        *,
+        interrupted: bool = False,
+        stopped_early: bool = False,
+    ) -> None:
+        """Take the learned state of a fit or a model file: the attributes ending in ``_``."""
+        self.networks_: list[tuple[ClothingNet, Preprocessing]] = list(fitted.networks)
+        self.model_: ClothingNet = fitted.networks[0][0]
+        self.preprocessing_: Preprocessing = fitted.networks[0][1]
+        self.config_: TrainConfig = fitted.config
+        self.model_spec_: dict[str, Any] = fitted.spec
+        self.device_: torch.device = device
+        self.classes_: list[str] = list(fitted.classes)
+        self.history_: list[dict[str, float]] = fitted.history
+        self.best_epoch_: int = int(fitted.metrics.get("best_epoch", 0))
+        self.best_val_accuracy_: float | None = _maybe_float(
+            fitted.metrics.get("best_val_accuracy")
+        )
+        self.final_val_accuracy_: float | None = _maybe_float(
+            fitted.metrics.get("final_val_accuracy")
+        )
+        self.kept_: str = fitted.holds
+        self.interrupted_: bool = interrupted
+        self.stopped_early_: bool = stopped_early
+        self.model_card_: dict[str, Any] | None = fitted.model_card
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
@@ -413,15 +423,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             InvalidParameterError: ``k`` is not a positive int.
             NotFittedError: The classifier was not fitted or loaded.
         """
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise InvalidParameterError(f"k must be a positive int; found {k!r}.")
-        probabilities = self.predict_proba(x, tta=tta, batch_size=batch_size)
-        k = min(k, len(self.classes_))
-        predictions = []
-        for row in probabilities:
-            order = np.argsort(-row, kind="stable")[:k]
-            top = tuple((self.classes_[i], float(row[i])) for i in order)
-            predictions.append(Prediction(label=top[0][0], score=top[0][1], top_k=top))
+        predictions = self.predictor().top(x, k, tta=tta, batch_size=batch_size)
         return predictions[0] if as_images(x)[1] else predictions
 
     def evaluate(self, split: pd.DataFrame | DatasetSplits) -> EvaluationReport:
@@ -500,7 +502,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 "best_epoch": self.best_epoch_,
             },
             holds=self.kept_,
-            params=_plain_params(self.get_params(deep=False)),
+            params=estimator_params(self.get_params(deep=False), skip=("device", *_OPTION_NAMES)),
             model_card=dict(card) if card is not None else None,
         )
         atomic_save(model_payload(fitted, weights_dtype), path)
@@ -600,7 +602,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             UnsupportedFormatError: A file written by a newer clothingclf.
             MissingDependencyError: A timm model (EfficientNet-Lite too) without timm.
         """
-        resolved = _resolve_device(device)  # a bad device is the caller's, not the file's
+        resolved = resolve_device(device)  # a bad device is the caller's, not the file's
         fitted = read_fitted_model(path, backbone=backbone)
         known = set(cls._get_param_names())
         kwargs = {k: v for k, v in fitted.params.items() if k in known}
@@ -610,20 +612,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         clf = cls(**kwargs)
         for network, _ in fitted.networks:
             to_inference_layout(network, resolved)
-        clf.networks_ = fitted.networks
-        clf.model_, clf.preprocessing_ = fitted.networks[0]
-        clf.config_ = fitted.config
-        clf.model_spec_ = fitted.spec
-        clf.device_ = resolved
-        clf.classes_ = fitted.classes
-        clf.history_ = fitted.history
-        clf.best_epoch_ = int(fitted.metrics.get("best_epoch", 0))
-        clf.best_val_accuracy_ = _maybe_float(fitted.metrics.get("best_val_accuracy"))
-        clf.final_val_accuracy_ = _maybe_float(fitted.metrics.get("final_val_accuracy"))
-        clf.kept_ = fitted.holds
-        clf.interrupted_ = False
-        clf.stopped_early_ = False
-        clf.model_card_ = fitted.model_card
+        clf._adopt(fitted, resolved)
         return clf
 
 
@@ -657,47 +646,3 @@ _with_settings_in_signature(ClothingClassifier.__init__)
 
 def _maybe_float(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = device if isinstance(device, torch.device) else torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise InvalidParameterError(
-            f"device must be 'auto', 'cpu', 'cuda', 'cuda:<n>' or a torch.device; found "
-            f"{device!r} ({error})."
-        ) from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidParameterError(
-            f"device {device!r} was asked for but CUDA is not available here; use "
-            "device='cpu' or 'auto'."
-        )
-    if resolved.type not in ("cpu", "cuda"):
-        available = resolved.type == "mps" and torch.backends.mps.is_available()
-        if not available:
-            raise InvalidParameterError(
-                f"device {device!r} is not available on this machine (clothingclf runs on "
-                "'cpu' and 'cuda'); use device='cpu' or 'auto'."
-            )
-    return resolved
-
-
-def _plain_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The estimator's parameters that describe the model, as plain values for the file
-    (run options and the device are how one run executed, and are not saved)."""
-    plain: dict[str, Any] = {}
-    for key, value in params.items():
-        if key == "device" or key in _OPTION_NAMES:
-            continue
-        if key == "backbone" and isinstance(value, nn.Module):
-            plain[key] = None
-        elif key == "weights" and value is not None and not isinstance(value, str):
-            name = getattr(value, "name", None)
-            plain[key] = str(value) if isinstance(value, Path) or name is None else str(name)
-        elif isinstance(value, tuple):
-            plain[key] = list(value)
-        elif isinstance(value, (str, int, float, bool, type(None), list)):
-            plain[key] = value
-    return plain

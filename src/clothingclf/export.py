@@ -183,17 +183,18 @@ def _input_metadata(name: str, prep: Preprocessing) -> dict[str, Any]:
         "std": [float(v) for v in prep.std],
         "interpolation": str(prep.interpolation),
         "preprocessing": (
-            "RGB image; resize the shorter side to resize_size (antialiased, interpolation), "
-            "centre-crop input_size x input_size, scale pixels to [0, 1], subtract mean and "
-            "divide by std per channel, layout channels x height x width"
+            "RGB image; resize the shorter side to resize_size (antialiased, interpolation) "
+            "and centre-crop a resize_size square (the canvas)"
             if prep.aspect == 1.0
             else "RGB image; resize it to cover a canvas resize_size wide and "
             f"{prep.resize_shape[0]} tall (scale = max(resize_size / width, "
             f"{prep.resize_shape[0]} / height), antialiased, interpolation) and centre-crop "
-            f"the canvas, then centre-crop input_size wide and {height} tall, scale pixels "
-            "to [0, 1], subtract mean and divide by std per channel, layout channels x "
-            "height x width"
-        ),
+            "it to the canvas"
+        )
+        + f"; then centre-crop input_size wide and {height} tall from the canvas (offsets "
+        "round((canvas - crop) / 2), halves to even, as torchvision's center_crop); scale "
+        "pixels to [0, 1], subtract mean and divide by std per channel, layout channels x "
+        "height x width",
     }
 
 

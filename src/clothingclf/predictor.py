@@ -4,7 +4,9 @@ A :class:`Predictor` is what :meth:`ClothingClassifier.predict_proba
 <clothingclf.ClothingClassifier.predict_proba>`, the ONNX/TorchScript export and the report
 run; :meth:`ClothingClassifier.predictor <clothingclf.ClothingClassifier.predictor>` gives
 the one of a fitted or loaded classifier. Several networks (one per view of the photos)
-are averaged; each image is decoded once and transformed for every network.
+are averaged; each image is decoded once into the canvas of every network's view, and the
+batch of canvases is cropped and normalised as validation does
+(:meth:`~clothingclf.backbones.Preprocessing.network_input`).
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import torch
 from PIL import Image
 
 from .backbones import ClothingNet, Preprocessing
+from .data import ClothingDataset
 from .exceptions import DatasetError, InvalidImageError, InvalidParameterError, MissingColumnsError
-from .images import open_image
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "INFERENCE_LAYOUT",
     "HasPredictor",
+    "Prediction",
     "Predictor",
     "as_images",
     "to_inference_layout",
@@ -81,30 +84,53 @@ def as_images(x: Any) -> tuple[list[Any], bool]:
     )
 
 
-class _Inputs(torch.utils.data.Dataset[tuple[torch.Tensor, ...]]):
-    """Images of any accepted kind, decoded once each and transformed for every network."""
+class _Canvases:
+    """One decoded image as the uint8 canvas of every network's view (picklable, for
+    DataLoader workers); :meth:`Preprocessing.network_input` finishes them batch-wise."""
 
-    def __init__(self, items: Sequence[Any], preprocessings: Sequence[Preprocessing]) -> None:
-        self.items = items
-        self.transforms = [prep.eval_transform() for prep in preprocessings]
-        # JPEG draft mode may shrink a photo only as far as the largest canvas needs.
-        self.draft_size = (
-            max(prep.resize_shape[1] for prep in preprocessings),
-            max(prep.resize_shape[0] for prep in preprocessings),
-        )
+    def __init__(self, preprocessings: Sequence[Preprocessing]) -> None:
+        self.preprocessings = tuple(preprocessings)
 
-    def __len__(self) -> int:
-        return len(self.items)
+    def __call__(self, image: Image.Image) -> tuple[torch.Tensor, ...]:
+        return tuple(prep.canvas(image) for prep in self.preprocessings)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
-        item = self.items[index]
-        try:
-            image = open_image(item, draft_size=self.draft_size)
-        except InvalidImageError as error:
-            if isinstance(item, (str, os.PathLike)) or len(self.items) == 1:
-                raise
-            raise InvalidImageError(f"Input {index}: {error}") from None
-        return tuple(transform(image) for transform in self.transforms)
+
+def _inputs(items: Sequence[Any], preprocessings: Sequence[Preprocessing]) -> ClothingDataset:
+    """The images to label, each decoded once into the canvases of every network."""
+    # JPEG draft mode may shrink a photo only as far as the largest canvas needs.
+    draft = (
+        max(prep.draft_size[0] for prep in preprocessings),
+        max(prep.draft_size[1] for prep in preprocessings),
+    )
+    return ClothingDataset(items, _Canvases(preprocessings), draft_size=draft)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The label of one image, its probability, and the ``k`` most probable labels.
+
+    Attributes:
+        label: The most probable class.
+        score: Its probability (0 to 1).
+        top_k: ``(label, probability)`` pairs, most probable first.
+
+    Example:
+        >>> p = Prediction(label="Hat", score=0.9, top_k=(("Hat", 0.9), ("Shoes", 0.1)))
+        >>> p.to_dict()["top_k"]
+        [{'label': 'Hat', 'score': 0.9}, {'label': 'Shoes', 'score': 0.1}]
+    """
+
+    label: str
+    score: float
+    top_k: tuple[tuple[str, float], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict: ``label``, ``score`` and ``top_k`` as a list of dicts."""
+        return {
+            "label": self.label,
+            "score": self.score,
+            "top_k": [{"label": label, "score": score} for label, score in self.top_k],
+        }
 
 
 def _check_batch_size(batch_size: Any) -> None:
@@ -163,22 +189,25 @@ class Predictor:
         for model in models:
             if model.training:
                 model.eval()
-        dataset = _Inputs(items, [prep for _, prep in self.networks])
+        dataset = _inputs(items, [prep for _, prep in self.networks])
         with torch.inference_mode():
             if len(items) == 1:
-                return self._mean(models, [view.unsqueeze(0) for view in dataset[0]], mirror)
+                canvases, _ = dataset[0]
+                return self._mean(models, [view.unsqueeze(0) for view in canvases], mirror)
             loader = torch.utils.data.DataLoader(
                 dataset, batch_size=batch_size or DEFAULT_BATCH_SIZE, shuffle=False
             )
-            return np.concatenate([self._mean(models, batch, mirror) for batch in loader])
+            return np.concatenate([self._mean(models, batch, mirror) for batch, _ in loader])
 
     def _mean(
-        self, models: Sequence[ClothingNet], batches: Sequence[torch.Tensor], tta: bool
+        self, models: Sequence[ClothingNet], canvases: Sequence[torch.Tensor], tta: bool
     ) -> np.ndarray:
-        """The mean over the networks of each one's probabilities for its own view."""
+        """The mean over the networks of each one's probabilities for its own view
+        (``canvases``: uint8 batches, one per network)."""
         total: torch.Tensor | None = None
-        for model, batch in zip(models, batches, strict=True):
-            batch = batch.to(self.device).contiguous(memory_format=INFERENCE_LAYOUT)
+        for model, (_, prep), canvas in zip(models, self.networks, canvases, strict=True):
+            batch = prep.network_input(canvas.to(self.device))
+            batch = batch.contiguous(memory_format=INFERENCE_LAYOUT)
             probabilities = model(batch).double().softmax(1)
             if tta:
                 probabilities = (probabilities + model(batch.flip(-1)).double().softmax(1)) / 2
@@ -186,6 +215,26 @@ class Predictor:
         assert total is not None
         mean: np.ndarray = (total / len(models)).cpu().numpy()
         return mean
+
+    def top(
+        self, x: Any, k: int = 3, *, tta: bool | None = None, batch_size: int | None = None
+    ) -> list[Prediction]:
+        """A :class:`Prediction` (label, probability, the ``k`` most probable) per image.
+
+        Raises:
+            InvalidParameterError: ``k`` is not a positive int (or see
+                :meth:`probabilities`).
+        """
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise InvalidParameterError(f"k must be a positive int; found {k!r}.")
+        probabilities = self.probabilities(x, tta=tta, batch_size=batch_size)
+        k = min(k, len(self.classes))
+        predictions = []
+        for row in probabilities:
+            order = np.argsort(-row, kind="stable")[:k]
+            top = tuple((self.classes[i], float(row[i])) for i in order)
+            predictions.append(Prediction(label=top[0][0], score=top[0][1], top_k=top))
+        return predictions
 
     def label_ids(self, table: pd.DataFrame, what: str) -> np.ndarray:
         """The class index of each row's ``label``.

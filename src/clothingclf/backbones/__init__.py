@@ -34,6 +34,7 @@ from .preprocessing import (
     IMAGENET_STD,
     CoverResize,
     Preprocessing,
+    resize_to_canvas,
     scaled_height,
     valid_aspect,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "build_model",
     "list_backbones",
     "rebuild_model",
+    "resize_to_canvas",
     "scaled_height",
     "valid_aspect",
 ]

@@ -3,6 +3,12 @@
 :class:`Preprocessing` (resize, crop, normalisation; square or any height / width within
 :data:`ASPECT_RANGE`), the :class:`CoverResize` it uses for rectangular views, and the
 ImageNet defaults that every backbone source falls back on.
+
+There is one evaluation view, in two steps that validation, ``predict`` and the export's
+description share: :meth:`Preprocessing.canvas` resizes a decoded photo into a uint8
+canvas (what the image cache stores), and :meth:`Preprocessing.network_input` crops the
+centre of a batch of canvases and normalises it. :meth:`Preprocessing.eval_transform` is
+the two applied to one image.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, cast
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -81,6 +88,56 @@ class CoverResize:
         return f"CoverResize(width={self.width}, height={self.height}, {self.interpolation})"
 
 
+def resize_to_canvas(
+    image: Image.Image,
+    width: int,
+    *,
+    aspect: float = 1.0,
+    interpolation: Literal["bilinear", "bicubic"] = "bilinear",
+) -> torch.Tensor:
+    """Resize a decoded RGB image into the canvas of a view ``width`` wide and ``aspect``
+    times as tall: a ``3 x round(width * aspect) x width`` uint8 tensor.
+
+    Square (``aspect`` 1): the shorter side is resized to ``width`` (antialiased) and the
+    centre square is kept, as torchvision's ``Resize`` then ``CenterCrop`` do. Otherwise
+    the image is resized to cover the canvas and cropped to it about its centre
+    (:class:`CoverResize`).
+
+    Example:
+        >>> from PIL import Image
+        >>> resize_to_canvas(Image.new("RGB", (60, 40), (255, 0, 0)), 32)[:, 0, 0].tolist()
+        [255, 0, 0]
+        >>> resize_to_canvas(Image.new("RGB", (60, 40)), 30, aspect=4 / 3).shape
+        torch.Size([3, 40, 30])
+    """
+    if aspect == 1.0:
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as TF
+
+        mode = InterpolationMode(interpolation)
+        image = TF.resize(image, width, interpolation=mode, antialias=True)
+        image = TF.center_crop(image, [width, width])
+    else:
+        image = CoverResize(width, scaled_height(width, aspect), interpolation)(image)
+    array = np.asarray(image, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+class _EvalTransform:
+    """:meth:`Preprocessing.canvas` then :meth:`Preprocessing.network_input` on one image
+    (a class, not a closure, so that DataLoader workers can pickle it)."""
+
+    def __init__(self, preprocessing: Preprocessing) -> None:
+        self.preprocessing = preprocessing
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        canvas = self.preprocessing.canvas(image).unsqueeze(0)
+        return self.preprocessing.network_input(canvas)[0]
+
+    def __repr__(self) -> str:
+        return f"EvalTransform({self.preprocessing!r})"
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """How an image becomes the tensor a network was trained on.
@@ -88,7 +145,9 @@ class Preprocessing:
     With ``aspect`` 1 (the default) the shorter side is resized to ``resize_size`` pixels,
     the centre ``image_size`` × ``image_size`` square is cropped, and each channel is
     normalised with ``mean`` and ``std`` (after scaling the pixels to [0, 1]). This is
-    exactly what torchvision's ``weights.transforms()`` does for evaluation.
+    what torchvision's ``weights.transforms()`` does for evaluation (exactly, when
+    ``resize_size - image_size`` is even; otherwise the crop may sit one pixel away along
+    the longer side, as it is taken from the square canvas, see :meth:`canvas`).
 
     Any other ``aspect`` (height / width) gives a rectangular view: the image is resized to
     cover a ``resize_size`` × ``round(resize_size * aspect)`` canvas (width × height) and
@@ -161,8 +220,53 @@ class Preprocessing:
         """
         return scaled_height(self.resize_size, self.aspect), self.resize_size
 
+    @property
+    def draft_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the canvas: how far JPEG draft mode may shrink a photo
+        while it decodes (:func:`~clothingclf.open_image`)."""
+        return self.resize_shape[1], self.resize_shape[0]
+
+    def canvas(self, image: Image.Image) -> torch.Tensor:
+        """The first step of the evaluation view: a decoded RGB image resized into the
+        uint8 canvas of :attr:`resize_shape` (:func:`resize_to_canvas`). The image cache
+        stores these; training crops them at random, evaluation at the centre.
+
+        Example:
+            >>> from PIL import Image
+            >>> prep = Preprocessing(image_size=24, resize_size=28)
+            >>> prep.canvas(Image.new("RGB", (50, 40))).shape
+            torch.Size([3, 28, 28])
+        """
+        return resize_to_canvas(
+            image, self.resize_size, aspect=self.aspect, interpolation=self.interpolation
+        )
+
+    def center_crop(self, canvases: torch.Tensor) -> torch.Tensor:
+        """The centre :attr:`input_shape` of canvases (``... x H x W``), placed as
+        torchvision's ``center_crop`` places it: ``round((H - height) / 2)`` from the top
+        and ``round((W - width) / 2)`` from the left, halves rounded to even."""
+        height, width = self.input_shape
+        top = round((canvases.shape[-2] - height) / 2)
+        left = round((canvases.shape[-1] - width) / 2)
+        return canvases[..., top : top + height, left : left + width]
+
+    def network_input(self, canvases: torch.Tensor, *, flip: bool = False) -> torch.Tensor:
+        """The second step of the evaluation view: the centre of a batch of uint8 canvases
+        (N × 3 × H × W) as the float32 batch the network takes (pixels scaled to [0, 1],
+        then :meth:`normalize`), mirrored left to right if ``flip``.
+
+        Example:
+            >>> prep = Preprocessing(image_size=2, resize_size=4, mean=(0, 0, 0), std=(1, 1, 1))
+            >>> prep.network_input(torch.full((1, 3, 4, 4), 255, dtype=torch.uint8)).shape
+            torch.Size([1, 3, 2, 2])
+        """
+        batch = self.center_crop(canvases).float().div_(255.0)
+        if flip:
+            batch = batch.flip(-1)
+        return self.normalize(batch)
+
     def eval_transform(self) -> Callable[[Image.Image], torch.Tensor]:
-        """The deterministic transform for evaluation and prediction.
+        """The evaluation view of one image: :meth:`canvas`, then :meth:`network_input`.
 
         Returns:
             A picklable callable that turns an RGB :class:`PIL.Image.Image` into a float
@@ -174,27 +278,7 @@ class Preprocessing:
             >>> float(t.eval_transform()(Image.new("RGB", (8, 8), (255, 0, 0)))[0].mean())
             1.0
         """
-        from torchvision import transforms
-
-        mode = transforms.InterpolationMode(self.interpolation)
-        if self.aspect == 1.0:
-            resize: Callable[[Image.Image], Image.Image] = transforms.Resize(
-                self.resize_size, interpolation=mode, antialias=True
-            )
-        else:
-            resize = CoverResize(self.resize_size, self.resize_shape[0], self.interpolation)
-        return cast(
-            Callable[[Image.Image], torch.Tensor],
-            transforms.Compose(
-                [
-                    resize,
-                    transforms.CenterCrop(list(self.input_shape)),
-                    transforms.PILToTensor(),
-                    transforms.ConvertImageDtype(torch.float32),
-                    transforms.Normalize(list(self.mean), list(self.std)),
-                ]
-            ),
-        )
+        return _EvalTransform(self)
 
     def normalize(self, batch: torch.Tensor) -> torch.Tensor:
         """Normalise a batch of images already scaled to [0, 1] (N × 3 × H × W).

@@ -47,7 +47,7 @@ previous file as it was.
 from __future__ import annotations
 
 from .files import atomic_save, check_payload, safe_load
-from .fitted import FittedModel, model_payload, read_fitted_model
+from .fitted import FittedModel, estimator_params, model_payload, read_fitted_model
 from .model_file import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -72,6 +72,7 @@ __all__ = [
     "atomic_save",
     "check_payload",
     "check_resume_settings",
+    "estimator_params",
     "model_payload",
     "read_fitted_model",
     "read_model_file",

@@ -6,8 +6,9 @@ upgraded to the current ones)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -20,7 +21,7 @@ from ..settings import TrainConfig
 from .files import check_payload
 from .model_file import FORMAT_NAME, FORMAT_VERSION, read_model_file
 
-__all__ = ["FittedModel", "model_payload", "read_fitted_model"]
+__all__ = ["FittedModel", "estimator_params", "model_payload", "read_fitted_model"]
 
 WeightsDtype = Literal["float32", "float16", "bfloat16"]
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -43,6 +44,26 @@ class FittedModel:
     holds: str
     params: dict[str, Any]
     model_card: dict[str, Any] | None = None
+
+
+def estimator_params(params: Mapping[str, Any], *, skip: Sequence[str]) -> dict[str, Any]:
+    """The estimator's parameters as the plain values a model file stores: those in
+    ``skip`` (how one run executed: the device, the run options) are left out, a module
+    backbone becomes ``None``, a weights enum or path its name, tuples lists."""
+    plain: dict[str, Any] = {}
+    for key, value in params.items():
+        if key in skip:
+            continue
+        if key == "backbone" and isinstance(value, nn.Module):
+            plain[key] = None
+        elif key == "weights" and value is not None and not isinstance(value, str):
+            name = getattr(value, "name", None)
+            plain[key] = str(value) if isinstance(value, Path) or name is None else str(name)
+        elif isinstance(value, tuple):
+            plain[key] = list(value)
+        elif isinstance(value, (str, int, float, bool, type(None), list)):
+            plain[key] = value
+    return plain
 
 
 def _saved_state(model: nn.Module, dtype: torch.dtype) -> dict[str, torch.Tensor]:

@@ -28,27 +28,19 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def _load_data(data: str) -> DatasetSplits:
-    """A dataset root (prepared here) or a folder written by ``clothingclf prepare``."""
+    """A dataset root (prepared here) or a folder written by ``clothingclf prepare``: the
+    splits of :func:`~clothingclf.open_splits`, with what preparing dropped printed."""
+    import sys
     import warnings
-    from pathlib import Path
 
-    from ..data import load_splits, prepare_dataset
-    from ..exceptions import DatasetNotFoundError
+    from ..data.sources import open_splits_noting_prepared
 
-    folder = Path(data)
-    if (folder / "images.csv").is_file():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # the report below repeats them
-            splits = prepare_dataset(folder)
-        if splits.report.n_dropped:
-            print(splits.report.summary())
-        return splits
-    if (folder / "train.csv").is_file():
-        return load_splits(folder)
-    raise DatasetNotFoundError(
-        f"{data!r} holds neither images.csv (a dataset root) nor train.csv (a folder written "
-        "by 'clothingclf prepare'). Point DATA at one of these."
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the report below repeats them
+        splits, prepared = open_splits_noting_prepared(data, seed=42)  # as 'prepare' (42)
+    if prepared and splits.report.n_dropped:  # on stderr: stdout may be --json
+        print(splits.report.summary(), file=sys.stderr)
+    return splits
 
 
 def _check_output_file(path: str, option: str) -> None:

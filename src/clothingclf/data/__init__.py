@@ -7,8 +7,9 @@ clothingclf's lower layers (images, backbones, exceptions, path helpers):
 * ``splitting``: which row goes to train, validation or test;
 * ``report``: :class:`~clothingclf.DatasetReport`, what was dropped and why;
 * ``splits``: :class:`~clothingclf.DatasetSplits`, saved and read back by
-  :func:`~clothingclf.load_splits`, and :class:`~clothingclf.ClothingDataset`, one split
-  for PyTorch;
+  :func:`~clothingclf.load_splits`;
+* ``dataset``: :class:`~clothingclf.ClothingDataset`, a split (or any list of images) for
+  PyTorch: the one dataset the image cache and ``predict`` decode through;
 * ``prepare``: :func:`~clothingclf.prepare_dataset`, the steps from folder to splits;
 * :mod:`clothingclf.data.cache`: each photo decoded once into a uint8 tensor for training;
 * :mod:`clothingclf.data.synthetic`: a small drawn dataset in the real one's layout.
@@ -16,9 +17,11 @@ clothingclf's lower layers (images, backbones, exceptions, path helpers):
 
 from __future__ import annotations
 
+from .dataset import ClothingDataset
 from .prepare import prepare_dataset
 from .report import DatasetReport
-from .splits import ClothingDataset, DatasetSplits, load_splits
+from .sources import open_splits
+from .splits import DatasetSplits, load_splits
 from .tables import IMAGE_FOLDERS
 
 __all__ = [
@@ -27,5 +30,6 @@ __all__ = [
     "DatasetReport",
     "DatasetSplits",
     "load_splits",
+    "open_splits",
     "prepare_dataset",
 ]

@@ -12,16 +12,17 @@ keeps the result as one ``N x 3 x S x S`` uint8 tensor (about 0.2 MB per image a
   to a file (or to the list of files) gives a new key.
 * JPEG draft mode: when the photo is at least twice the target on both sides, the decoder
   itself shrinks it by a power of two, which is several times faster than decoding it whole.
-* Each image is resized so that its shorter side is ``size`` and centre-cropped to a square:
-  the same view the evaluation transform of :class:`~clothingclf.backbones.Preprocessing`
-  crops its centre from, so evaluating from the cache gives the same pixels up to rounding.
-  With ``aspect`` (height / width) other than 1 the image is resized to cover a ``size`` ×
-  ``round(size * aspect)`` canvas and centre-cropped to it instead (the preprocessing's
-  rectangular view).
+* Each image becomes the canvas of its view (:func:`~clothingclf.backbones.resize_to_canvas`,
+  the first step of :meth:`Preprocessing.canvas <clothingclf.backbones.Preprocessing.canvas>`):
+  its shorter side resized to ``size`` and the centre square kept, or with ``aspect``
+  (height / width) other than 1 resized to cover a ``size`` × ``round(size * aspect)``
+  canvas. Validation crops the centre of these tensors exactly as ``predict`` does, so a
+  model is scored on the pixels it will see.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -34,13 +35,12 @@ from typing import Literal
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import functional as TF
 
 from .._paths import path_kind, replacing, write_atomically
-from ..backbones import CoverResize, scaled_height
+from ..backbones import resize_to_canvas, scaled_height
 from ..exceptions import InvalidParameterError, SaveError
 from ..images import open_image
+from .dataset import ClothingDataset
 
 __all__ = ["build_image_cache", "cache_key", "decode_square", "decode_view"]
 
@@ -75,12 +75,7 @@ def decode_square(
         >>> decode_square(Image.new("RGB", (60, 40), (255, 0, 0)), 32)[:, 0, 0].tolist()
         [255, 0, 0]
     """
-    image = open_image(path, draft_size=(size, size))
-    mode = InterpolationMode.BICUBIC if interpolation == "bicubic" else InterpolationMode.BILINEAR
-    image = TF.resize(image, size, interpolation=mode, antialias=True)
-    image = TF.center_crop(image, [size, size])
-    array = np.asarray(image, dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+    return decode_view(path, size, interpolation=interpolation)
 
 
 def decode_view(
@@ -115,13 +110,8 @@ def decode_view(
         >>> decode_view(Image.new("RGB", (60, 40)), 30, aspect=4 / 3).shape
         torch.Size([3, 40, 30])
     """
-    if aspect == 1.0:
-        return decode_square(path, size, interpolation=interpolation)
-    height = scaled_height(size, aspect)
-    image = open_image(path, draft_size=(size, height))
-    image = CoverResize(size, height, interpolation)(image)
-    array = np.asarray(image, dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+    image = open_image(path, draft_size=(size, scaled_height(size, aspect)))
+    return resize_to_canvas(image, size, aspect=aspect, interpolation=interpolation)
 
 
 def cache_key(
@@ -163,24 +153,6 @@ def cache_key(
     return digest.hexdigest()[:24]
 
 
-class _DecodeDataset(torch.utils.data.Dataset[torch.Tensor]):
-    def __init__(
-        self, paths: Sequence[str], size: int, interpolation: Interpolation, aspect: float
-    ) -> None:
-        self.paths = paths
-        self.size = size
-        self.interpolation: Interpolation = interpolation
-        self.aspect = aspect
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return decode_view(
-            self.paths[index], self.size, interpolation=self.interpolation, aspect=self.aspect
-        )
-
-
 def _fill(
     target: np.ndarray | torch.Tensor,
     paths: Sequence[str],
@@ -190,14 +162,18 @@ def _fill(
     progress: bool,
     aspect: float = 1.0,
 ) -> None:
-    dataset = _DecodeDataset(paths, size, interpolation, aspect)
+    canvas = functools.partial(
+        resize_to_canvas, width=size, aspect=aspect, interpolation=interpolation
+    )
+    draft = (size, scaled_height(size, aspect))
+    dataset = ClothingDataset(paths, canvas, draft_size=draft)
     batch = 32
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch, shuffle=False, num_workers=num_workers
     )
     done = 0
     show = progress and sys.stderr.isatty()
-    for images in loader:
+    for images, _ in loader:
         chunk = images.numpy() if isinstance(target, np.ndarray) else images
         target[done : done + len(images)] = chunk
         done += len(images)

@@ -2,34 +2,29 @@
 folder, read back, and fed to PyTorch one split at a time.
 
 :class:`DatasetSplits` holds the three tables with their classes, class weights and report;
-:func:`load_splits` reads what ``prepare_dataset(output_dir=...)`` wrote, and
-:class:`ClothingDataset` decodes the photos of one split for a ``DataLoader``.
+:func:`load_splits` reads what ``prepare_dataset(output_dir=...)`` wrote.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch.utils.data
 
 from .._paths import path_kind, write_atomically, write_error
 from ..exceptions import (
     DatasetError,
     DatasetNotFoundError,
     InvalidParameterError,
-    MissingColumnsError,
 )
-from ..images import open_image
 from .report import DatasetReport
 from .splitting import SPLIT_NAMES
 
-__all__ = ["ClothingDataset", "DatasetSplits", "load_splits"]
+__all__ = ["DatasetSplits", "load_splits"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -274,60 +269,3 @@ def _read_split(path: Path, saved: _Saved) -> pd.DataFrame:
             f"{str(path)!r} does not match report.json ({error}). Run prepare_dataset "
             "again with output_dir=..."
         ) from None
-
-
-class ClothingDataset(torch.utils.data.Dataset[tuple[Any, int]]):
-    """A PyTorch dataset over one split: decoded RGB images and their label ids.
-
-    Images are decoded by :func:`~clothingclf.open_image` (EXIF orientation applied;
-    greyscale, 16-bit, CMYK, palette and transparent images converted to RGB).
-
-    Args:
-        split: A DataFrame with a ``path`` column and, for labelled data, ``label_id``
-            (e.g. ``splits.train``).
-        transform: Applied to each Pillow image (e.g. a torchvision transform); the
-            image itself is returned when ``None``.
-        draft_size: Passed to :func:`~clothingclf.open_image`: JPEGs may be decoded at a
-            reduced size no smaller than this (width, height), which is much faster.
-
-    Raises:
-        MissingColumnsError: ``split`` has no ``path`` column.
-
-    Example:
-        >>> import tempfile, clothingclf
-        >>> from clothingclf.data.synthetic import make_synthetic
-        >>> root = make_synthetic(tempfile.mkdtemp(), n_per_class=5, image_size=16)
-        >>> data = ClothingDataset(clothingclf.prepare_dataset(root).train)
-        >>> image, label = data[0]
-        >>> image.mode, image.size, type(label)
-        ('RGB', (16, 16), <class 'int'>)
-    """
-
-    def __init__(
-        self,
-        split: pd.DataFrame,
-        transform: Callable[[Any], Any] | None = None,
-        *,
-        draft_size: tuple[int, int] | None = None,
-    ) -> None:
-        if "path" not in split.columns:
-            raise MissingColumnsError(
-                f"The split lacks column 'path' (found: {', '.join(map(str, split.columns))}). "
-                "Expected a split of prepare_dataset(), e.g. splits.train."
-            )
-        self.paths: list[str] = [str(p) for p in split["path"]]
-        if "label_id" in split.columns:
-            self.labels: list[int] = [int(i) for i in split["label_id"]]
-        else:
-            self.labels = [-1] * len(self.paths)
-        self.transform = transform
-        self.draft_size = draft_size
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> tuple[Any, int]:
-        image = open_image(self.paths[index], draft_size=self.draft_size)
-        if self.transform is not None:
-            return self.transform(image), self.labels[index]
-        return image, self.labels[index]

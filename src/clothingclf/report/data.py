@@ -42,11 +42,12 @@ def load_evaluation_data(
             * a :class:`~clothingclf.DatasetSplits`;
             * a CSV file with columns ``path`` and ``label`` (e.g. ``test.csv`` written by
               ``clothingclf prepare --output``);
-            * a folder written by ``clothingclf prepare --output`` (read with
-              :func:`~clothingclf.load_splits`);
-            * a dataset folder with ``images.csv`` and ``images/``, split with
-              :func:`~clothingclf.prepare_dataset` and its defaults (and ``seed``), which
-              gives the same split as training on ``prepare_dataset(root)`` did.
+            * a folder, read by :func:`~clothingclf.open_splits` (with ``seed``): a folder
+              written by ``clothingclf prepare --output`` is read with
+              :func:`~clothingclf.load_splits`; a dataset folder with ``images.csv`` and
+              ``images/`` is split with :func:`~clothingclf.prepare_dataset` and its
+              defaults, which gives the same split as training on ``prepare_dataset(root)``
+              did.
         split: Which split of splits or folders: ``"train"``, ``"val"``, ``"test"`` or
             ``"all"`` (every row). A table or CSV file is always used whole.
         seed: The split seed for a dataset folder.
@@ -55,7 +56,8 @@ def load_evaluation_data(
         A table with at least the columns ``path`` and ``label``.
 
     Raises:
-        DatasetNotFoundError: The path does not exist.
+        DatasetNotFoundError: The path does not exist, or is a folder that
+            :func:`~clothingclf.open_splits` does not take.
         MissingColumnsError: A table or CSV lacks ``path`` or ``label``.
         EmptyDatasetError: The chosen split has no rows.
 
@@ -87,18 +89,14 @@ def load_evaluation_data(
 
 
 def _read(source: Path, split: str, seed: int) -> tuple[pd.DataFrame, str]:
-    """The table behind a path (a CSV file, a splits folder or a dataset folder), with how
-    error messages name it."""
+    """The table behind a path (a CSV file, or a folder as :func:`~clothingclf.open_splits`
+    reads it), with how error messages name it."""
     if source.is_file():
         return pd.read_csv(source), repr(str(source))
-    if (source / "test.csv").is_file() and (source / "report.json").is_file():
-        from ..data import load_splits
+    if source.is_dir():
+        from ..data import open_splits
 
-        return _pick(load_splits(source), split), f"the {split} split of {str(source)!r}"
-    if (source / "images.csv").is_file():
-        from ..data import prepare_dataset
-
-        splits = prepare_dataset(source, seed=seed)
+        splits = open_splits(source, seed=seed)
         return _pick(splits, split), f"the {split} split of {str(source)!r}"
     raise DatasetNotFoundError(
         f"{str(source)!r} is neither a CSV file, a folder written by 'clothingclf "

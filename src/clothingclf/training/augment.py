@@ -50,16 +50,14 @@ class _Views:
         return images
 
     def center(self, images: torch.Tensor, flip: bool = False) -> torch.Tensor:
-        """The evaluation view: the centre of the cached canvas, of the preprocessing's
-        :attr:`~clothingclf.backbones.Preprocessing.input_shape` (a square by default)."""
-        height, width = self.preprocessing.input_shape
-        top = (images.shape[-2] - height) // 2
-        left = (images.shape[-1] - width) // 2
-        crop = self._to_device(images[:, :, top : top + height, left : left + width])
-        batch = crop.float().div_(255.0)
-        if flip:
-            batch = batch.flip(-1)
-        return self._finish(batch)
+        """The evaluation view, as ``predict`` sees it: the centre of the cached canvases
+        (:meth:`~clothingclf.backbones.Preprocessing.network_input`), moved to the device
+        as uint8 first."""
+        crop = self._to_device(self.preprocessing.center_crop(images))
+        batch = self.preprocessing.network_input(crop, flip=flip)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return batch
 
     def augmented(
         self,

@@ -36,16 +36,16 @@ import torch.distributed as dist
 from torch import nn
 
 from ..backbones import ClothingNet, Preprocessing
-from ..data.cache import build_image_cache
 from ..exceptions import (
     InvalidParameterError,
     TrainingDivergedError,
 )
 from ..settings import RunOptions, TrainConfig
 from .augment import _batches, _image_size, _mix, _Views
+from .inputs import _Data, _load_data
 from .memory import heap_reuse_available, reused_memory, trim_kept_memory
 from .precision import _use_bf16, _use_channels_last
-from .processes import _all_sum, _join_processes, _Processes, _shard
+from .processes import _all_sum, _join_processes, _Processes
 from .state import _as_array, _cpu_state, _resume, _Run, _save_checkpoint
 from .steps import (
     _Average,
@@ -105,55 +105,6 @@ def _reuses_memory(options: RunOptions, device: torch.device) -> bool:
     if options.reuse_memory != "auto":
         return options.reuse_memory == "on"
     return device.type == "cpu" and heap_reuse_available()
-
-
-@dataclass(frozen=True)
-class _Data:
-    """This process's shard of each split, decoded once into the uint8 image cache."""
-
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    val_images: torch.Tensor | None
-    val_labels: torch.Tensor | None
-    val_real: torch.Tensor | None  # False for the padding rows of a distributed shard
-
-    @property
-    def has_val(self) -> bool:
-        return self.val_images is not None
-
-
-def _decode(
-    table: pd.DataFrame, rows: np.ndarray, prep: Preprocessing, options: RunOptions, bar: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The cached images and the labels of ``rows`` of ``table``."""
-    images = build_image_cache(
-        table["path"].astype(str).to_numpy()[rows].tolist(),
-        size=prep.resize_size,
-        interpolation=prep.interpolation,
-        cache_dir=options.cache_dir,
-        num_workers=options.num_workers if len(rows) >= 256 else 0,
-        progress=bar,
-        aspect=prep.aspect,
-    )
-    return images, torch.as_tensor(table["label_id"].to_numpy()[rows], dtype=torch.long)
-
-
-def _load_data(
-    train: pd.DataFrame,
-    val: pd.DataFrame | None,
-    prep: Preprocessing,
-    config: TrainConfig,
-    options: RunOptions,
-    processes: _Processes,
-    bar: bool,
-) -> _Data:
-    train_rows, _ = _shard(len(train), processes, config.seed)
-    train_images, train_labels = _decode(train, train_rows, prep, options, bar)
-    if val is None or len(val) == 0:
-        return _Data(train_images, train_labels, None, None, None)
-    val_rows, val_real = _shard(len(val), processes, config.seed + 1)
-    val_images, val_labels = _decode(val, val_rows, prep, options, False)
-    return _Data(train_images, train_labels, val_images, val_labels, torch.as_tensor(val_real))
 
 
 @dataclass(frozen=True)
