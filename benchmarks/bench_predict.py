@@ -1,189 +1,254 @@
-"""Prediction throughput: ``ClothingClassifier.predict`` on many files, and on one.
+"""Prediction throughput: every engine and precision of ``predict``, against onnxruntime on
+the library's own export fed by a plain Pillow loop.
 
-The baseline is the per-image loop people write first: for each file, Pillow opens it,
-the evaluation transform makes a tensor, the model scores a batch of one. ``predict``
-on a list of files streams them through a DataLoader in batches; on a single image it takes
-a short path without a DataLoader. Both use the same network and preprocessing, and the
-classifier is made without test-time augmentation so both do one forward pass per image.
-With ``--extra-views`` (``1.3333`` for the ``fast`` recipe's second network, on the whole
-photo) the classifier has several networks and the loop runs each of them on its own view of
-every photo and averages their probabilities, as ``predict`` does.
+The baseline is what a throughput-minded user did before: ``clf.export("model.onnx")``,
+then onnxruntime fed by ``examples/onnx_without_torch.py``'s Pillow preprocessing, a batch
+at a time in one thread. Against it, in the same run on the same photos:
 
-Without ``--data`` it writes a synthetic set of photo-sized JPEGs (512 x 512) first.
+* ``predict`` as it was (eager torch, float32, decoding in the calling thread:
+  ``engine="torch", decode_threads=0``), the "today" of issue #21;
+* ``predict`` with each engine (torch, onnxruntime), with and without decoding threads,
+  and bfloat16 autocast (timed on a few photos only where the CPU has no native bfloat16);
+* ``engine="auto"``, with the choice it makes on this machine;
+* the networks alone on ready tensors (torch float32, onnxruntime): the bound that
+  end-to-end photos/s approaches when decoding overlaps the network.
 
-    python benchmarks/bench_predict.py
-    python benchmarks/bench_predict.py --data ../shared/data/clothing-dataset --files 500
-    python benchmarks/bench_predict.py --backbone efficientnet_lite0 --extra-views 1.3333
+Each is timed in alternating rounds (the median kept), and compared with eager float32
+probabilities (the reference): the largest difference and the top-1 agreement. Single-photo
+latency (path in, label out) is reported for ``predict`` and for the onnxruntime loop.
+
+    python benchmarks/bench_predict.py --data ../shared/data/clothing-dataset --files 128
+
+The model is the bundled ``clothing18-lite0`` (two EfficientNet-Lite0 networks) unless
+``--model FILE`` names another. Without ``--data`` a synthetic set of photo-sized JPEGs
+(512 x 512) is written first.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import importlib.util
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 RESULTS = Path(__file__).resolve().parent / "results"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "onnx_without_torch.py"
+
+
+def _onnx_loop(model: Path, batch_size: int) -> Callable[[list[str]], np.ndarray]:
+    """onnxruntime on the export, fed by the example's Pillow preprocessing."""
+    spec = importlib.util.spec_from_file_location("onnx_without_torch", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    import onnxruntime as ort
+
+    meta = json.loads(Path(str(model) + ".json").read_text(encoding="utf-8"))
+    inputs = meta.get("inputs") or [meta]
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+
+    def run(paths: list[str]) -> np.ndarray:
+        out = []
+        for start in range(0, len(paths), batch_size):
+            photos = [example.open_photo(p, inputs) for p in paths[start : start + batch_size]]
+            feed = {
+                item["input_name"]: np.stack([example.preprocess(photo, item) for photo in photos])
+                for item in inputs
+            }
+            out.append(session.run([meta["output_name"]], feed)[0])
+        return np.concatenate(out).astype(np.float64)
+
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None, help="dataset root (images.csv)")
-    parser.add_argument("--files", type=int, default=200, help="files to predict")
-    parser.add_argument("--backbone", default="resnet18")
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--files", type=int, default=128, help="photos to label")
+    parser.add_argument("--model", type=Path, default=None, help="default: the bundled model")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=20, help="single-image latency samples")
     parser.add_argument("--rounds", type=int, default=3, help="alternating timed rounds")
-    parser.add_argument(
-        "--extra-views",
-        type=float,
-        nargs="*",
-        default=[],
-        metavar="ASPECT",
-        help="further networks, as the training option (fast: 1.3333)",
-    )
+    parser.add_argument("--repeats", type=int, default=10, help="single-photo latency samples")
+    parser.add_argument("--bf16-files", type=int, default=8, help="photos for bfloat16 rows")
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_predict.json")
     args = parser.parse_args(argv)
 
     import torch
-    from PIL import Image
 
-    from clothingclf import ClothingClassifier, prepare_dataset
+    from clothingclf import ClothingClassifier, engines, open_image, prepare_dataset
     from clothingclf.data.synthetic import make_synthetic
+    from clothingclf.training.precision import _cpu_has_native_bf16
 
-    root = args.data
-    if root is None:
-        root = make_synthetic(
-            Path(tempfile.mkdtemp()) / "synthetic", n_per_class=args.files // 6 + 2, image_size=512
-        )
-    splits = prepare_dataset(root, verify_images=False)
-    table = splits.train.sample(min(args.files, len(splits.train)), random_state=0)
-    paths = table["path"].tolist()
-    # A classifier with the real architecture and preprocessing; its weights do not matter
-    # for speed, so it is fitted for one epoch on a handful of images.
-    clf = ClothingClassifier(
-        backbone=args.backbone,
-        weights=None,
-        image_size=args.image_size,
-        epochs=1,
-        batch_size=args.batch_size,
-        progress=False,
-        tta=False,
-        extra_views=tuple(args.extra_views),
+    root = args.data or make_synthetic(
+        Path(tempfile.mkdtemp()) / "synthetic", n_per_class=args.files // 6 + 2, image_size=512
     )
-    clf.fit(splits.train.head(16)[["path", "label"]], None)
-    # The loop gets its own plain copies (default memory layout), as a network made
-    # outside clothingclf would be; predict uses the classifier's (channels-last).
-    networks = [
-        (
-            copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval(),
-            prep.eval_transform(),
-        )
-        for model, prep in clf.networks_
-    ]
+    splits = prepare_dataset(root, verify_images=False)
+    table = splits.test if len(splits.test) >= args.files else splits.train
+    paths = table.sample(min(args.files, len(table)), random_state=0)["path"].astype(str).tolist()
+    clf = (
+        ClothingClassifier.pretrained(device="cpu")
+        if args.model is None
+        else ClothingClassifier.load(args.model, device="cpu")
+    )
+    predictor = clf.predictor()
     shapes = ", ".join(f"{p.input_shape[1]} x {p.input_shape[0]}" for _, p in clf.networks_)
-    print(f"{len(paths)} files, {args.backbone}, {len(networks)} network(s): {shapes} px")
+    native_bf16 = _cpu_has_native_bf16()
+    print(
+        f"{len(paths)} photos, {len(clf.networks_)} network(s): {shapes} px, batch "
+        f"{args.batch_size}, {torch.get_num_threads()} torch threads, "
+        f"native bf16: {native_bf16}, tta: {predictor.tta}"
+    )
+    export_dir = Path(tempfile.mkdtemp())
+    started = time.perf_counter()
+    clf.export(export_dir / "model.onnx")
+    export_seconds = time.perf_counter() - started
+    onnx_loop = _onnx_loop(export_dir / "model.onnx", args.batch_size)
+    auto = predictor.engine(images=len(paths))
 
-    def per_image(items: list[str]) -> list[int]:
-        out = []
-        with torch.no_grad():
-            for path in items:
-                image = Image.open(path).convert("RGB")
-                total = 0
-                for model, transform in networks:
-                    total = total + model(transform(image).unsqueeze(0)).softmax(1)
-                out.append(int(total.argmax(1)))
-        return out
+    def ours(**options: Any) -> Callable[[list[str]], np.ndarray]:
+        return lambda items: clf.predict_proba(items, batch_size=args.batch_size, **options)
 
-    # What the last speed-up of training would give prediction: the same predict call (whose
-    # networks are channels-last already) under bfloat16 autocast where the hardware has it
-    # (clothingclf.training.speed_settings), applied from outside.
-    from clothingclf.training import speed_settings
-
-    bf16, _ = speed_settings(clf.device_)
-
-    def predict_fast(items: list[str]) -> list[str]:
-        with torch.autocast(clf.device_.type, dtype=torch.bfloat16, enabled=bf16):
-            return clf.predict(items, batch_size=args.batch_size)
-
-    per_image(paths[:4])  # warm-up
-    clf.predict(paths[:4])
-    predict_fast(paths[:4])
-    # Alternate the three, several rounds, and keep each one's median time: on a shared
-    # machine this is fairer than one run of each in a row.
-    times: dict[str, list[float]] = {"loop": [], "predict": [], "fast": []}
+    candidates: dict[str, Callable[[list[str]], np.ndarray]] = {
+        "onnxruntime on the export, Pillow loop (baseline)": onnx_loop,
+        "predict as before: torch float32, no threads": ours(engine="torch", decode_threads=0),
+        "predict: torch float32, decoding threads": ours(engine="torch"),
+        "predict: onnxruntime, no threads": ours(engine="onnxruntime", decode_threads=0),
+        "predict: onnxruntime, decoding threads": ours(engine="onnxruntime"),
+        "predict: engine='auto'": ours(),
+    }
+    started = time.perf_counter()
+    ours(engine="onnxruntime")(paths[:2])  # builds the graph once, timed apart
+    build_seconds = time.perf_counter() - started
+    for run in candidates.values():
+        run(paths[:4])  # warm-up
+    reference = clf.predict_proba(paths, engine="torch", decode_threads=0)
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    outputs: dict[str, np.ndarray] = {}
     for _ in range(args.rounds):
-        started = time.perf_counter()
-        baseline_labels = per_image(paths)
-        times["loop"].append(time.perf_counter() - started)
-        started = time.perf_counter()
-        labels = clf.predict(paths, batch_size=args.batch_size)
-        times["predict"].append(time.perf_counter() - started)
-        started = time.perf_counter()
-        predict_fast(paths)
-        times["fast"].append(time.perf_counter() - started)
-    baseline, ours, fast = (statistics.median(times[k]) for k in ("loop", "predict", "fast"))
-    index = {name: i for i, name in enumerate(clf.classes_)}
-    agree = sum(index[a] == b for a, b in zip(labels, baseline_labels, strict=True)) / len(paths)
+        for name, run in candidates.items():
+            started = time.perf_counter()
+            outputs[name] = run(paths)
+            times[name].append(time.perf_counter() - started)
+    few = paths[: args.bf16_files]
+    bf16_name = f"predict: torch bfloat16 ({len(few)} photos{'' if native_bf16 else ', emulated'})"
+    started = time.perf_counter()
+    bf16_out = clf.predict_proba(few, engine="torch", precision="bfloat16")
+    bf16_seconds = time.perf_counter() - started
 
-    def latency(fn: Any) -> float:
+    # The networks alone on tensors already decoded and normalised.
+    photo = open_image(paths[0])
+    inputs = [
+        prep.eval_transform()(photo).unsqueeze(0).repeat(args.batch_size, 1, 1, 1)
+        for _, prep in clf.networks_
+    ]
+    models = [model for model, _ in clf.networks_]
+    net_runs = {
+        "networks alone: torch float32": engines.TorchRunner(models, clf.device_, bf16=False),
+        "networks alone: onnxruntime": engines.runner(
+            engines.EngineChoice("onnxruntime", "float32", "bench"),
+            models,
+            [p.input_shape for _, p in clf.networks_],
+            clf.device_,
+        ),
+    }
+    net_rows = []
+    with torch.inference_mode():
+        for name, net in net_runs.items():
+            net(inputs)
+            samples = []
+            for _ in range(max(args.rounds, 3)):
+                started = time.perf_counter()
+                net(inputs)
+                samples.append(time.perf_counter() - started)
+            net_rows.append((name, args.batch_size / statistics.median(samples)))
+
+    def latency(fn: Callable[[str], Any]) -> float:
         samples = []
         for i in range(args.repeats):
-            path = paths[i % len(paths)]
             started = time.perf_counter()
-            fn(path)
+            fn(paths[i % len(paths)])
             samples.append(time.perf_counter() - started)
         return statistics.median(samples)
 
-    single_baseline = latency(lambda p: per_image([p]))
-    single_ours = latency(clf.predict)
+    single = {
+        "onnxruntime loop": latency(lambda p: onnx_loop([p])),
+        f"predict(path), auto ({predictor.engine(images=1).engine})": latency(clf.predict),
+    }
 
-    rows = [
-        {"name": "per-image loop, N files", "seconds": baseline, "images": len(paths)},
-        {"name": "predict(list of N files)", "seconds": ours, "images": len(paths)},
-        {
-            "name": f"  same, bf16 autocast={bf16}",
-            "seconds": fast,
-            "images": len(paths),
-        },
-    ]
-    print()
-    print(f"{'run':<40}{'seconds':>9}{'images/s':>10}{'vs loop':>9}")
-    for row in rows:
-        row["images_per_second"] = row["images"] / row["seconds"]
-        row["ratio"] = baseline / row["seconds"]
-        print(
-            f"{row['name']:<40}{row['seconds']:>9.2f}{row['images_per_second']:>10.2f}"
-            f"{row['ratio']:>8.2f}x"
-        )
-    print(f"{'single image, per-image loop':<40}{single_baseline * 1000:>9.1f} ms")
+    baseline_name = next(iter(candidates))
+    baseline = statistics.median(times[baseline_name])
+    before = statistics.median(times["predict as before: torch float32, no threads"])
+    rows = []
     print(
-        f"{'single image, predict(path)':<40}{single_ours * 1000:>9.1f} ms"
-        f"{single_baseline / single_ours:>17.2f}x"
+        f"\n{'run':<58}{'s':>7}{'photos/s':>10}{'vs ort':>8}{'vs before':>10}"
+        f"{'max diff':>10}{'top-1':>7}"
     )
-    print(f"labels agreeing with the loop: {agree:.3f}")
+    for name in candidates:
+        seconds = statistics.median(times[name])
+        got = outputs[name]
+        row = {
+            "name": name,
+            "seconds": seconds,
+            "photos_per_second": len(paths) / seconds,
+            "vs_onnx_loop": baseline / seconds,
+            "vs_before": before / seconds,
+            "max_abs_diff": float(np.abs(got - reference).max()),
+            "top1_agreement": float((got.argmax(1) == reference.argmax(1)).mean()),
+        }
+        rows.append(row)
+        print(
+            f"{name:<58}{seconds:>7.2f}{row['photos_per_second']:>10.1f}"
+            f"{row['vs_onnx_loop']:>7.2f}x{row['vs_before']:>9.2f}x"
+            f"{row['max_abs_diff']:>10.1e}{row['top1_agreement']:>7.3f}"
+        )
+    bf16_rate = len(few) / bf16_seconds
+    bf16_diff = float(np.abs(bf16_out - reference[: len(few)]).max())
+    bf16_top1 = float((bf16_out.argmax(1) == reference[: len(few)].argmax(1)).mean())
+    print(
+        f"{bf16_name:<58}{bf16_seconds:>7.2f}{bf16_rate:>10.1f}"
+        f"{bf16_rate * baseline / len(paths):>7.2f}x{bf16_rate * before / len(paths):>9.2f}x"
+        f"{bf16_diff:>10.1e}{bf16_top1:>7.3f}"
+    )
+    for name, rate in net_rows:
+        print(f"{name:<58}{'':>7}{rate:>10.1f}")
+    print()
+    for name, seconds in single.items():
+        print(f"single photo, {name:<44}{seconds * 1000:>8.1f} ms")
+    print(
+        f"export {export_seconds:.1f} s; predict's onnxruntime graph built in "
+        f"{build_seconds:.1f} s (once per model and process)"
+    )
+    print(
+        f"engine='auto' here: {auto.engine} {auto.precision} ({auto.reason}); for one photo: "
+        f"{predictor.engine(images=1).engine}"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
             {
-                "files": len(paths),
-                "backbone": args.backbone,
-                "image_size": args.image_size,
-                "input_shapes": [list(p.input_shape) for _, p in clf.networks_],
+                "photos": len(paths),
+                "networks": [list(p.input_shape) for _, p in clf.networks_],
                 "batch_size": args.batch_size,
                 "threads": torch.get_num_threads(),
                 "cpu_count": os.cpu_count(),
+                "native_bf16": native_bf16,
                 "load_average": os.getloadavg(),
                 "rows": rows,
-                "single_ms": {"loop": single_baseline * 1000, "predict": single_ours * 1000},
-                "agreement": agree,
+                "bf16": {"photos": len(few), "seconds": bf16_seconds, "max_abs_diff": bf16_diff},
+                "networks_alone": dict(net_rows),
+                "single_ms": {k: v * 1000 for k, v in single.items()},
+                "export_seconds": export_seconds,
+                "graph_build_seconds": build_seconds,
+                "auto": {"engine": auto.engine, "precision": auto.precision, "why": auto.reason},
                 "all_seconds": times,
             },
             indent=2,

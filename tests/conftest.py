@@ -1,4 +1,5 @@
-"""Shared fixtures: seeding, and small synthetic data made on the fly."""
+"""Shared fixtures: seeding, small synthetic data made on the fly, and the model files that
+several test files load (never overwrite)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,37 @@ def tiny_model_file(
     path = tmp_path_factory.mktemp("tiny_model") / "model.safetensors"
     clf.save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def trained(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`clothingclf train synthetic_root` (seed recipe, random init, 32 px, 1 epoch): the
+    model file that the CLI tests evaluate, predict with and report on (read-only)."""
+    from clothingclf.cli import main
+
+    model = tmp_path_factory.mktemp("cli") / "model.safetensors"
+    status = main(
+        [
+            "train",
+            str(synthetic_root),
+            "--output",
+            str(model),
+            "--recipe",
+            "seed",
+            "--weights",
+            "none",
+            "--epochs",
+            "1",
+            "--image-size",
+            "32",
+            "--batch-size",
+            "16",
+            "--workers",
+            "0",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert status == 0
+    return model

@@ -272,8 +272,8 @@ def test_cli_analyzes_a_saved_classifier(
 ) -> None:
     """A file goes through ClothingClassifier.load; its network and image size are used.
 
-    (Saving a real classifier needs a fit, which tests/test_cli_classifier.py pays for; here
-    ``load`` returns what it would: an object with ``model_`` and ``preprocessing_``.)
+    (Saving a real classifier needs a fit, which the ``trained`` fixture in conftest.py pays
+    for; here ``load`` returns what it would: an object with ``model_`` and ``preprocessing_``.)
     """
     import types
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from PIL import Image
 from torch import nn
 
 from clothingclf.backbones import (
@@ -47,29 +46,6 @@ def test_torchvision_head_is_replaced_in_every_mode(name: str, num_features: int
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
         k: v.shape for k, v in net.state_dict().items()
     }
-
-
-def test_preprocessing_matches_torchvision_weights_transforms() -> None:
-    weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
-    from clothingclf.backbones.torchvision import _preprocessing_from_enum
-
-    prep = _preprocessing_from_enum(weights, 224)
-    assert prep == Preprocessing(image_size=224, resize_size=256)
-    image = Image.effect_mandelbrot((300, 260), (-2.0, -1.2, 1.0, 1.2), 60).convert("RGB")
-    ours = prep.eval_transform()(image)
-    theirs = weights.transforms()(image)
-    assert torch.allclose(ours, theirs, atol=1e-6)
-    # Another crop size scales the resize with it: 256/224 * 112 = 128.
-    assert _preprocessing_from_enum(weights, 112).resize_size == 128
-
-
-def test_preprocessing_round_trips_and_validates() -> None:
-    prep = Preprocessing(image_size=40, resize_size=46, mean=(0.5,) * 3, std=(0.25,) * 3)
-    assert Preprocessing.from_dict(prep.to_dict()) == prep
-    with pytest.raises(InvalidParameterError, match="resize_size"):
-        Preprocessing(image_size=40, resize_size=30)
-    with pytest.raises(ModelFileError, match="image_size"):
-        Preprocessing.from_dict({"resize_size": 3})
 
 
 def test_default_weights_come_from_the_torch_cache_offline(

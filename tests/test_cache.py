@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -12,9 +13,12 @@ from PIL import Image
 
 from clothingclf.backbones import Preprocessing
 from clothingclf.data import cache
-from clothingclf.data.cache import build_image_cache, cache_key, decode_square
+from clothingclf.data.cache import build_image_cache, cache_key, decode_square, decode_view
 from clothingclf.exceptions import ImageNotFoundError, InvalidImageError
 from clothingclf.images import open_image
+from clothingclf.training.augment import _Views
+
+PORTRAIT = 4 / 3
 
 
 def _photo(path: Path, size: tuple[int, int], seed: int) -> Path:
@@ -29,6 +33,15 @@ def _photo(path: Path, size: tuple[int, int], seed: int) -> Path:
         array[top : top + height // 4, left : left + width // 4] = rng.integers(0, 255, 3)
     Image.fromarray(array.astype(np.uint8)).save(path, quality=95)
     return path
+
+
+def _striped(width: int, height: int, share: int = 8) -> Image.Image:
+    """A photo whose top ``1/share`` is red, bottom ``1/share`` blue, the rest green."""
+    image = Image.new("RGB", (width, height), (0, 255, 0))
+    band = height // share
+    image.paste((255, 0, 0), (0, 0, width, band))
+    image.paste((0, 0, 255), (0, height - band, width, height))
+    return image
 
 
 @pytest.fixture
@@ -181,3 +194,34 @@ def test_a_cache_dir_that_cannot_hold_the_cache_is_a_clear_error(
     with pytest.raises(InvalidParameterError, match="not a regular file"):
         build_image_cache(photos, size=16, cache_dir=folder)
     assert npy.is_fifo()
+
+
+def test_the_cache_holds_the_same_view_as_the_evaluation_transform(tmp_path: Path) -> None:
+    paths = []
+    for number, size in enumerate([(300, 400), (400, 300), (200, 200), (120, 400)]):
+        path = tmp_path / f"{number}.png"
+        _striped(*size).save(path)
+        paths.append(str(path))
+    prep = Preprocessing(image_size=24, resize_size=28, mean=(0, 0, 0), std=(1, 1, 1))
+    tall = prep.with_aspect(PORTRAIT)
+    cached = build_image_cache(paths, size=28, aspect=PORTRAIT)
+    assert cached.shape == (4, 3, 37, 28)
+    assert torch.equal(cached[0], decode_view(paths[0], 28, aspect=PORTRAIT))
+    assert torch.equal(decode_view(paths[0], 28), decode_square(paths[0], 28))
+    # The evaluation view of the cache is the evaluation transform's, to rounding.
+    views = _Views(tall, torch.device("cpu"), channels_last=False)
+    centre = views.center(cached)
+    assert centre.shape == (4, 3, 32, 24)
+    expected = torch.stack([tall.eval_transform()(Image.open(p).convert("RGB")) for p in paths])
+    assert float((centre - expected).abs().max()) <= 1 / 255 + 1e-6
+    # Training crops come out portrait as well.
+    crops = views.augmented(cached, 16, torch.Generator().manual_seed(0), min_scale=0.5, flip=True)
+    assert crops.shape == (4, 3, 21, 16)
+    # A disk cache of another aspect is another file; the square's key is as before.
+    square_key = cache_key(paths, 28, interpolation="bilinear")
+    assert cache_key(paths, 28, interpolation="bilinear", aspect=1.0) == square_key
+    assert cache_key(paths, 28, interpolation="bilinear", aspect=PORTRAIT) != square_key
+    on_disk = build_image_cache(paths, size=28, aspect=PORTRAIT, cache_dir=tmp_path / "c")
+    assert torch.equal(on_disk, cached)
+    meta = json.loads(next((tmp_path / "c").glob("images-*.json")).read_text())
+    assert meta["aspect"] == PORTRAIT

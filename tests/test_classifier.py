@@ -1,4 +1,5 @@
-"""clothingclf.ClothingClassifier: fit, predict every input, evaluate, save/load, manners."""
+"""clothingclf.ClothingClassifier: fit (square or portrait), predict every input, evaluate,
+save/load, manners."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ from clothingclf.exceptions import (
     UnsupportedFormatError,
 )
 from clothingclf.settings import all_settings, resolve_config
+
+PORTRAIT = 4 / 3
 
 
 class Tripwire(nn.Sequential):
@@ -217,6 +220,42 @@ def test_image_size_is_the_recipes_and_old_files_take_it_from_their_preprocessin
         InvalidParameterError, match="image_size must be an int from 8 to 2048; found 4"
     ):
         resolve_config("fast", image_size=4)
+
+
+def test_a_portrait_network_trains_predicts_saves_and_exports(
+    synthetic_splits: DatasetSplits, tmp_path: Path
+) -> None:
+    clf = tiny_classifier(aspect=PORTRAIT).fit(synthetic_splits)
+    assert clf.preprocessing_.input_shape == (43, 32) and clf.config_.aspect == PORTRAIT
+    assert len(clf.networks_) == 1
+    probabilities = clf.predict_proba(synthetic_splits.test)
+    assert probabilities.shape == (len(synthetic_splits.test), 4)
+    one = clf.predict_proba(synthetic_splits.test["path"].iloc[0])
+    np.testing.assert_allclose(one[0], probabilities[0], atol=1e-6)
+
+    path = tmp_path / "tall.pt"
+    clf.save(path)
+    payload = safe_load(path)
+    assert payload["format_version"] == FORMAT_VERSION == 3
+    assert payload["preprocessing"]["aspect"] == PORTRAIT
+    loaded = ClothingClassifier.load(path, backbone=tiny_features())
+    assert loaded.preprocessing_ == clf.preprocessing_ and loaded.config_ == clf.config_
+    np.testing.assert_array_equal(loaded.predict_proba(synthetic_splits.test), probabilities)
+
+    exported = clf.export(tmp_path / "tall.ts.pt", format="torchscript")
+    assert exported.metadata["input_shape"] == ["batch", 3, 43, 32]
+    assert exported.metadata["aspect"] == PORTRAIT
+    assert "cover a canvas" in exported.metadata["preprocessing"]
+    assert exported.max_abs_diff is not None and exported.max_abs_diff < 1e-4
+
+
+def test_a_square_model_file_is_the_current_format_too(
+    synthetic_splits: DatasetSplits, tmp_path: Path
+) -> None:
+    clf = tiny_classifier(epochs=1).fit(synthetic_splits)
+    clf.save(tmp_path / "square.safetensors")
+    payload = safe_load(tmp_path / "square.safetensors")
+    assert payload["format_version"] == FORMAT_VERSION and payload["preprocessing"]["aspect"] == 1
 
 
 def test_predict_from_four_threads_matches_sequential(

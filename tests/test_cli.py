@@ -1,5 +1,9 @@
-"""Every sub-command with every kind of bad argument: one line on stderr, no traceback, and
-exit status 2 when the command line is wrong, 1 when the work failed."""
+"""clothingclf.cli: exit status and argument handling, the same for every sub-command.
+
+Every sub-command with every kind of bad argument, and every kind of error the library
+raises, gives one line on stderr, no traceback, and exit status 2 when the command line is
+wrong, 1 when the work failed (an unexpected error says so, and shows its traceback with
+CLOTHINGCLF_DEBUG=1)."""
 
 from __future__ import annotations
 
@@ -227,3 +231,81 @@ def test_failures_are_one_line_and_status_1(
 )
 def test_exit_status_tells_input_errors_from_failures(error: Exception, status: int) -> None:
     assert exit_status(error) == status  # type: ignore[arg-type]
+
+
+def test_errors_are_one_line_with_status_2(
+    tmp_path: Path, synthetic_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    garbage = tmp_path / "model.pt"
+    garbage.write_bytes(b"garbage")
+    assert main(["predict", "--model", str(garbage), "x.jpg"]) == 2
+    assert capsys.readouterr().err.startswith("clothingclf predict: error: The model file")
+    assert main(["train", str(tmp_path), "-o", str(tmp_path / "m.pt")]) == 2
+    assert "neither images.csv" in capsys.readouterr().err
+    status = main(["train", str(synthetic_root), "-o", "m.pt", "--backbone", "resnet81"])
+    assert status == 2 and "Did you mean resnet18" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["analyze", "resnet18", "--num-classes", "-1"],
+        ["analyze", "resnet18", "--input-size", "0"],
+        ["analyze", "resnet18", "--network", "0"],
+        ["predict", "x.jpg", "--batch-size", "0"],
+        ["predict", "x.jpg", "--top-k", "zero"],
+        ["train", "data", "-o", "m.safetensors", "--epochs", "0"],
+        ["train", "data", "-o", "m.safetensors", "--image-size", "4"],
+        ["prepare", "data", "--workers", "0"],
+        ["demo", "--n-per-class", "0"],
+        ["demo", "--epochs", "-3"],
+        ["demo", "--image-size", "100000"],
+        ["export", "m.safetensors", "-o", "m.onnx", "--opset", "2"],
+        ["report", "m.safetensors", "data", "-o", "r", "--mistakes", "-1"],
+        ["evaluate", "m.safetensors"],
+        ["frobnicate"],
+    ],
+)
+def test_bad_arguments_are_one_line_and_status_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    assert caught.value.code == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "error:" in lines[0] and "Traceback" not in captured.err
+
+
+def test_a_bad_value_in_the_library_is_one_line_and_status_2(
+    synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["prepare", str(synthetic_root), "--test-size", "2"]) == 2
+    assert main(["prepare", str(synthetic_root), "-o", str(tmp_path / "f" / "below")]) == 0
+    (tmp_path / "file").write_text("x")
+    assert main(["prepare", str(synthetic_root), "-o", str(tmp_path / "file" / "below")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and all(
+        line.startswith("clothingclf prepare: error: ") for line in lines
+    )
+    assert "test_size must be a fraction" in lines[0] and "is a file" in lines[1]
+
+
+def test_an_unexpected_error_is_one_line_and_status_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clothingclf import analysis
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug\nwith a second line")
+
+    monkeypatch.setattr(analysis, "meta_model", broken)
+    assert main(["analyze", "resnet18"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        "clothingclf analyze: error: RuntimeError: a bug (unexpected: set CLOTHINGCLF_DEBUG=1 "
+        "to see where, and please report it)"
+    ]
+    monkeypatch.setenv("CLOTHINGCLF_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["analyze", "resnet18"])

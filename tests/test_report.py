@@ -21,7 +21,6 @@ from clothingclf import (
     load_evaluation_data,
     write_report,
 )
-from clothingclf.cli import main
 from clothingclf.exceptions import (
     DatasetError,
     DatasetNotFoundError,
@@ -169,23 +168,6 @@ def test_load_evaluation_data_reads_csv_and_prepared_folders(
         load_evaluation_data(tmp_path / "bad.csv")
     with pytest.raises(EmptyDatasetError, match="no rows"):
         load_evaluation_data(synthetic_splits.test.iloc[:0])
-
-
-def test_cli_report_on_a_dataset_root(
-    tiny_model_file: Path,
-    synthetic_root: Path,
-    synthetic_splits: DatasetSplits,
-    clf: ClothingClassifier,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    out = tmp_path / "report"
-    code = main(["report", str(tiny_model_file), str(synthetic_root), "-o", str(out)])
-    printed = capsys.readouterr().out
-    accuracy = clf.evaluate(synthetic_splits.test).accuracy
-    assert code == 0
-    assert f"10 images: accuracy {accuracy:.4f}" in printed
-    assert (out / "report.html").is_file() and (out / "confusion_matrix.png").is_file()
 
 
 def test_report_json_is_strict_json_when_a_stage_has_no_training_loss(

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 
 from _guards import forbid_unpickling
+from _nets import tiny_features
+from clothingclf import DatasetSplits
 from clothingclf.backbones import ClothingNet, Preprocessing
 from clothingclf.checkpoint import safe_load
 from clothingclf.data.cache import build_image_cache
@@ -327,6 +329,47 @@ def test_without_validation_best_is_final(synthetic_splits: Any) -> None:
     assert result.best_val_accuracy is None and result.final_val_accuracy is None
     assert math.isnan(result.history[0]["val_accuracy"])
     assert all(torch.equal(result.best_state[k], result.final_state[k]) for k in result.best_state)
+
+
+def test_val_every_validates_only_the_epochs_it_names(synthetic_splits: DatasetSplits) -> None:
+    from clothingclf.backbones import build_model
+    from clothingclf.settings import resolve_config, resolve_options
+
+    train = synthetic_splits.train.assign(
+        label_id=[synthetic_splits.classes.index(v) for v in synthetic_splits.train["label"]]
+    )
+    val = synthetic_splits.val.assign(
+        label_id=[synthetic_splits.classes.index(v) for v in synthetic_splits.val["label"]]
+    )
+    config = resolve_config(
+        "fast",
+        epochs=3,
+        val_every=2,
+        head_epochs=1,
+        batch_size=16,
+        image_size=32,
+        extra_views=(),
+    )
+    model, prep, _ = build_model(tiny_features(), weights=None, num_classes=4, image_size=32)
+    result = train_model(
+        model,
+        train,
+        val,
+        class_weights=None,
+        preprocessing=prep,
+        config=config,
+        device=torch.device("cpu"),
+        options=resolve_options(progress=False, num_workers=0, amp="off"),
+    )
+    seen = [not math.isnan(row["val_accuracy"]) for row in result.history]
+    assert seen == [False, False, True, True]  # head stage, 1, 2 (every 2nd), 3 (last)
+    assert result.final_val_accuracy == result.history[-1]["val_accuracy"]
+    assert result.best_epoch in (2, 3)
+    final = result.final_val_probabilities
+    assert final is not None and final.shape == (len(val), 4)
+    np.testing.assert_allclose(final.sum(1), 1.0, atol=1e-5)
+    truth = val["label_id"].to_numpy()
+    assert float((final.argmax(1) == truth).mean()) == pytest.approx(result.final_val_accuracy)
 
 
 def test_resume_reproduces_an_uninterrupted_run_exactly(

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from PIL import Image
 from sklearn.base import BaseEstimator
+from typing_extensions import Unpack
 
 from .backbones import ClothingNet, Preprocessing
 from .checkpoint import (
@@ -39,7 +40,7 @@ from .exceptions import (
     NotFittedError,
 )
 from .metrics import EvaluationReport, evaluation_report
-from .predictor import Prediction, Predictor, as_images, to_inference_layout
+from .predictor import InferenceOptions, Prediction, Predictor, as_images, to_inference_layout
 from .settings import all_settings, resolve_config, resolve_options
 from .training import TrainConfig, fit_networks
 from .training.tables import fit_tables, require_columns
@@ -300,9 +301,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ prediction
 
-    def predict_proba(
-        self, x: Any, *, tta: bool | None = None, batch_size: int | None = None
-    ) -> np.ndarray:
+    def predict_proba(self, x: Any, **options: Unpack[InferenceOptions]) -> np.ndarray:
         """Class probabilities of one or several images.
 
         Args:
@@ -310,9 +309,13 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 :class:`PIL.Image.Image`, an array (H×W×3 ``uint8`` or H×W greyscale; N×H×W×3
                 for several), a tensor (3×H×W; N×3×H×W for several), a list of any of these,
                 or a table with a ``path`` column (a split).
-            tta: Average each image's probabilities with its mirror image's (twice the
-                work); ``None``: the model's default (its recipe's ``tta``).
-            batch_size: Images per forward pass when there are several (default 32).
+            **options: How to run it, each optional
+                (:class:`~clothingclf.predictor.InferenceOptions`): ``tta`` (average with
+                the mirror image, twice the work; default: the model's own),
+                ``batch_size`` (images per forward pass, 32), ``engine`` (``"auto"``,
+                ``"torch"``, ``"onnxruntime"``), ``precision`` (``"auto"``: float32,
+                ``"float32"``, ``"bfloat16"``), ``decode_threads`` (photos decoded while
+                the network runs; up to 4).
 
         Returns:
             An array of shape (number of images, number of classes); each row sums to 1;
@@ -322,44 +325,37 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             NotFittedError: The classifier was not fitted or loaded.
             ImageNotFoundError: A path does not exist (the message names it).
             InvalidImageError: An input is not a decodable image (the message names it).
-            InvalidParameterError: ``batch_size`` or ``tta`` of the wrong kind.
+            InvalidParameterError: An unknown option or a value it does not take.
+            MissingDependencyError: ``engine="onnxruntime"`` without the onnx extra.
         """
-        return self.predictor().probabilities(x, tta=tta, batch_size=batch_size)
+        return self.predictor().probabilities(x, **options)
 
     @overload
     def predict(
         self,
         x: str | os.PathLike[str] | bytes | Image.Image,
-        *,
-        tta: bool | None = None,
-        batch_size: int | None = None,
+        **options: Unpack[InferenceOptions],
     ) -> str: ...
     @overload
     def predict(
         self,
         x: list[Any] | tuple[Any, ...] | pd.DataFrame | pd.Series,
-        *,
-        tta: bool | None = None,
-        batch_size: int | None = None,
+        **options: Unpack[InferenceOptions],
     ) -> list[str]: ...
     @overload
     def predict(
         self,
         x: np.ndarray | torch.Tensor,
-        *,
-        tta: bool | None = None,
-        batch_size: int | None = None,
+        **options: Unpack[InferenceOptions],
     ) -> str | list[str]: ...
 
-    def predict(
-        self, x: Any, *, tta: bool | None = None, batch_size: int | None = None
-    ) -> str | list[str]:
+    def predict(self, x: Any, **options: Unpack[InferenceOptions]) -> str | list[str]:
         """The most probable class of one image, or of each of several.
 
         Args:
             x: Any input of :meth:`predict_proba`.
-            tta: Average with the mirror image (``None``: the model's default).
-            batch_size: Images per forward pass when there are several (default 32).
+            **options: The options of :meth:`predict_proba` (``tta``, ``batch_size``,
+                ``engine``, ``precision``, ``decode_threads``).
 
         Returns:
             A class name for one image (a path, bytes, a Pillow image, an H×W(×3) array, a
@@ -371,7 +367,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             ImageNotFoundError: A path does not exist.
             InvalidImageError: An input is not a decodable image.
         """
-        probabilities = self.predict_proba(x, tta=tta, batch_size=batch_size)
+        probabilities = self.predict_proba(x, **options)
         labels = [self.classes_[i] for i in probabilities.argmax(1)] if len(probabilities) else []
         return labels[0] if as_images(x)[1] else labels
 
@@ -380,31 +376,25 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         self,
         x: str | os.PathLike[str] | bytes | Image.Image,
         k: int = 3,
-        *,
-        tta: bool | None = None,
-        batch_size: int | None = None,
+        **options: Unpack[InferenceOptions],
     ) -> Prediction: ...
     @overload
     def predict_top(
         self,
         x: list[Any] | tuple[Any, ...] | pd.DataFrame | pd.Series,
         k: int = 3,
-        *,
-        tta: bool | None = None,
-        batch_size: int | None = None,
+        **options: Unpack[InferenceOptions],
     ) -> list[Prediction]: ...
     @overload
     def predict_top(
         self,
         x: np.ndarray | torch.Tensor,
         k: int = 3,
-        *,
-        tta: bool | None = None,
-        batch_size: int | None = None,
+        **options: Unpack[InferenceOptions],
     ) -> Prediction | list[Prediction]: ...
 
     def predict_top(
-        self, x: Any, k: int = 3, *, tta: bool | None = None, batch_size: int | None = None
+        self, x: Any, k: int = 3, **options: Unpack[InferenceOptions]
     ) -> Prediction | list[Prediction]:
         """The most probable class with its probability, and the ``k`` most probable.
 
@@ -412,8 +402,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             x: Any input of :meth:`predict_proba`.
             k: How many ``(label, probability)`` pairs to give (at most the number of
                 classes).
-            tta: Average with the mirror image (``None``: the model's default).
-            batch_size: Images per forward pass when there are several (default 32).
+            **options: The options of :meth:`predict_proba`.
 
         Returns:
             A :class:`Prediction` for one image, a list of them for several (same rule as
@@ -423,7 +412,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             InvalidParameterError: ``k`` is not a positive int.
             NotFittedError: The classifier was not fitted or loaded.
         """
-        predictions = self.predictor().top(x, k, tta=tta, batch_size=batch_size)
+        predictions = self.predictor().top(x, k, **options)
         return predictions[0] if as_images(x)[1] else predictions
 
     def evaluate(self, split: pd.DataFrame | DatasetSplits) -> EvaluationReport:

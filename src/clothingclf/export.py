@@ -30,12 +30,9 @@ PyTorch model: an export that does not reproduce the probabilities to ``atol`` r
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 import os
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -46,6 +43,17 @@ from torch import nn
 
 from . import __version__
 from ._paths import refuse_to_replace_non_file, replacing, write_error
+from .engines import (
+    ONNX_HINT,
+    ONNX_OPSET,
+    OUTPUT_NAME,
+    ProbabilityGraph,
+    cpu_copy,
+    input_names,
+    onnx_session,
+    quiet_torch_exporters,
+    write_onnx_graph,
+)
 from .exceptions import (
     ExportError,
     InvalidParameterError,
@@ -61,13 +69,10 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_OPSET", "ExportedModel", "export_model", "read_export_metadata"]
 
 #: The ONNX opset written when ``opset`` is not given (onnxruntime 1.17+ runs it).
-DEFAULT_OPSET = 17
-#: The names of the graph's input and output.
-INPUT_NAME = "input"
-OUTPUT_NAME = "probabilities"
+DEFAULT_OPSET = ONNX_OPSET
 _FORMATS = ("onnx", "torchscript")
 _VERIFY_BATCHES = (1, 3)
-_ONNX_HINT = 'Install the onnx extra: pip install "clothingclf[onnx]"'
+_ONNX_HINT = ONNX_HINT
 
 
 @dataclass(frozen=True)
@@ -101,48 +106,6 @@ class ExportedModel:
         return list(self.metadata["classes"])
 
 
-class _Probabilities(nn.Module):
-    """The networks, each followed by a softmax (and the mirror-image average with
-    ``tta``), each on its own input; the mean of their probabilities."""
-
-    def __init__(self, networks: list[nn.Module], *, tta: bool) -> None:
-        super().__init__()
-        self.networks = nn.ModuleList(networks)
-        self.tta = tta
-
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        total: torch.Tensor | None = None
-        for network, x in zip(self.networks, inputs, strict=True):
-            probabilities = torch.softmax(network(x), dim=1)
-            if self.tta:
-                mirrored = torch.softmax(network(torch.flip(x, dims=[3])), dim=1)
-                probabilities = (probabilities + mirrored) / 2
-            total = probabilities if total is None else total + probabilities
-        assert total is not None
-        return total if len(self.networks) == 1 else total / len(self.networks)
-
-
-@contextlib.contextmanager
-def _quiet_torch_exporters() -> Iterator[None]:
-    """Silence the deprecation notices of the two exporters we choose on purpose.
-
-    The legacy (TorchScript-based) ONNX exporter is used because the new one needs the
-    ``onnxscript`` package and ``torch.export`` to handle every backbone; TorchScript is
-    the format asked for. Tracer warnings about shapes read as Python numbers are covered
-    by the parity check at two batch sizes.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r".*legacy TorchScript-based ONNX export", category=DeprecationWarning
-        )
-        warnings.filterwarnings(
-            "ignore", message=r"The feature will be removed", category=DeprecationWarning
-        )
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # type: ignore[attr-defined]
-        yield
-
-
 def _import_onnx(*, runtime: bool) -> tuple[Any, Any]:
     try:
         import onnx
@@ -162,11 +125,6 @@ def _import_onnx(*, runtime: bool) -> tuple[Any, Any]:
                 f"{_ONNX_HINT}, or pass verify=False."
             ) from None
     return onnx, ort
-
-
-def _input_names(count: int) -> list[str]:
-    """``input`` for the first network's images, ``input_2``, ``input_3``... after it."""
-    return [INPUT_NAME] + [f"{INPUT_NAME}_{n}" for n in range(2, count + 1)]
 
 
 def _input_metadata(name: str, prep: Preprocessing) -> dict[str, Any]:
@@ -203,7 +161,7 @@ def _metadata(predictor: Predictor, fmt: str, opset: int | None) -> dict[str, An
     tta = predictor.tta
     inputs = [
         _input_metadata(name, prep)
-        for name, (_, prep) in zip(_input_names(len(networks)), networks, strict=True)
+        for name, (_, prep) in zip(input_names(len(networks)), networks, strict=True)
     ]
     data: dict[str, Any] = {
         "format": fmt,
@@ -292,12 +250,8 @@ def export_model(
         raise SaveError(f"Cannot export to {str(target)!r} ({error.strerror or error}).") from None
     meta_target = target.with_name(target.name + ".json")
     metadata = _metadata(predictor, format, opset)
-    wrapper = _Probabilities(
-        [
-            copy.deepcopy(network).to("cpu").to(memory_format=torch.contiguous_format).eval()
-            for network, _ in networks
-        ],
-        tta=bool(metadata["tta"]),
+    wrapper = ProbabilityGraph(
+        [cpu_copy(network) for network, _ in networks], tta=bool(metadata["tta"])
     ).eval()
     shapes = [prep.input_shape for _, prep in networks]
     generator = torch.Generator().manual_seed(0)
@@ -306,7 +260,7 @@ def export_model(
         target.parent.mkdir(parents=True, exist_ok=True)
         # The metadata is renamed into place after the model, both only once both are written.
         with replacing(meta_target) as meta_tmp, replacing(target) as model_tmp:
-            with torch.no_grad(), _quiet_torch_exporters():
+            with torch.no_grad(), quiet_torch_exporters():
                 if format == "onnx":
                     assert opset is not None
                     run = _write_onnx(wrapper, example, model_tmp, opset=opset, verify=verify)
@@ -333,23 +287,11 @@ _Runner = Callable[[list[np.ndarray]], np.ndarray]
 def _write_onnx(
     wrapper: nn.Module, example: tuple[torch.Tensor, ...], path: Path, *, opset: int, verify: bool
 ) -> _Runner | None:
-    onnx, ort = _import_onnx(runtime=verify)
-    names = _input_names(len(example))
+    onnx, _ = _import_onnx(runtime=verify)
+    names = input_names(len(example))
+    write_onnx_graph(wrapper, example, str(path), opset=opset)
     try:
-        torch.onnx.export(
-            wrapper,
-            example,
-            str(path),
-            dynamo=False,
-            input_names=names,
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={**{name: {0: "batch"} for name in names}, OUTPUT_NAME: {0: "batch"}},
-            opset_version=opset,
-            do_constant_folding=True,
-        )
         onnx.checker.check_model(str(path))
-    except OSError:
-        raise
     except Exception as error:
         raise ExportError(
             f"ONNX export failed ({type(error).__name__}: {first_line(error, 'no message')}). Try "
@@ -357,9 +299,7 @@ def _write_onnx(
         ) from error
     if not verify:
         return None
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = onnx_session(str(path))
 
     def run(batches: list[np.ndarray]) -> np.ndarray:
         feed = dict(zip(names, batches, strict=True))

@@ -11,24 +11,36 @@ batch of canvases is cropped and normalised as validation does
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import difflib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, TypedDict
 
 import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+from typing_extensions import Unpack
 
+from . import engines
 from .backbones import ClothingNet, Preprocessing
 from .data import ClothingDataset
-from .exceptions import DatasetError, InvalidImageError, InvalidParameterError, MissingColumnsError
+from .exceptions import (
+    DatasetError,
+    ImageNotFoundError,
+    InvalidImageError,
+    InvalidParameterError,
+    MissingColumnsError,
+)
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "INFERENCE_LAYOUT",
     "HasPredictor",
+    "InferenceOptions",
     "Prediction",
     "Predictor",
     "as_images",
@@ -37,6 +49,9 @@ __all__ = [
 
 #: Images per forward pass when ``predict`` is given several and no ``batch_size``.
 DEFAULT_BATCH_SIZE = 32
+#: Decoding threads when ``decode_threads`` is not given (more do not help on 2-8 cores,
+#: where the network, not the decoding, is the bottleneck).
+_DEFAULT_DECODE_THREADS = min(4, os.cpu_count() or 1)
 
 #: Prediction runs in float32 in the channels-last layout, faster than the default layout
 #: on the CPU (oneDNN) and on GPUs (cuDNN) with probabilities equal to ~1e-7. Fitted and
@@ -133,11 +148,104 @@ class Prediction:
         }
 
 
-def _check_batch_size(batch_size: Any) -> None:
-    if batch_size is not None and (
-        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-    ):
-        raise InvalidParameterError(f"batch_size must be a positive int; found {batch_size!r}.")
+class InferenceOptions(TypedDict, total=False):
+    """The keyword options of ``predict``, ``predict_proba``, ``predict_top`` and
+    :meth:`Predictor.probabilities`; each may be left out.
+
+    Attributes:
+        tta: Average each image's probabilities with its mirror image's (twice the
+            work); ``None`` (the default): the model's own default.
+        batch_size: Images per forward pass (``None``: :data:`DEFAULT_BATCH_SIZE`).
+        engine: ``"auto"`` (the default), ``"torch"`` or ``"onnxruntime"``
+            (:mod:`clothingclf.engines` says what ``auto`` picks).
+        precision: ``"auto"`` (the default: float32), ``"float32"`` or ``"bfloat16"``
+            (torch only; faster on CPUs with native bfloat16 and on GPUs, probabilities
+            change by up to a few thousandths).
+        decode_threads: Threads that decode and resize the next photos while the
+            network runs (``None``: up to 4; 0: decode in the calling thread).
+    """
+
+    tta: bool | None
+    batch_size: int | None
+    engine: Literal["auto", "torch", "onnxruntime"]
+    precision: Literal["auto", "float32", "bfloat16"]
+    decode_threads: int | None
+
+
+_OPTION_DEFAULTS: dict[str, Any] = {
+    "tta": None,
+    "batch_size": None,
+    "engine": "auto",
+    "precision": "auto",
+    "decode_threads": None,
+}
+
+
+def _count(value: Any, *, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options with their defaults filled in, each checked."""
+    unknown = sorted(set(options) - set(_OPTION_DEFAULTS))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(_OPTION_DEFAULTS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise InvalidParameterError(
+            f"Prediction has no option {unknown[0]!r}.{hint} Its options: "
+            f"{', '.join(_OPTION_DEFAULTS)}."
+        )
+    settings = {**_OPTION_DEFAULTS, **options}
+    if settings["tta"] is not None and not isinstance(settings["tta"], bool):
+        raise InvalidParameterError(f"tta must be True, False or None; found {settings['tta']!r}.")
+    if settings["batch_size"] is not None and not _count(settings["batch_size"], low=1):
+        raise InvalidParameterError(
+            f"batch_size must be a positive int; found {settings['batch_size']!r}."
+        )
+    threads = settings["decode_threads"]
+    if threads is not None and not _count(threads, low=0):
+        raise InvalidParameterError(
+            f"decode_threads must be an int >= 0 (0: decode in this thread); found {threads!r}."
+        )
+    return settings
+
+
+#: What decoding one item gives: its canvases (one per network), or why it cannot be read.
+_Decoded = tuple[tuple[torch.Tensor, ...], int] | InvalidImageError | ImageNotFoundError
+
+
+def _decode_or_error(dataset: ClothingDataset, index: int) -> _Decoded:
+    try:
+        return dataset[index]
+    except (InvalidImageError, ImageNotFoundError) as error:
+        return error
+
+
+def _decoded_batches(
+    dataset: ClothingDataset, batch_size: int, threads: int
+) -> Iterator[list[_Decoded]]:
+    """The dataset decoded, a batch at a time, in order; an item that cannot be read is
+    its error. With ``threads`` > 0 a thread pool decodes up to two batches ahead of the
+    one being run (Pillow and the network both release the GIL), so decoding overlaps the
+    network's work."""
+    starts = range(0, len(dataset), batch_size)
+    if threads == 0:
+        for start in starts:
+            stop = min(start + batch_size, len(dataset))
+            yield [_decode_or_error(dataset, i) for i in range(start, stop)]
+        return
+    pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="clothingclf-decode")
+    pending: collections.deque[list[concurrent.futures.Future[_Decoded]]] = collections.deque()
+    try:
+        for start in starts:
+            stop = min(start + batch_size, len(dataset))
+            pending.append([pool.submit(_decode_or_error, dataset, i) for i in range(start, stop)])
+            if len(pending) > 2:
+                yield [future.result() for future in pending.popleft()]
+        while pending:
+            yield [future.result() for future in pending.popleft()]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass(frozen=True)
@@ -158,67 +266,117 @@ class Predictor:
     device: torch.device
     tta: bool
 
-    def probabilities(
-        self, x: Any, *, tta: bool | None = None, batch_size: int | None = None
-    ) -> np.ndarray:
+    def probabilities(self, x: Any, **options: Unpack[InferenceOptions]) -> np.ndarray:
         """Class probabilities of the images in ``x`` (see ``predict_proba``).
 
         Args:
             x: A path, bytes, a Pillow image, an array, a tensor, a list of these, or a
                 table with a ``path`` column.
-            tta: Average each image with its mirror image; ``None``: :attr:`tta`.
-            batch_size: Images per forward pass; ``None``: :data:`DEFAULT_BATCH_SIZE`.
+            **options: The :class:`InferenceOptions`: ``tta``, ``batch_size``, ``engine``,
+                ``precision``, ``decode_threads``.
 
         Returns:
             ``(number of images, number of classes)`` float64 probabilities.
 
         Raises:
-            InvalidParameterError: ``batch_size`` is not a positive int, or ``tta`` not a
-                bool.
+            InvalidParameterError: An unknown option or a value it does not take.
+            MissingDependencyError: ``engine="onnxruntime"`` without the onnx extra.
             ImageNotFoundError: A path does not exist.
             InvalidImageError: An input is not a decodable image.
         """
-        _check_batch_size(batch_size)
-        if tta is not None and not isinstance(tta, bool):
-            raise InvalidParameterError(f"tta must be True, False or None; found {tta!r}.")
-        mirror = self.tta if tta is None else tta
+        settings = _check_options(options)
         items, _ = as_images(x)
         if not items:
+            self.engine(settings["engine"], settings["precision"])  # checked all the same
             return np.zeros((0, len(self.classes)), dtype=np.float64)
+        rows = []
+        for _, outcome in self._stream(items, settings):
+            if isinstance(outcome, Exception):
+                raise outcome
+            rows.append(outcome)
+        return np.stack(rows)
+
+    def stream(
+        self, items: Sequence[Any], **options: Unpack[InferenceOptions]
+    ) -> Iterator[tuple[int, np.ndarray | InvalidImageError | ImageNotFoundError]]:
+        """Label a sequence of images of any length, yielding as each batch is done.
+
+        Yields ``(index, probabilities)`` for each image in order, or ``(index, error)``
+        for one that cannot be read (it is skipped, the others are still labelled): what
+        ``clothingclf predict`` writes to its CSV or JSON Lines file as it goes.
+
+        Raises:
+            InvalidParameterError: An unknown option or a value it does not take.
+        """
+        settings = _check_options(options)
+        return self._stream(list(items), settings)
+
+    def _stream(
+        self, items: Sequence[Any], settings: dict[str, Any]
+    ) -> Iterator[tuple[int, np.ndarray | InvalidImageError | ImageNotFoundError]]:
+        mirror = self.tta if settings["tta"] is None else settings["tta"]
+        choice = self.engine(settings["engine"], settings["precision"], images=len(items))
         models = [model for model, _ in self.networks]
         for model in models:
             if model.training:
                 model.eval()
+        run = engines.runner(
+            choice,
+            models,
+            [prep.input_shape for _, prep in self.networks],
+            self.device,
+            fallback=settings["engine"] == "auto",
+        )
         dataset = _inputs(items, [prep for _, prep in self.networks])
-        with torch.inference_mode():
-            if len(items) == 1:
-                canvases, _ = dataset[0]
-                return self._mean(models, [view.unsqueeze(0) for view in canvases], mirror)
-            loader = torch.utils.data.DataLoader(
-                dataset, batch_size=batch_size or DEFAULT_BATCH_SIZE, shuffle=False
-            )
-            return np.concatenate([self._mean(models, batch, mirror) for batch, _ in loader])
+        threads = settings["decode_threads"]
+        if threads is None:
+            threads = 0 if len(items) == 1 else min(_DEFAULT_DECODE_THREADS, len(items))
+        batches = _decoded_batches(dataset, settings["batch_size"] or DEFAULT_BATCH_SIZE, threads)
+        start = 0
+        for batch in batches:
+            good = [item for item in batch if not isinstance(item, Exception)]
+            rows: Iterator[np.ndarray] = iter(())
+            if good:
+                canvases = [torch.stack(views) for views in zip(*(c for c, _ in good), strict=True)]
+                with torch.inference_mode():
+                    rows = iter(self._mean(run, canvases, mirror))
+            for offset, item in enumerate(batch):
+                yield start + offset, item if isinstance(item, Exception) else next(rows)
+            start += len(batch)
 
-    def _mean(
-        self, models: Sequence[ClothingNet], canvases: Sequence[torch.Tensor], tta: bool
-    ) -> np.ndarray:
+    def engine(
+        self, engine: str = "auto", precision: str = "auto", *, images: int | None = None
+    ) -> engines.EngineChoice:
+        """What ``engine`` and ``precision`` resolve to for these networks on this machine,
+        for a call of ``images`` images (``None``: many): what ``"auto"`` picks, and why.
+
+        Raises:
+            InvalidParameterError: An unknown value, or a pair that cannot run here.
+            MissingDependencyError: ``engine="onnxruntime"`` without the onnx extra.
+        """
+        models = [model for model, _ in self.networks]
+        return engines.choose_engine(
+            engine,
+            precision,
+            device=self.device,
+            images=images,
+            built=engines.has_onnx_graph(models),
+        )
+
+    def _mean(self, run: engines.Runner, canvases: Sequence[torch.Tensor], tta: bool) -> np.ndarray:
         """The mean over the networks of each one's probabilities for its own view
-        (``canvases``: uint8 batches, one per network)."""
-        total: torch.Tensor | None = None
-        for model, (_, prep), canvas in zip(models, self.networks, canvases, strict=True):
-            batch = prep.network_input(canvas.to(self.device))
-            batch = batch.contiguous(memory_format=INFERENCE_LAYOUT)
-            probabilities = model(batch).double().softmax(1)
-            if tta:
-                probabilities = (probabilities + model(batch.flip(-1)).double().softmax(1)) / 2
-            total = probabilities if total is None else total + probabilities
-        assert total is not None
-        mean: np.ndarray = (total / len(models)).cpu().numpy()
+        (``canvases``: uint8 batches, one per network), with its mirror image's if ``tta``."""
+        inputs = [
+            prep.network_input(canvas.to(self.device))
+            for (_, prep), canvas in zip(self.networks, canvases, strict=True)
+        ]
+        probabilities = run(inputs)
+        if tta:
+            probabilities = (probabilities + run([batch.flip(-1) for batch in inputs])) / 2
+        mean: np.ndarray = probabilities.cpu().numpy()
         return mean
 
-    def top(
-        self, x: Any, k: int = 3, *, tta: bool | None = None, batch_size: int | None = None
-    ) -> list[Prediction]:
+    def top(self, x: Any, k: int = 3, **options: Unpack[InferenceOptions]) -> list[Prediction]:
         """A :class:`Prediction` (label, probability, the ``k`` most probable) per image.
 
         Raises:
@@ -227,14 +385,14 @@ class Predictor:
         """
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InvalidParameterError(f"k must be a positive int; found {k!r}.")
-        probabilities = self.probabilities(x, tta=tta, batch_size=batch_size)
-        k = min(k, len(self.classes))
-        predictions = []
-        for row in probabilities:
-            order = np.argsort(-row, kind="stable")[:k]
-            top = tuple((self.classes[i], float(row[i])) for i in order)
-            predictions.append(Prediction(label=top[0][0], score=top[0][1], top_k=top))
-        return predictions
+        return [self.prediction(row, k) for row in self.probabilities(x, **options)]
+
+    def prediction(self, probabilities: np.ndarray, k: int = 3) -> Prediction:
+        """The :class:`Prediction` of one image's probabilities (``k`` capped at the
+        number of classes)."""
+        order = np.argsort(-probabilities, kind="stable")[: min(k, len(self.classes))]
+        top = tuple((self.classes[i], float(probabilities[i])) for i in order)
+        return Prediction(label=top[0][0], score=top[0][1], top_k=top)
 
     def label_ids(self, table: pd.DataFrame, what: str) -> np.ndarray:
         """The class index of each row's ``label``.

@@ -1,24 +1,54 @@
-"""The ``predict`` sub-command: label image files with the bundled model or a saved one.
-An image that cannot be read is reported on stderr and the rest are still labelled."""
+"""The ``predict`` sub-command: label image files, folders or a file list with the bundled
+model or a saved one.
+
+Without ``--output`` each label is printed (or one JSON list with ``--json``). With
+``--output FILE.csv`` or ``FILE.jsonl`` the labels are appended to the file as each batch is
+done, so a catalogue of any size is labelled in constant memory, and a second run with the
+same ``--output`` skips the photos already in it (a run cut short resumes where it stopped).
+An image that cannot be read is reported on stderr and skipped; the others are still
+labelled, and the exit status is 1.
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import json
+import os
 import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .shared import _POSITIVE, _add_model_options
+
+if TYPE_CHECKING:
+    from ..predictor import Prediction
+
+#: The files a folder given to ``predict`` is searched for (by suffix, any case).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
 def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "predict",
         help="label images (with the bundled model, or --model FILE)",
-        description="Print the most probable label and its probability for each IMAGE, with "
-        "the clothing model bundled in the package, or the model file given by --model. An "
-        "image that cannot be read gets an error line on stderr; the others are still "
-        "labelled, and the exit status is 1.",
+        description="Label each IMAGE (a file, or a folder searched for image files), and "
+        "each path listed in --files-from, with the clothing model bundled in the package "
+        "or the model file given by --model. Without --output the labels are printed; with "
+        "--output FILE.csv or FILE.jsonl they are appended to FILE as they are made, and a "
+        "rerun skips the images already in it. An image that cannot be read gets an error "
+        "line on stderr and is skipped; the others are still labelled, and the exit status "
+        "is 1.",
     )
-    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
+    p.add_argument("images", metavar="IMAGE", nargs="*", help="image files or folders")
+    p.add_argument(
+        "--files-from",
+        metavar="LIST",
+        help="a text file of image paths, one per line ('-': standard input)",
+    )
     p.add_argument(
         "--model",
         metavar="FILE",
@@ -26,48 +56,290 @@ def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("--top-k", type=_POSITIVE, default=1, metavar="K", help="labels per image (1)")
     p.add_argument("--json", action="store_true", help="print a JSON list instead")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="append the labels to FILE (.csv or .jsonl) as they are made; resumable",
+    )
     p.add_argument("--batch-size", type=_POSITIVE, default=32, help="images per forward pass (32)")
+    p.add_argument(
+        "--engine",
+        default="auto",
+        choices=["auto", "torch", "onnxruntime"],
+        help="what runs the network (auto: onnxruntime on the CPU when installed)",
+    )
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "float32", "bfloat16"],
+        help="auto: float32; bfloat16 needs --engine torch",
+    )
+    p.add_argument(
+        "--decode-threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="threads decoding photos while the network runs (default: up to 4)",
+    )
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress line on stderr (with --output)"
+    )
     _add_model_options(p)
     p.set_defaults(func=_run_predict)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    import json
+    from ..classifier import ClothingClassifier
+    from ..exceptions import InvalidParameterError
 
-    from ..classifier import ClothingClassifier, Prediction
-    from ..exceptions import ImageNotFoundError, InvalidImageError
-
+    if not args.images and args.files_from is None:
+        raise InvalidParameterError(
+            "predict needs images: give image files or folders, or --files-from LIST."
+        )
+    if args.output is not None and args.json:
+        raise InvalidParameterError(
+            "--json prints to stdout; with --output the format follows the file's suffix "
+            "(.csv or .jsonl). Give one of the two."
+        )
+    sink = _Sink.open(Path(args.output), args.top_k) if args.output else None
+    paths = _image_paths(args.images, args.files_from)
     if args.model is None:
         clf = ClothingClassifier.pretrained(device=args.device)
     else:
         clf = ClothingClassifier.load(args.model, device=args.device)
+    predictor = clf.predictor()
+    todo = [path for path in paths if sink is None or path not in sink.done]
+    options: dict[str, Any] = {
+        "batch_size": args.batch_size,
+        "engine": args.engine,
+        "precision": args.precision,
+        "decode_threads": args.decode_threads,
+    }
+    outcomes = predictor.stream(todo, **options)
     results: list[dict[str, object]] = []
     failed = 0
-    size = args.batch_size
-    for start in range(0, len(args.images), size):
-        chunk = [str(p) for p in args.images[start : start + size]]
-        try:
-            pairs: list[tuple[str, Prediction | Exception]] = list(
-                zip(chunk, clf.predict_top(chunk, k=args.top_k), strict=True)
-            )
-        except (InvalidImageError, ImageNotFoundError):
-            pairs = []
-            for path in chunk:  # find the bad ones; label the rest
-                try:
-                    pairs.append((path, clf.predict_top(path, k=args.top_k)))
-                except (InvalidImageError, ImageNotFoundError) as error:
-                    pairs.append((path, error))
-        for path, outcome in pairs:
+    progress = _Progress(len(todo), len(paths) - len(todo), enabled=sink is not None)
+    progress.enabled = progress.enabled and not args.no_progress and sys.stderr.isatty()
+    try:
+        for index, outcome in outcomes:
+            path = todo[index]
             if isinstance(outcome, Exception):
                 failed += 1
+                progress.clear()
                 print(f"clothingclf predict: {path}: error: {outcome}", file=sys.stderr)
                 continue
-            results.append({"image": path, **outcome.to_dict()})
-            if not args.json:
-                ranked = "  ".join(f"{label} {score:.3f}" for label, score in outcome.top_k)
+            prediction = predictor.prediction(outcome, args.top_k)
+            if sink is not None:
+                sink.write(path, prediction)
+            elif args.json:
+                results.append({"image": path, **prediction.to_dict()})
+            else:
+                ranked = "  ".join(f"{label} {score:.3f}" for label, score in prediction.top_k)
                 print(f"{path}\t{ranked}")
+            progress.update(index + 1)
+    finally:
+        progress.clear()
+        if sink is not None:
+            sink.close()
     if args.json:
         print(json.dumps(results, indent=2))
-    if failed:
-        print(f"clothingclf predict: {failed} of {len(args.images)} images failed", file=sys.stderr)
+    if sink is not None:
+        skipped = len(paths) - len(todo)
+        print(
+            f"clothingclf predict: {len(todo) - failed} labelled, {skipped} already in "
+            f"{args.output}, {failed} failed",
+            file=sys.stderr,
+        )
+    elif failed:
+        print(f"clothingclf predict: {failed} of {len(todo)} images failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _image_paths(arguments: Sequence[str], files_from: str | None) -> list[str]:
+    """The images named on the command line (folders searched, sorted) and in the list,
+    duplicates dropped (first kept)."""
+    from ..exceptions import DatasetNotFoundError
+
+    paths: list[str] = []
+    for argument in arguments:
+        if os.path.isdir(argument):
+            found = sorted(
+                os.path.join(folder, name)
+                for folder, _, names in os.walk(argument)
+                for name in names
+                if name.lower().endswith(IMAGE_SUFFIXES)
+            )
+            if not found:
+                raise DatasetNotFoundError(
+                    f"The folder {argument!r} holds no image files "
+                    f"({', '.join(IMAGE_SUFFIXES)}). Give image files or another folder."
+                )
+            paths.extend(found)
+        else:
+            paths.append(argument)  # a missing or unreadable file is reported when labelled
+    if files_from is not None:
+        paths.extend(_listed(files_from))
+    return list(dict.fromkeys(paths))
+
+
+def _listed(files_from: str) -> Iterator[str]:
+    """The non-empty lines of a file list ('-': standard input)."""
+    from ..exceptions import DatasetNotFoundError
+
+    if files_from == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(files_from).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+            raise DatasetNotFoundError(
+                f"Cannot read the file list {files_from!r} ({reason}). Give a text file with "
+                "one image path per line."
+            ) from None
+    return (line.strip() for line in text.splitlines() if line.strip())
+
+
+class _Progress:
+    """``labelled N/M photos, R/s`` on one stderr line, redrawn at most twice a second."""
+
+    def __init__(self, total: int, skipped: int, *, enabled: bool) -> None:
+        self.total, self.skipped, self.enabled = total, skipped, enabled
+        self.start = self.last = time.monotonic()
+        self.shown = False
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 0.5 and done < self.total):
+            return
+        rate = done / max(now - self.start, 1e-9)
+        note = f" ({self.skipped} done before)" if self.skipped else ""
+        print(
+            f"\rlabelled {done}/{self.total} photos{note}, {rate:.1f}/s",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+        self.last, self.shown = now, True
+
+    def clear(self) -> None:
+        if self.shown:
+            print(file=sys.stderr)
+            self.shown = False
+
+
+class _Sink:
+    """An output file of ``predict --output``: CSV or JSON Lines, appended to, resumable.
+
+    An existing file is read first: the images it holds are skipped by this run. A file
+    that is not one this command wrote with the same ``--top-k`` is refused, never
+    overwritten; a last line cut short by a killed run is dropped before appending.
+    """
+
+    def __init__(self, path: Path, kind: str, top_k: int, done: set[str], file: TextIO) -> None:
+        self.path, self.kind, self.top_k, self.done, self.file = path, kind, top_k, done, file
+        self.header = _csv_header(top_k)
+        self.writer = csv.writer(file) if kind == "csv" else None
+
+    @classmethod
+    def open(cls, path: Path, top_k: int) -> _Sink:
+        from .._paths import refuse_blocked_folder, refuse_to_replace_non_file
+        from ..exceptions import InvalidParameterError, SaveError
+
+        kind = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(path.suffix.lower())
+        if kind is None:
+            raise InvalidParameterError(
+                f"--output {str(path)!r}: the suffix says the format; use .csv or .jsonl."
+            )
+        try:
+            refuse_to_replace_non_file(path, "write --output")
+        except OSError as error:
+            raise SaveError(f"Cannot write --output {str(path)!r} ({error.strerror}).") from None
+        refuse_blocked_folder(path.parent, "The folder of --output")
+        done: set[str] = set()
+        if path.exists():
+            done = _read_done(path, kind, top_k)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            file = path.open("a", encoding="utf-8", newline="")
+        except OSError as error:
+            raise SaveError(f"Cannot write --output {str(path)!r} ({error.strerror}).") from None
+        sink = cls(path, kind, top_k, done, file)
+        if kind == "csv" and file.tell() == 0:
+            assert sink.writer is not None
+            sink.writer.writerow(sink.header)
+        return sink
+
+    def write(self, image: str, prediction: Prediction) -> None:
+        if self.writer is not None:
+            row: list[object] = [image]
+            for label, score in prediction.top_k:
+                row += [label, f"{score:.6f}"]
+            self.writer.writerow(row)
+        else:
+            record = {"image": image, **prediction.to_dict()}
+            self.file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.done.add(image)
+        self.file.flush()  # a killed run loses nothing it labelled (cheap beside the network)
+
+    def close(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+
+
+def _csv_header(top_k: int) -> list[str]:
+    names = ["image", "label", "score"]
+    for rank in range(2, top_k + 1):
+        names += [f"label_{rank}", f"score_{rank}"]
+    return names
+
+
+def _read_done(path: Path, kind: str, top_k: int) -> set[str]:
+    """The images an earlier run wrote to ``path``, after dropping a last line cut short.
+
+    Raises:
+        SaveError: The file is not an output of ``predict`` (a CSV file: with this
+            ``--top-k``; each JSON line carries its own ``top_k``).
+    """
+    from ..exceptions import SaveError
+
+    def refuse(why: str) -> SaveError:
+        return SaveError(
+            f"--output {str(path)!r} exists and {why}, so it is not a file this command "
+            f"wrote with --top-k {top_k}; it was left as it is. Give another --output, or "
+            "the --top-k it was written with."
+        )
+
+    try:
+        data = path.read_bytes()
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise refuse("is not UTF-8 text") from None
+    except OSError as error:
+        raise SaveError(f"Cannot read --output {str(path)!r} ({error.strerror}).") from None
+    complete, _, partial = text.rpartition("\n")
+    if partial:  # a run killed in the middle of a line: drop the half line
+        if not complete and kind == "csv":
+            raise refuse("holds no complete line")
+        with path.open("r+b") as file:
+            file.truncate(len((complete + "\n").encode("utf-8")) if complete else 0)
+    lines = complete.splitlines() if complete else []
+    if kind == "csv":
+        rows = list(csv.reader(io.StringIO("\n".join(lines))))
+        if not rows:
+            return set()
+        if rows[0] != _csv_header(top_k):
+            raise refuse(f"has the columns {', '.join(rows[0])}")
+        return {row[0] for row in rows[1:] if row}
+    done = set()
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise refuse(f"line {number} is not JSON") from None
+        if not isinstance(record, dict) or not isinstance(record.get("image"), str):
+            raise refuse(f"line {number} has no image")
+        done.add(record["image"])
+    return done

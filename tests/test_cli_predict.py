@@ -1,0 +1,144 @@
+"""clothingclf.cli.predict: the predict command, text and JSON, one line per bad image; a
+folder or a file list streamed to CSV or JSON Lines, resumable, never over a stranger's file."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from clothingclf import ClothingClassifier
+from clothingclf.cli import main
+
+
+def test_predict_text_and_json(
+    trained: Path, synthetic_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = sorted((synthetic_root / "images").glob("*.jpg"))[:3]
+    assert main(["predict", "--model", str(trained), *map(str, images), "--top-k", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith(str(images[0]))
+    assert len(lines[0].split("\t")[1].split("  ")) == 2
+
+    assert (
+        main(["predict", "--model", str(trained), *map(str, images), "--json", "--batch-size", "2"])
+        == 0
+    )
+    results = json.loads(capsys.readouterr().out)
+    assert [r["image"] for r in results] == list(map(str, images))
+    clf = ClothingClassifier.load(trained)
+    assert [r["label"] for r in results] == clf.predict(list(images))
+    assert set(results[0]) == {"image", "label", "score", "top_k"} and len(results[0]["top_k"]) == 1
+
+
+def test_predict_bad_image_is_one_line_and_nonzero_exit(
+    trained: Path, synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = sorted((synthetic_root / "images").glob("*.jpg"))[0]
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    missing = tmp_path / "missing.jpg"
+    status = main(["predict", "--model", str(trained), str(good), str(bad), str(missing), "--json"])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert [r["image"] for r in json.loads(captured.out)] == [str(good)]
+    errors = captured.err.strip().splitlines()
+    assert errors[0].startswith(f"clothingclf predict: {bad}: error: ")
+    assert errors[1].startswith(f"clothingclf predict: {missing}: error: ")
+    assert errors[2] == "clothingclf predict: 2 of 3 images failed"
+    assert "Traceback" not in captured.err
+
+
+def _labels(path: Path) -> dict[str, str]:
+    if path.suffix == ".csv":
+        with path.open(encoding="utf-8", newline="") as file:
+            return {row["image"]: row["label"] for row in csv.DictReader(file)}
+    return {r["image"]: r["label"] for r in map(json.loads, path.read_text().splitlines())}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_predict_streams_a_folder_to_a_file_and_resumes(
+    trained: Path,
+    synthetic_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    suffix: str,
+) -> None:
+    images = sorted(map(str, (synthetic_root / "images").glob("*.jpg")))
+    out = tmp_path / f"labels{suffix}"
+    model = ["--model", str(trained)]
+    # A first run that labelled 5 photos, then was killed in the middle of a line.
+    assert main(["predict", *model, *images[:5], "-o", str(out)]) == 0
+    with out.open("a", encoding="utf-8") as file:
+        file.write(f"{images[5]},Dre" if suffix == ".csv" else '{"image": "' + images[5])
+    capsys.readouterr()
+    assert main(["predict", *model, str(synthetic_root / "images"), "-o", str(out)]) == 0
+    assert f"{len(images) - 5} labelled, 5 already in" in capsys.readouterr().err
+    labels = _labels(out)
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(images) + (suffix == ".csv")  # one row each, the half line gone
+    assert list(labels) == images  # sorted folder order, each once
+    clf = ClothingClassifier.load(trained)
+    assert list(labels.values()) == clf.predict(images)
+    before = out.read_bytes()
+    assert main(["predict", *model, str(synthetic_root / "images"), "-o", str(out)]) == 0
+    assert f"0 labelled, {len(images)} already in" in capsys.readouterr().err
+    assert out.read_bytes() == before
+
+
+def test_predict_file_list_reports_and_skips_bad_photos(
+    trained: Path, synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = sorted(map(str, (synthetic_root / "images").glob("*.jpg")))[:4]
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"junk")
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join([images[0], str(bad), "", *images[1:], images[0]]) + "\n")
+    out = tmp_path / "out.jsonl"
+    command = ["predict", "--model", str(trained), "--files-from", str(listing), "-o", str(out)]
+    status = main(command)
+    captured = capsys.readouterr()
+    assert status == 1 and "Traceback" not in captured.err
+    assert f"{bad}: error: " in captured.err and "4 labelled, 0 already in" in captured.err
+    assert list(_labels(out)) == images  # the bad one skipped, the duplicate labelled once
+    # A rerun retries only the bad photo.
+    assert main(command) == 1
+    assert "0 labelled, 4 already in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        ("name,price\nhat,3\n", [], "has the columns name, price"),
+        ("image,label,score\n", ["--top-k", "2"], "with --top-k 2"),
+        (None, ["--json"], "--json prints to stdout"),
+        (None, [], ".csv or .jsonl"),
+    ],
+)
+def test_predict_never_overwrites_a_file_it_did_not_write(
+    trained: Path,
+    synthetic_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: str | None,
+    args: list[str],
+    message: str,
+) -> None:
+    image = str(sorted((synthetic_root / "images").glob("*.jpg"))[0])
+    out = tmp_path / ("prices.csv" if content or args else "labels.txt")
+    if content is not None:
+        out.write_text(content)
+    status = main(["predict", "--model", str(trained), image, "-o", str(out), *args])
+    err = capsys.readouterr().err
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+    if content is None:
+        assert not out.exists()
+    else:
+        assert out.read_text() == content  # left as it was
+
+
+def test_predict_needs_images(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["predict"]) == 2
+    assert "give image files or folders, or --files-from" in capsys.readouterr().err

@@ -1,0 +1,153 @@
+"""clothingclf.predictor and clothingclf.engines: every engine agrees with eager float32,
+``auto`` picks as documented, decoding threads keep the order, options are checked."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from _nets import resnet_classifier, tiny_classifier
+from clothingclf import ClothingClassifier, engines
+from clothingclf.data import DatasetSplits
+from clothingclf.exceptions import (
+    ExportError,
+    InvalidImageError,
+    InvalidParameterError,
+    MissingDependencyError,
+)
+
+onnx_extra = pytest.mark.skipif(
+    not engines.onnxruntime_available(), reason="needs the onnx extra (onnx, onnxruntime)"
+)
+
+
+@pytest.fixture(scope="module")
+def pair(synthetic_splits: DatasetSplits) -> ClothingClassifier:
+    """Two small networks (a square view and a 4:3 portrait one), fitted: the several-input
+    case of every engine."""
+    return resnet_classifier(extra_views=(4 / 3,)).fit(synthetic_splits)
+
+
+@pytest.fixture(scope="module")
+def photos(synthetic_splits: DatasetSplits) -> list[str]:
+    return [str(p) for p in synthetic_splits.test["path"]] + [
+        str(p) for p in synthetic_splits.val["path"]
+    ]
+
+
+@onnx_extra
+@pytest.mark.parametrize("tta", [False, True])
+def test_onnxruntime_agrees_with_eager_float32(
+    pair: ClothingClassifier, photos: list[str], tta: bool
+) -> None:
+    reference = pair.predict_proba(photos, engine="torch", tta=tta)
+    got = pair.predict_proba(photos, engine="onnxruntime", tta=tta)
+    assert got.shape == reference.shape == (len(photos), 4)
+    assert np.abs(got - reference).max() <= 1e-4
+    assert np.allclose(got.sum(1), 1.0, atol=1e-5)
+    assert engines.has_onnx_graph([model for model, _ in pair.networks_])
+    # one graph per model, reused by later calls and by single images
+    single = pair.predict_proba(photos[0], engine="onnxruntime", tta=tta)
+    assert np.abs(single - reference[:1]).max() <= 1e-4
+
+
+def test_bfloat16_is_close_and_float32_is_the_reference(
+    pair: ClothingClassifier, photos: list[str]
+) -> None:
+    reference = pair.predict_proba(photos[:4], engine="torch", precision="float32")
+    assert np.array_equal(reference, pair.predict_proba(photos[:4], engine="torch"))
+    reduced = pair.predict_proba(photos[:4], engine="torch", precision="bfloat16")
+    assert np.abs(reduced - reference).max() < 0.05
+    assert np.allclose(reduced.sum(1), 1.0)
+
+
+@pytest.mark.parametrize("threads", [0, 1, 3])
+def test_decoding_threads_keep_the_order_and_the_numbers(
+    pair: ClothingClassifier, photos: list[str], threads: int
+) -> None:
+    reference = pair.predict_proba(photos, engine="torch", decode_threads=0, batch_size=3)
+    got = pair.predict_proba(photos, engine="torch", decode_threads=threads, batch_size=3)
+    assert np.array_equal(got, reference)
+    one_batch = pair.predict_proba(photos, engine="torch", decode_threads=threads)
+    assert np.abs(one_batch - reference).max() <= 1e-6  # another batch size: rounding only
+
+
+def test_a_bad_photo_among_threads_is_named(
+    pair: ClothingClassifier, photos: list[str], tmp_path: Path
+) -> None:
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(InvalidImageError, match=r"broken\.jpg"):
+        pair.predict_proba([*photos[:5], str(bad), *photos[5:]], decode_threads=2, batch_size=2)
+    encoded = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(encoded, format="PNG")
+    with pytest.raises(InvalidImageError, match="Input 1"):
+        pair.predict_proba([encoded.getvalue(), b"junk", encoded.getvalue()], decode_threads=2)
+
+
+def test_auto_builds_the_graph_only_for_enough_images(
+    pair: ClothingClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(engines, "onnxruntime_available", lambda: True)
+    few = engines.choose_engine(device=cpu, images=engines.AUTO_ONNX_MIN_IMAGES - 1)
+    assert few.engine == "torch" and "fewer than" in few.reason
+    many = engines.choose_engine(device=cpu, images=engines.AUTO_ONNX_MIN_IMAGES)
+    assert (many.engine, many.precision) == ("onnxruntime", "float32")
+    built = engines.choose_engine(device=cpu, images=1, built=True)
+    assert built.engine == "onnxruntime"
+    assert engines.choose_engine(device=torch.device("cuda"), images=10_000).engine == "torch"
+    assert engines.choose_engine("auto", "bfloat16", device=cpu).engine == "torch"
+    monkeypatch.setattr(engines, "onnxruntime_available", lambda: False)
+    assert engines.choose_engine(device=cpu, images=10_000).engine == "torch"
+    with pytest.raises(MissingDependencyError, match=r"clothingclf\[onnx\]"):
+        pair.predict_proba(np.zeros((2, 40, 30, 3), dtype=np.uint8), engine="onnxruntime")
+
+
+@onnx_extra
+def test_auto_runs_a_model_that_does_not_export_in_torch(
+    synthetic_splits: DatasetSplits, photos: list[str]
+) -> None:
+    # Adaptive max pooling to 4 x 4 from an 11 x 8 map has no ONNX form.
+    clf = tiny_classifier(epochs=1, aspect=4 / 3).fit(synthetic_splits)
+    reference = clf.predict_proba(photos, engine="torch")
+    many = photos * (engines.AUTO_ONNX_MIN_IMAGES // len(photos) + 1)
+    with pytest.warns(UserWarning, match="does not export to ONNX"):
+        got = clf.predict_proba(many, engine="auto")
+    assert np.array_equal(got[: len(photos)], reference)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once per model
+        clf.predict_proba(many)
+    with pytest.raises(ExportError, match="ONNX export failed"):
+        clf.predict_proba(photos, engine="onnxruntime")
+
+
+def test_engine_and_options_are_checked(pair: ClothingClassifier) -> None:
+    image = np.zeros((40, 30, 3), dtype=np.uint8)
+    cases = [
+        ({"engine": "tensorrt"}, "engine must be one of"),
+        ({"precision": "float16"}, "precision must be one of"),
+        ({"engine": "onnxruntime", "precision": "bfloat16"}, "needs engine='torch'"),
+        ({"decode_threads": -1}, "decode_threads must be an int >= 0"),
+        ({"decode_threads": True}, "decode_threads must be an int >= 0"),
+        ({"batch_size": 0}, "batch_size must be a positive int"),
+        ({"tta": "yes"}, "tta must be True, False or None"),
+        ({"engnie": "torch"}, "Did you mean 'engine'"),
+    ]
+    for options, message in cases:
+        with pytest.raises(InvalidParameterError, match=message):
+            pair.predict_proba(image, **options)  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match="runs on the CPU"):
+        engines.choose_engine("onnxruntime", device=torch.device("cuda"))
+
+
+def test_the_engine_choice_is_visible(pair: ClothingClassifier) -> None:
+    choice = pair.predictor().engine("torch")
+    assert (choice.engine, choice.precision, choice.reason) == ("torch", "float32", "asked for")
+    assert pair.predictor().engine(images=1).engine in ("torch", "onnxruntime")
