@@ -227,9 +227,11 @@ def main(argv: list[str] | None = None) -> int:
         f"export {export_seconds:.1f} s; predict's onnxruntime graph built in "
         f"{build_seconds:.1f} s (once per model and process)"
     )
+    fresh_one = engines.choose_engine(device=clf.device_, images=1)
     print(
-        f"engine='auto' here: {auto.engine} {auto.precision} ({auto.reason}); for one photo: "
-        f"{predictor.engine(images=1).engine}"
+        f"engine='auto' here, in a fresh process: {auto.engine} {auto.precision} for "
+        f"{len(paths)} photos ({auto.reason}); {fresh_one.engine} for one photo "
+        f"({fresh_one.reason}); onnxruntime for any call once the graph is built"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(

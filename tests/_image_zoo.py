@@ -1,4 +1,5 @@
-"""Hand-made good and bad image files, shared by test_images.py and test_data.py."""
+"""Hand-made good and bad image files, shared by test_images.py, test_data.py, test_cache.py
+and test_preprocessing.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,15 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+
+def striped(width: int, height: int, share: int = 8) -> Image.Image:
+    """A photo whose top ``1/share`` is red, bottom ``1/share`` blue, the rest green."""
+    image = Image.new("RGB", (width, height), (0, 255, 0))
+    band = height // share
+    image.paste((255, 0, 0), (0, 0, width, band))
+    image.paste((0, 0, 255), (0, height - band, width, height))
+    return image
 
 
 def _jpeg(size: tuple[int, int] = (24, 16), colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from _image_zoo import striped
 from clothingclf.backbones import Preprocessing
 from clothingclf.data import cache
 from clothingclf.data.cache import build_image_cache, cache_key, decode_square, decode_view
@@ -33,15 +34,6 @@ def _photo(path: Path, size: tuple[int, int], seed: int) -> Path:
         array[top : top + height // 4, left : left + width // 4] = rng.integers(0, 255, 3)
     Image.fromarray(array.astype(np.uint8)).save(path, quality=95)
     return path
-
-
-def _striped(width: int, height: int, share: int = 8) -> Image.Image:
-    """A photo whose top ``1/share`` is red, bottom ``1/share`` blue, the rest green."""
-    image = Image.new("RGB", (width, height), (0, 255, 0))
-    band = height // share
-    image.paste((255, 0, 0), (0, 0, width, band))
-    image.paste((0, 0, 255), (0, height - band, width, height))
-    return image
 
 
 @pytest.fixture
@@ -200,7 +192,7 @@ def test_the_cache_holds_the_same_view_as_the_evaluation_transform(tmp_path: Pat
     paths = []
     for number, size in enumerate([(300, 400), (400, 300), (200, 200), (120, 400)]):
         path = tmp_path / f"{number}.png"
-        _striped(*size).save(path)
+        striped(*size).save(path)
         paths.append(str(path))
     prep = Preprocessing(image_size=24, resize_size=28, mean=(0, 0, 0), std=(1, 1, 1))
     tall = prep.with_aspect(PORTRAIT)

@@ -3,13 +3,14 @@ one process's predict does, each worker loading the model once."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from clothingclf import ClothingClassifier
+from clothingclf import ClothingClassifier, catalogue
 from clothingclf.catalogue import label_partition, label_with_dask, worker_classifier
 from clothingclf.exceptions import InvalidParameterError
 
@@ -17,7 +18,7 @@ distributed = pytest.importorskip("distributed", reason="needs the dask extra")
 
 
 def _loads() -> tuple[int, int]:
-    info = worker_classifier.cache_info()
+    info = catalogue._loaded.cache_info()
     return info.misses, info.hits
 
 
@@ -49,6 +50,16 @@ def test_two_workers_label_as_one_process_does(
     assert list(good["label"]) == [p.label for p in expected]
     assert list(good["label_2"]) == [p.top_k[1][0] for p in expected]
     assert np.allclose(good["score"], [p.score for p in expected], atol=1e-6)
+
+
+def test_a_replaced_model_file_is_loaded_again(tiny_model_file: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "model.safetensors"
+    shutil.copyfile(tiny_model_file, copy)
+    first = worker_classifier(str(copy))
+    assert worker_classifier(str(copy)) is first  # kept while the file is unchanged
+    clf = ClothingClassifier.load(copy)
+    clf.save(copy, weights_dtype="float16")  # retrained, say: another file at that path
+    assert worker_classifier(str(copy)) is not first
 
 
 def test_a_partition_in_this_process(tiny_model_file: Path, synthetic_root: Path) -> None:

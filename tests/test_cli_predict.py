@@ -109,12 +109,16 @@ def test_predict_file_list_reports_and_skips_bad_photos(
 
 
 @pytest.mark.parametrize(
-    ("content", "args", "message"),
+    ("name", "content", "args", "message"),
     [
-        ("name,price\nhat,3\n", [], "has the columns name, price"),
-        ("image,label,score\n", ["--top-k", "2"], "with --top-k 2"),
-        (None, ["--json"], "--json prints to stdout"),
-        (None, [], ".csv or .jsonl"),
+        ("prices.csv", "name,price\nhat,3\n", [], "has the columns name, price"),
+        ("prices.csv", "a,b\n1,2", [], "has the columns a, b"),  # no final newline either
+        ("notes.jsonl", "my own notes", [], "holds no complete line"),
+        ("notes.jsonl", "[1, 2]\nmore", [], "line 1 has no image"),
+        ("labels.csv", "image,label,score\n", ["--top-k", "2"], "with --top-k 2"),
+        ("labels.csv", None, ["--json"], "--json prints to stdout"),
+        ("labels.txt", None, [], ".csv or .jsonl"),
+        ("labels.csv", None, ["--decode-threads", "-1"], "decode_threads must be an int >= 0"),
     ],
 )
 def test_predict_never_overwrites_a_file_it_did_not_write(
@@ -122,19 +126,20 @@ def test_predict_never_overwrites_a_file_it_did_not_write(
     synthetic_root: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    name: str,
     content: str | None,
     args: list[str],
     message: str,
 ) -> None:
     image = str(sorted((synthetic_root / "images").glob("*.jpg"))[0])
-    out = tmp_path / ("prices.csv" if content or args else "labels.txt")
+    out = tmp_path / name
     if content is not None:
         out.write_text(content)
     status = main(["predict", "--model", str(trained), image, "-o", str(out), *args])
     err = capsys.readouterr().err
     assert status == 2 and message in err and len(err.strip().splitlines()) == 1
     if content is None:
-        assert not out.exists()
+        assert not out.exists()  # nothing created by a run that labelled nothing
     else:
         assert out.read_text() == content  # left as it was
 

@@ -50,7 +50,7 @@ def test_onnxruntime_agrees_with_eager_float32(
     got = pair.predict_proba(photos, engine="onnxruntime", tta=tta)
     assert got.shape == reference.shape == (len(photos), 4)
     assert np.abs(got - reference).max() <= 1e-4
-    assert np.allclose(got.sum(1), 1.0, atol=1e-5)
+    assert np.allclose(got.sum(1), 1.0, rtol=0, atol=1e-12)
     assert engines.has_onnx_graph([model for model, _ in pair.networks_])
     # one graph per model, reused by later calls and by single images
     single = pair.predict_proba(photos[0], engine="onnxruntime", tta=tta)
@@ -118,7 +118,7 @@ def test_auto_runs_a_model_that_does_not_export_in_torch(
     clf = tiny_classifier(epochs=1, aspect=4 / 3).fit(synthetic_splits)
     reference = clf.predict_proba(photos, engine="torch")
     many = photos * (engines.AUTO_ONNX_MIN_IMAGES // len(photos) + 1)
-    with pytest.warns(UserWarning, match="does not export to ONNX"):
+    with pytest.warns(UserWarning, match="does not run in onnxruntime"):
         got = clf.predict_proba(many, engine="auto")
     assert np.array_equal(got[: len(photos)], reference)
     with warnings.catch_warnings():
@@ -126,6 +126,22 @@ def test_auto_runs_a_model_that_does_not_export_in_torch(
         clf.predict_proba(many)
     with pytest.raises(ExportError, match="ONNX export failed"):
         clf.predict_proba(photos, engine="onnxruntime")
+
+
+@onnx_extra
+def test_a_graph_is_rebuilt_when_the_weights_change(
+    synthetic_splits: DatasetSplits, photos: list[str]
+) -> None:
+    clf = resnet_classifier().fit(synthetic_splits)
+    models = [model for model, _ in clf.networks_]
+    before = clf.predict_proba(photos, engine="onnxruntime")
+    assert engines.has_onnx_graph(models)
+    with torch.no_grad():
+        clf.model_.head.bias.add_(torch.arange(4.0))  # changed in place, after the build
+    assert not engines.has_onnx_graph(models)
+    after = clf.predict_proba(photos, engine="onnxruntime")
+    assert np.abs(after - clf.predict_proba(photos, engine="torch")).max() <= 1e-4
+    assert np.abs(after - before).max() > 1e-3
 
 
 def test_engine_and_options_are_checked(pair: ClothingClassifier) -> None:

@@ -11,6 +11,7 @@ import torch
 import torchvision
 from PIL import Image
 
+from _image_zoo import striped
 from clothingclf.backbones import CoverResize, Preprocessing
 from clothingclf.data.cache import decode_square
 from clothingclf.exceptions import InvalidParameterError, ModelFileError
@@ -18,22 +19,13 @@ from clothingclf.exceptions import InvalidParameterError, ModelFileError
 PORTRAIT = 4 / 3
 
 
-def _striped(width: int, height: int, share: int = 8) -> Image.Image:
-    """A photo whose top ``1/share`` is red, bottom ``1/share`` blue, the rest green."""
-    image = Image.new("RGB", (width, height), (0, 255, 0))
-    band = height // share
-    image.paste((255, 0, 0), (0, 0, width, band))
-    image.paste((0, 0, 255), (0, height - band, width, height))
-    return image
-
-
 def test_cover_resize_keeps_a_portrait_photo_whole_and_crops_the_rest() -> None:
     # A 3:4 photo fills a 3:4 canvas exactly: nothing is cut, the stripes stay.
-    out = np.asarray(CoverResize(30, 40)(_striped(300, 400, share=16)))
+    out = np.asarray(CoverResize(30, 40)(striped(300, 400, share=16)))
     assert out.shape == (40, 30, 3)
     assert out[0, 15].tolist() == [255, 0, 0] and out[-1, 15].tolist() == [0, 0, 255]
     # The centre square of the same photo loses both stripes (its top and bottom eighths).
-    square = decode_square(_striped(300, 400, share=16), 30).permute(1, 2, 0).numpy()
+    square = decode_square(striped(300, 400, share=16), 30).permute(1, 2, 0).numpy()
     assert square[0, 15].tolist() == [0, 255, 0] and square[-1, 15].tolist() == [0, 255, 0]
     # A landscape photo is scaled to the canvas height and loses its sides.
     assert CoverResize(30, 40)(Image.new("RGB", (90, 60))).size == (30, 40)
@@ -46,13 +38,13 @@ def test_preprocessing_with_an_aspect() -> None:
     assert prep.aspect == 1.0 and prep.input_shape == (30, 30) and prep.resize_shape == (36, 36)
     assert tall.input_shape == (40, 30) and tall.resize_shape == (48, 36)
     assert tall.with_image_size(60).input_shape == (80, 60)  # the aspect stays
-    tensor = tall.eval_transform()(_striped(300, 400))
+    tensor = tall.eval_transform()(striped(300, 400))
     assert tensor.shape == (3, 40, 30)
     # Only the margin between the canvas (48 px tall) and the crop (40 px) is cut: the
     # crop starts 4 px into the canvas, which the 6 px red band still covers.
     assert tensor[:, 0, 15].tolist() == [1.0, 0.0, 0.0]
     # The square preprocessing is unchanged by the new field.
-    assert prep.eval_transform()(_striped(300, 400)).shape == (3, 30, 30)
+    assert prep.eval_transform()(striped(300, 400)).shape == (3, 30, 30)
     assert Preprocessing.from_dict(tall.to_dict()) == tall
     old = {"image_size": 30, "resize_size": 36}  # a record written before the field
     assert Preprocessing.from_dict(old).aspect == 1.0

@@ -36,13 +36,27 @@ __all__ = ["label_partition", "label_with_dask", "worker_classifier"]
 _DASK_HINT = "Install the dask extra: pip install 'clothingclf[dask]'"
 
 
-@functools.lru_cache(maxsize=4)
 def worker_classifier(model: str | None, device: str = "cpu") -> Any:
     """The classifier of ``model`` (a model file; ``None``: the bundled model), loaded once
-    per process and kept: every partition a worker labels reuses it (and its onnxruntime
-    graph)."""
+    per process and kept while the file is unchanged: every partition a worker labels
+    reuses it (and its onnxruntime graph), and a model file replaced on disk (a retrained
+    model) is loaded again."""
+    if model is None:
+        return _loaded(None, None, device)
+    path = os.path.abspath(model)
+    try:
+        stat = os.stat(path)
+        stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        stamp = None  # load() says what is wrong with the path
+    return _loaded(path, stamp, device)
+
+
+@functools.lru_cache(maxsize=4)
+def _loaded(model: str | None, stamp: tuple[int, int] | None, device: str) -> Any:
     from .classifier import ClothingClassifier
 
+    del stamp  # part of the cache key only
     if model is None:
         return ClothingClassifier.pretrained(device=device)
     return ClothingClassifier.load(model, device=device)
@@ -133,9 +147,9 @@ def label_with_dask(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidParameterError(f"{name} must be a positive int; found {value!r}.")
     names = [os.fspath(path) for path in paths]
-    model_path = None if model is None else os.fspath(model)
+    model_path = None if model is None else os.path.abspath(os.fspath(model))
     if not names:
-        return pd.DataFrame(columns=_columns(top_k, top_k))
+        return pd.DataFrame(columns=_columns(top_k, top_k))  # no model loaded to cap top_k
     bag = db.from_sequence(names, partition_size=partition_size)  # type: ignore[no-untyped-call]
     tables = bag.map_partitions(
         lambda part: [

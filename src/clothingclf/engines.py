@@ -255,8 +255,15 @@ class TorchRunner:
         return total / len(self.models)
 
 
+#: The largest difference from eager float32 an onnxruntime graph may show on the random
+#: batches it is checked on when built.
+PARITY_ATOL = 1e-4
+
+
 class OnnxRunner:
-    """The networks as one ONNX graph in onnxruntime (CPU)."""
+    """The networks as one ONNX graph in onnxruntime (CPU), checked against eager torch on
+    random batches of 1 and 3 images when built (as :func:`~clothingclf.export_model` checks
+    an export)."""
 
     def __init__(self, models: Sequence[nn.Module], shapes: Sequence[tuple[int, int]]) -> None:
         graph = ProbabilityGraph([cpu_copy(model) for model in models], tta=False).eval()
@@ -266,32 +273,50 @@ class OnnxRunner:
         write_onnx_graph(graph, example, buffer, opset=ONNX_OPSET)
         self.session = onnx_session(buffer.getvalue())
         self.names = input_names(len(models))
+        for count in (1, 3):
+            batches = [torch.randn(count, 3, *shape, generator=generator) for shape in shapes]
+            with torch.no_grad():
+                expected = graph(*batches).double()
+            worst = float((self(batches) - expected).abs().max())
+            if not worst <= PARITY_ATOL:
+                raise ExportError(
+                    f"The onnxruntime graph differs from torch by up to {worst:.1e} on a batch of "
+                    f"{count} (allowed: {PARITY_ATOL:.0e}); use engine='torch'."
+                )
 
     def __call__(self, batches: Sequence[torch.Tensor]) -> torch.Tensor:
         feed = {
             name: np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
             for name, batch in zip(self.names, batches, strict=True)
         }
-        out = self.session.run([OUTPUT_NAME], feed)[0]
-        return torch.from_numpy(np.asarray(out)).double()
+        out = torch.from_numpy(np.asarray(self.session.run([OUTPUT_NAME], feed)[0])).double()
+        return out / out.sum(1, keepdim=True)  # rows sum to 1 in float64, as torch's do
 
 
-# The onnxruntime graphs built so far (None: the export failed), by the first network of
-# the model they run; weakly, so a model that is garbage-collected takes its graph along.
-_ONNX_RUNNERS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[int, ...], OnnxRunner | None]] = (
+# The onnxruntime graphs built so far (None: building failed), by the first network of the
+# model they run, with the fingerprint of the weights they were built from; weakly, so a
+# model that is garbage-collected takes its graph along.
+_ONNX_RUNNERS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], OnnxRunner | None]] = (
     weakref.WeakKeyDictionary()
 )
 _BUILD_LOCK = threading.Lock()
 
 
+def _fingerprint(models: Sequence[nn.Module]) -> tuple[Any, ...]:
+    """Which networks, and which state of their weights: a tensor changed in place
+    (``load_state_dict``, an optimiser step) has a new version, so a graph built before is
+    not used for it."""
+    return tuple(
+        (id(model), *((t.data_ptr(), t._version) for t in model.state_dict().values()))
+        for model in models
+    )
+
+
 def has_onnx_graph(models: Sequence[nn.Module]) -> bool:
-    """Whether an onnxruntime graph of these networks was built in this process."""
+    """Whether an onnxruntime graph of these networks, as their weights are now, was built
+    in this process."""
     cached = _ONNX_RUNNERS.get(models[0]) if models else None
-    return cached is not None and cached[0] == _key(models) and cached[1] is not None
-
-
-def _key(models: Sequence[nn.Module]) -> tuple[int, ...]:
-    return tuple(id(model) for model in models)
+    return cached is not None and cached[1] is not None and cached[0] == _fingerprint(models)
 
 
 def runner(
@@ -302,27 +327,30 @@ def runner(
     *,
     fallback: bool = False,
 ) -> Runner:
-    """The runner of ``choice`` for these networks (onnxruntime's built once and kept).
+    """The runner of ``choice`` for these networks (onnxruntime's built once per state of
+    the weights and kept).
 
-    With ``fallback`` (``engine="auto"``) a model that does not export to ONNX runs in
-    torch instead, with one warning per model; otherwise its :class:`ExportError` is raised.
+    With ``fallback`` (``engine="auto"``) a model whose graph cannot be built, or does not
+    match torch, runs in torch instead, with one warning per model; otherwise the error is
+    raised (:class:`ExportError` for an export or parity failure).
     """
     torch_runner = TorchRunner(models, device, bf16=choice.precision == "bfloat16")
     if choice.engine == "torch":
         return torch_runner
+    key = _fingerprint(models)
     with _BUILD_LOCK:
         cached = _ONNX_RUNNERS.get(models[0])
-        if cached is None or cached[0] != _key(models) or (cached[1] is None and not fallback):
+        if cached is None or cached[0] != key or (cached[1] is None and not fallback):
             try:
-                cached = (_key(models), OnnxRunner(models, shapes))
-            except ExportError as error:
+                cached = (key, OnnxRunner(models, shapes))
+            except Exception as error:
                 if not fallback:
                     raise
                 warnings.warn(
-                    f"engine='auto': this model does not export to ONNX "
+                    f"engine='auto': this model does not run in onnxruntime "
                     f"({first_line(error, 'no message')[:200]}); it runs in torch instead.",
                     stacklevel=4,
                 )
-                cached = (_key(models), None)
+                cached = (key, None)
             _ONNX_RUNNERS[models[0]] = cached
     return cached[1] if cached[1] is not None else torch_runner

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import difflib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypedDict
 
@@ -290,10 +291,12 @@ class Predictor:
             self.engine(settings["engine"], settings["precision"])  # checked all the same
             return np.zeros((0, len(self.classes)), dtype=np.float64)
         rows = []
-        for _, outcome in self._stream(items, settings):
-            if isinstance(outcome, Exception):
-                raise outcome
-            rows.append(outcome)
+        choice = self.engine(settings["engine"], settings["precision"], images=len(items))
+        with contextlib.closing(self._stream(items, settings, choice)) as outcomes:
+            for _, outcome in outcomes:  # closing: the decoding threads stop on an error
+                if isinstance(outcome, Exception):
+                    raise outcome
+                rows.append(outcome)
         return np.stack(rows)
 
     def stream(
@@ -309,13 +312,16 @@ class Predictor:
             InvalidParameterError: An unknown option or a value it does not take.
         """
         settings = _check_options(options)
-        return self._stream(list(items), settings)
+        items = list(items)
+        choice = self.engine(settings["engine"], settings["precision"], images=len(items))
+        return self._stream(items, settings, choice)
 
     def _stream(
-        self, items: Sequence[Any], settings: dict[str, Any]
-    ) -> Iterator[tuple[int, np.ndarray | InvalidImageError | ImageNotFoundError]]:
+        self, items: Sequence[Any], settings: dict[str, Any], choice: engines.EngineChoice
+    ) -> Generator[tuple[int, np.ndarray | InvalidImageError | ImageNotFoundError], None, None]:
         mirror = self.tta if settings["tta"] is None else settings["tta"]
-        choice = self.engine(settings["engine"], settings["precision"], images=len(items))
+        if not items:
+            return
         models = [model for model, _ in self.networks]
         for model in models:
             if model.training:

@@ -102,13 +102,16 @@ def _run_predict(args: argparse.Namespace) -> int:
             "--json prints to stdout; with --output the format follows the file's suffix "
             "(.csv or .jsonl). Give one of the two."
         )
-    sink = _Sink.open(Path(args.output), args.top_k) if args.output else None
+    if args.output is not None:
+        _Sink.check_target(Path(args.output))  # before any work
     paths = _image_paths(args.images, args.files_from)
     if args.model is None:
         clf = ClothingClassifier.pretrained(device=args.device)
     else:
         clf = ClothingClassifier.load(args.model, device=args.device)
     predictor = clf.predictor()
+    top_k = min(args.top_k, len(predictor.classes))
+    sink = _Sink.open(Path(args.output), top_k) if args.output else None
     todo = [path for path in paths if sink is None or path not in sink.done]
     options: dict[str, Any] = {
         "batch_size": args.batch_size,
@@ -129,7 +132,7 @@ def _run_predict(args: argparse.Namespace) -> int:
                 progress.clear()
                 print(f"clothingclf predict: {path}: error: {outcome}", file=sys.stderr)
                 continue
-            prediction = predictor.prediction(outcome, args.top_k)
+            prediction = predictor.prediction(outcome, top_k)
             if sink is not None:
                 sink.write(path, prediction)
             elif args.json:
@@ -233,17 +236,26 @@ class _Sink:
     """An output file of ``predict --output``: CSV or JSON Lines, appended to, resumable.
 
     An existing file is read first: the images it holds are skipped by this run. A file
-    that is not one this command wrote with the same ``--top-k`` is refused, never
-    overwritten; a last line cut short by a killed run is dropped before appending.
+    that is not one this command wrote (a CSV file: with the same ``--top-k``) is refused
+    and left as it is; a last line cut short by a killed run is dropped, once the lines
+    before it have shown the file is one of ours. A new file is created at the first label,
+    so a run that fails before labelling anything leaves nothing behind.
     """
 
-    def __init__(self, path: Path, kind: str, top_k: int, done: set[str], file: TextIO) -> None:
-        self.path, self.kind, self.top_k, self.done, self.file = path, kind, top_k, done, file
-        self.header = _csv_header(top_k)
-        self.writer = csv.writer(file) if kind == "csv" else None
+    def __init__(self, path: Path, kind: str, top_k: int, done: set[str]) -> None:
+        self.path, self.kind, self.top_k, self.done = path, kind, top_k, done
+        self.file: TextIO | None = None
+        self.writer: Any = None
 
-    @classmethod
-    def open(cls, path: Path, top_k: int) -> _Sink:
+    @staticmethod
+    def check_target(path: Path) -> str:
+        """The format of ``path`` by its suffix, once checked that a file may be written
+        there.
+
+        Raises:
+            InvalidParameterError: Not ``.csv`` or ``.jsonl``.
+            SaveError: ``path`` is a folder, a FIFO, or lies below a file.
+        """
         from .._paths import refuse_blocked_folder, refuse_to_replace_non_file
         from ..exceptions import InvalidParameterError, SaveError
 
@@ -257,36 +269,48 @@ class _Sink:
         except OSError as error:
             raise SaveError(f"Cannot write --output {str(path)!r} ({error.strerror}).") from None
         refuse_blocked_folder(path.parent, "The folder of --output")
-        done: set[str] = set()
-        if path.exists():
-            done = _read_done(path, kind, top_k)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            file = path.open("a", encoding="utf-8", newline="")
-        except OSError as error:
-            raise SaveError(f"Cannot write --output {str(path)!r} ({error.strerror}).") from None
-        sink = cls(path, kind, top_k, done, file)
-        if kind == "csv" and file.tell() == 0:
-            assert sink.writer is not None
-            sink.writer.writerow(sink.header)
-        return sink
+        return kind
+
+    @classmethod
+    def open(cls, path: Path, top_k: int) -> _Sink:
+        kind = cls.check_target(path)
+        done = _read_done(path, kind, top_k) if path.exists() else set()
+        return cls(path, kind, top_k, done)
 
     def write(self, image: str, prediction: Prediction) -> None:
-        if self.writer is not None:
+        if self.file is None:
+            self._create()
+        assert self.file is not None
+        if self.kind == "csv":
             row: list[object] = [image]
             for label, score in prediction.top_k:
                 row += [label, f"{score:.6f}"]
             self.writer.writerow(row)
         else:
             record = {"image": image, **prediction.to_dict()}
-            self.file.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.file.write(json.dumps(record) + "\n")  # ASCII: no line breaks inside
         self.done.add(image)
         self.file.flush()  # a killed run loses nothing it labelled (cheap beside the network)
 
+    def _create(self) -> None:
+        from ..exceptions import SaveError
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # surrogateescape: a file name that is not UTF-8 is written back byte for byte
+            self.file = self.path.open("a", encoding="utf-8", errors="surrogateescape", newline="")
+        except OSError as error:
+            where = str(self.path)
+            raise SaveError(f"Cannot write --output {where!r} ({error.strerror}).") from None
+        self.writer = csv.writer(self.file) if self.kind == "csv" else None
+        if self.writer is not None and self.file.tell() == 0:
+            self.writer.writerow(_csv_header(self.top_k))
+
     def close(self) -> None:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
+        if self.file is not None:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
 
 
 def _csv_header(top_k: int) -> list[str]:
@@ -297,7 +321,8 @@ def _csv_header(top_k: int) -> list[str]:
 
 
 def _read_done(path: Path, kind: str, top_k: int) -> set[str]:
-    """The images an earlier run wrote to ``path``, after dropping a last line cut short.
+    """The images an earlier run wrote to ``path``; a last line cut short is dropped once the
+    complete lines have shown the file is one this command wrote.
 
     Raises:
         SaveError: The file is not an output of ``predict`` (a CSV file: with this
@@ -308,38 +333,39 @@ def _read_done(path: Path, kind: str, top_k: int) -> set[str]:
     def refuse(why: str) -> SaveError:
         return SaveError(
             f"--output {str(path)!r} exists and {why}, so it is not a file this command "
-            f"wrote with --top-k {top_k}; it was left as it is. Give another --output, or "
-            "the --top-k it was written with."
+            f"wrote{' with --top-k ' + str(top_k) if kind == 'csv' else ''}; it was left as it "
+            "is. Give another --output"
+            + (", or the --top-k it was written with." if kind == "csv" else ".")
         )
 
     try:
-        data = path.read_bytes()
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise refuse("is not UTF-8 text") from None
+        text = path.read_bytes().decode("utf-8", errors="surrogateescape")
     except OSError as error:
         raise SaveError(f"Cannot read --output {str(path)!r} ({error.strerror}).") from None
+    if not text:
+        return set()
     complete, _, partial = text.rpartition("\n")
-    if partial:  # a run killed in the middle of a line: drop the half line
-        if not complete and kind == "csv":
-            raise refuse("holds no complete line")
-        with path.open("r+b") as file:
-            file.truncate(len((complete + "\n").encode("utf-8")) if complete else 0)
-    lines = complete.splitlines() if complete else []
+    if not complete and partial:
+        raise refuse("holds no complete line")
+    done: set[str] = set()
     if kind == "csv":
-        rows = list(csv.reader(io.StringIO("\n".join(lines))))
-        if not rows:
-            return set()
-        if rows[0] != _csv_header(top_k):
-            raise refuse(f"has the columns {', '.join(rows[0])}")
-        return {row[0] for row in rows[1:] if row}
-    done = set()
-    for number, line in enumerate(lines, start=1):
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            raise refuse(f"line {number} is not JSON") from None
-        if not isinstance(record, dict) or not isinstance(record.get("image"), str):
-            raise refuse(f"line {number} has no image")
-        done.add(record["image"])
+            rows = list(csv.reader(io.StringIO(complete + "\n")))
+        except csv.Error as error:
+            raise refuse(f"is not CSV ({error})") from None
+        if not rows or rows[0] != _csv_header(top_k):
+            raise refuse(f"has the columns {', '.join(rows[0]) if rows else 'none'}")
+        done = {row[0] for row in rows[1:] if row}
+    else:
+        for number, line in enumerate(complete.split("\n"), start=1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                raise refuse(f"line {number} is not JSON") from None
+            if not isinstance(record, dict) or not isinstance(record.get("image"), str):
+                raise refuse(f"line {number} has no image")
+            done.add(record["image"])
+    if partial:  # the file is ours: drop the half line a killed run left
+        with path.open("r+b") as file:
+            file.truncate(len((complete + "\n").encode("utf-8", errors="surrogateescape")))
     return done
