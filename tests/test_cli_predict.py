@@ -51,6 +51,38 @@ def test_predict_bad_image_is_one_line_and_nonzero_exit(
     assert "Traceback" not in captured.err
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", None])
+def test_predict_min_score_leaves_the_unsure_photos_unlabelled(
+    trained: Path,
+    synthetic_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    suffix: str | None,
+) -> None:
+    images = sorted(map(str, (synthetic_root / "images").glob("*.jpg")))[:12]
+    predictions = ClothingClassifier.load(trained).predict_top(images, k=2)
+    threshold = sorted(p.score for p in predictions)[6]  # about half below it
+    command = ["predict", "--model", str(trained), *images, "--top-k", "2"]
+    command += ["--min-score", str(threshold)]
+    if suffix is not None:
+        out = tmp_path / f"labels{suffix}"
+        assert main([*command, "-o", str(out)]) == 0
+        got = _labels(out)
+    else:
+        assert main(command) == 0
+        lines = capsys.readouterr().out.strip().splitlines()
+        got = {
+            line.split("\t")[0]: "" if "(unsure)" in line else line.split("\t")[1].split()[0]
+            for line in lines
+        }
+    for image, p in zip(images, predictions, strict=True):
+        sure = p.score >= threshold
+        assert got[image] in ((p.label,) if sure else ("", None)), (image, p)
+    assert any(v in ("", None) for v in got.values()) and any(got.values())
+    assert main([*command[:-1], "1.5"]) == 2
+    assert "min_score must be from 0 to 1" in capsys.readouterr().err
+
+
 def _labels(path: Path) -> dict[str, str]:
     if path.suffix == ".csv":
         with path.open(encoding="utf-8", newline="") as file:

@@ -21,6 +21,7 @@ from clothingclf import (
     open_image,
     read_export_metadata,
 )
+from clothingclf.calibration import Calibration
 from clothingclf.cli import main
 from clothingclf.exceptions import (
     ExportError,
@@ -55,6 +56,22 @@ def _runner(exported: ExportedModel) -> Callable[[np.ndarray], np.ndarray]:
         return lambda x: np.asarray(session.run(None, {name: x})[0])
     module = torch.jit.load(str(exported.path))
     return lambda x: module(torch.from_numpy(x)).detach().numpy()
+
+
+@pytest.mark.filterwarnings(JIT_LOAD_DEPRECATED)
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_applies_the_calibration(
+    tiny_model_file: Path, synthetic_splits: DatasetSplits, tmp_path: Path, fmt: str
+) -> None:
+    clf = ClothingClassifier.load(tiny_model_file, device="cpu")
+    clf.calibration_ = Calibration(temperature=0.4)  # sharpens: far from the raw average
+    path = tmp_path / ("model.onnx" if fmt == "onnx" else "model.ts.pt")
+    exported = clf.export(path, format=fmt)  # type: ignore[arg-type]
+    assert exported.metadata["calibration"] == {"method": "temperature", "temperature": 0.4}
+    paths = [str(p) for p in synthetic_splits.test["path"]][:4]
+    got = _runner(exported)(_images(clf, paths))
+    assert np.abs(got - clf.predict_proba(paths)).max() <= 1e-4
+    assert np.abs(got - clf.predict_proba(paths, calibrated=False)).max() > 1e-2
 
 
 @pytest.mark.filterwarnings(JIT_LOAD_DEPRECATED)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import warnings
 from pathlib import Path
@@ -21,6 +22,11 @@ from clothingclf.exceptions import (
     InvalidParameterError,
     MissingDependencyError,
 )
+
+
+def _graph_key(clf: ClothingClassifier) -> tuple[list[torch.nn.Module], list[tuple[int, int]]]:
+    return [m for m, _ in clf.networks_], [prep.input_shape for _, prep in clf.networks_]
+
 
 onnx_extra = pytest.mark.skipif(
     not engines.onnxruntime_available(), reason="needs the onnx extra (onnx, onnxruntime)"
@@ -51,7 +57,7 @@ def test_onnxruntime_agrees_with_eager_float32(
     assert got.shape == reference.shape == (len(photos), 4)
     assert np.abs(got - reference).max() <= 1e-4
     assert np.allclose(got.sum(1), 1.0, rtol=0, atol=1e-12)
-    assert engines.has_onnx_graph([model for model, _ in pair.networks_])
+    assert engines.has_onnx_graph(*_graph_key(pair))
     # one graph per model, reused by later calls and by single images
     single = pair.predict_proba(photos[0], engine="onnxruntime", tta=tta)
     assert np.abs(single - reference[:1]).max() <= 1e-4
@@ -133,15 +139,30 @@ def test_a_graph_is_rebuilt_when_the_weights_change(
     synthetic_splits: DatasetSplits, photos: list[str]
 ) -> None:
     clf = resnet_classifier().fit(synthetic_splits)
-    models = [model for model, _ in clf.networks_]
     before = clf.predict_proba(photos, engine="onnxruntime")
-    assert engines.has_onnx_graph(models)
+    assert engines.has_onnx_graph(*_graph_key(clf))
     with torch.no_grad():
         clf.model_.head.bias.add_(torch.arange(4.0))  # changed in place, after the build
-    assert not engines.has_onnx_graph(models)
+    assert not engines.has_onnx_graph(*_graph_key(clf))
     after = clf.predict_proba(photos, engine="onnxruntime")
     assert np.abs(after - clf.predict_proba(photos, engine="torch")).max() <= 1e-4
     assert np.abs(after - before).max() > 1e-3
+
+
+@onnx_extra
+def test_a_graph_is_rebuilt_for_another_input_size(
+    synthetic_splits: DatasetSplits, photos: list[str]
+) -> None:
+    clf = resnet_classifier().fit(synthetic_splits)
+    clf.predict_proba(photos, engine="onnxruntime")
+    predictor = clf.predictor()
+    model, prep = predictor.networks[0]
+    larger = dataclasses.replace(
+        prep, image_size=prep.image_size + 8, resize_size=prep.resize_size + 8
+    )
+    other = dataclasses.replace(predictor, networks=((model, larger),))
+    got = other.probabilities(photos, engine="onnxruntime")  # the same weights, new shapes
+    assert np.abs(got - other.probabilities(photos, engine="torch")).max() <= 1e-4
 
 
 def test_engine_and_options_are_checked(pair: ClothingClassifier) -> None:

@@ -44,6 +44,9 @@ def test_the_bundled_file_is_small_half_precision_and_carries_its_card() -> None
     assert set(test["per_class"]) == set(payload["classes"])
     assert "CC0" in card["data"] and "Apache-2.0" in card["base_weights"]
     assert card["float16_effect"]["largest_probability_change"] <= 0.01
+    # calibrated on the validation split: the test split's calibration error falls
+    assert payload["calibration"]["temperature"] == card["calibration"]["temperature"] != 1.0
+    assert card["calibration"]["test_ece"] < 0.05 < card["calibration"]["test_ece_uncalibrated"]
 
 
 def test_the_bundled_model_labels_the_bundled_photos(bundled: ClothingClassifier) -> None:

@@ -52,6 +52,8 @@ def test_report_writes_every_file(report: ReportFiles) -> None:
     names = sorted(p.name for p in report.output_dir.iterdir())
     expected = {
         "confusion_matrix.png",
+        "coverage.png",
+        "reliability.png",
         "per_class.csv",
         "predictions.csv",
         "report.html",
@@ -77,6 +79,24 @@ def test_report_scores_are_those_of_evaluate(
     assert saved["evaluation"] == expected.to_dict()
     assert saved["classes"] == ["Dress", "Pants", "Shoes", "T-Shirt"]
     assert len(saved["history"]) == 2
+
+
+def test_the_confidence_section_shows_calibration_and_coverage(
+    clf: ClothingClassifier, report: ReportFiles
+) -> None:
+    evaluation = report.evaluation
+    assert evaluation.expected_calibration_error is not None
+    assert evaluation.coverage is not None
+    page = report.html.read_text(encoding="utf-8")
+    text = report.markdown.read_text(encoding="utf-8")
+    ece = f"{evaluation.expected_calibration_error:.2%}"
+    for shown in (page, text):
+        assert "Confidence" in shown and ece in shown
+        assert f"{evaluation.coverage.iloc[0]['accuracy']:.1%}" in shown  # min_score 0: all
+    saved = json.loads(report.json.read_text(encoding="utf-8"))
+    assert saved["expected_calibration_error"] == evaluation.expected_calibration_error
+    assert saved["temperature"] == clf.calibration_.temperature
+    assert len(saved["evaluation"]["coverage"]) == len(evaluation.coverage)
 
 
 def test_predictions_and_mistakes_are_consistent(
@@ -130,7 +150,7 @@ def test_without_history_or_mistakes_the_sections_say_so(
     bare = copy.copy(clf)
     bare.history_ = []
     files = write_report(bare, synthetic_splits.test, tmp_path, max_mistakes=0)
-    assert sorted(files.figures) == ["confusion_matrix"]
+    assert sorted(files.figures) == ["confusion_matrix", "coverage", "reliability"]
     assert "The model file holds no training history." in files.markdown.read_text("utf-8")
 
 

@@ -6,6 +6,8 @@ The public API, declared once here (each module keeps its own ``__all__``):
   holds), :class:`DatasetSplits`, :class:`ClothingDataset`
 * :class:`ClothingClassifier` and its :class:`Prediction`; ``ClothingClassifier.pretrained()``
   and :mod:`clothingclf.pretrained`: the trained model and photos inside the package
+* :mod:`clothingclf.calibration`: confidence that means what it says (temperature
+  scaling, calibration error, coverage)
 * :mod:`clothingclf.checkpoint`: the model file (safetensors, data only)
 * :mod:`clothingclf.analysis`: FLOPs and receptive fields by tracing the model
 * :mod:`clothingclf.exceptions`: every error raised on purpose
@@ -18,6 +20,7 @@ __version__ = "0.2.0"
 from . import (
     analysis,
     backbones,
+    calibration,
     catalogue,
     checkpoint,
     data,
@@ -55,6 +58,7 @@ __all__ = [
     "__version__",
     "analysis",
     "backbones",
+    "calibration",
     "catalogue",
     "checkpoint",
     "data",

@@ -93,20 +93,16 @@ def label_partition(
         if isinstance(outcome, Exception):
             row["error"] = str(outcome)
         else:
-            prediction = predictor.prediction(outcome, top_k)
-            for rank, (label, score) in enumerate(prediction.top_k, start=1):
-                suffix = "" if rank == 1 else f"_{rank}"
-                row[f"label{suffix}"], row[f"score{suffix}"] = label, score
+            row.update(predictor.prediction(outcome, top_k).flat())
             row["error"] = ""
         rows.append(row)
     return pd.DataFrame(rows, columns=_columns(top_k, len(predictor.classes)))
 
 
 def _columns(top_k: int, classes: int) -> list[str]:
-    names = ["image", "label", "score"]
-    for rank in range(2, min(top_k, classes) + 1):
-        names += [f"label_{rank}", f"score_{rank}"]
-    return [*names, "error"]
+    from .predictor import Prediction
+
+    return ["image", *Prediction.flat_columns(min(top_k, classes)), "error"]
 
 
 def label_with_dask(

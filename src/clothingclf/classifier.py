@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import os
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -26,6 +27,7 @@ from sklearn.base import BaseEstimator
 from typing_extensions import Unpack
 
 from .backbones import ClothingNet, Preprocessing
+from .calibration import Calibration
 from .checkpoint import (
     FittedModel,
     atomic_save,
@@ -52,6 +54,9 @@ if TYPE_CHECKING:
     from .export import ExportedModel
 
 __all__ = ["ClothingClassifier", "Prediction"]
+
+#: :meth:`~clothingclf.ClothingClassifier.fit` calibrates on a validation split of at least this many photos.
+MIN_CALIBRATION_IMAGES = 100
 
 _LEARNED_NAMES = tuple(s.name for s in all_settings() if not s.runtime)
 _OPTION_NAMES = tuple(s.name for s in all_settings() if s.runtime)
@@ -113,6 +118,9 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         model_spec_: The architecture spec stored in saved files.
         model_card_: The model card stored in the file (``None`` for a fresh fit): what
             the model is for, its data, licence and test metrics.
+        calibration_: The :class:`~clothingclf.calibration.Calibration` (temperature)
+            that ``predict_proba`` applies: fitted on the validation split by :meth:`fit`
+            or by :meth:`calibrate`; the identity without one.
         device_: The :class:`torch.device` the model lives on.
 
     Example:
@@ -241,6 +249,43 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             interrupted=any(result.interrupted for result in results),
             stopped_early=any(result.stopped_early for result in results),
         )
+        if val_table is not None and len(val_table) >= MIN_CALIBRATION_IMAGES:
+            self.calibrate(val_table)
+        return self
+
+    def calibrate(self, split: pd.DataFrame | DatasetSplits) -> Self:
+        """Fit the temperature of :attr:`calibration_` on a labelled split, so that the
+        top score of ``predict_proba`` / ``predict_top`` matches how often it is right.
+
+        :meth:`fit` does this on its validation split when it has at least
+        :data:`~clothingclf.classifier.MIN_CALIBRATION_IMAGES` photos (fewer give a temperature that fits their
+        noise; the identity is kept). Call it for a model loaded from an older file, or to
+        calibrate on photos like your own (a few hundred, none of them trained on). The
+        labels, hence the accuracy, do not change; :meth:`save` stores it.
+
+        Args:
+            split: A table with columns ``path`` and ``label``; a
+                :class:`~clothingclf.DatasetSplits` is calibrated on its ``val`` split.
+
+        Returns:
+            ``self``, with the new :attr:`calibration_`.
+
+        Raises:
+            NotFittedError: The classifier was not fitted or loaded.
+            MissingColumnsError: The table lacks ``path`` or ``label``.
+            EmptyDatasetError: The table has no rows.
+            DatasetError: The table has labels the model does not know.
+        """
+        table = split.val if hasattr(split, "val") and hasattr(split, "classes") else split
+        y_true, probabilities = self._labelled_probabilities(table, "The calibration split", False)
+        if len(y_true) < MIN_CALIBRATION_IMAGES:
+            warnings.warn(
+                f"Calibrating on {len(y_true)} photos: a temperature fitted on fewer than "
+                f"{MIN_CALIBRATION_IMAGES} is unreliable (it fits their noise); use a larger "
+                "labelled split the model was not trained on.",
+                stacklevel=2,
+            )
+        self.calibration_ = Calibration.fit(probabilities, y_true)
         return self
 
     def _adopt(
@@ -271,6 +316,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         self.interrupted_: bool = interrupted
         self.stopped_early_: bool = stopped_early
         self.model_card_: dict[str, Any] | None = fitted.model_card
+        self.calibration_ = fitted.calibration
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
@@ -297,6 +343,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             classes=tuple(self.classes_),
             device=self.device_,
             tta=bool(getattr(self.config_, "tta", False)),
+            calibration=getattr(self, "calibration_", Calibration()),
         )
 
     # ------------------------------------------------------------------ prediction
@@ -376,6 +423,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         self,
         x: str | os.PathLike[str] | bytes | Image.Image,
         k: int = 3,
+        *,
+        min_score: float | None = None,
         **options: Unpack[InferenceOptions],
     ) -> Prediction: ...
     @overload
@@ -383,6 +432,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         self,
         x: list[Any] | tuple[Any, ...] | pd.DataFrame | pd.Series,
         k: int = 3,
+        *,
+        min_score: float | None = None,
         **options: Unpack[InferenceOptions],
     ) -> list[Prediction]: ...
     @overload
@@ -390,18 +441,32 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         self,
         x: np.ndarray | torch.Tensor,
         k: int = 3,
+        *,
+        min_score: float | None = None,
         **options: Unpack[InferenceOptions],
     ) -> Prediction | list[Prediction]: ...
 
     def predict_top(
-        self, x: Any, k: int = 3, **options: Unpack[InferenceOptions]
+        self,
+        x: Any,
+        k: int = 3,
+        *,
+        min_score: float | None = None,
+        **options: Unpack[InferenceOptions],
     ) -> Prediction | list[Prediction]:
-        """The most probable class with its probability, and the ``k`` most probable.
+        """The most probable class with its probability, and the ``k`` most probable;
+        with ``min_score``, abstain on the photos the model is not sure of.
+
+        The probabilities are calibrated (:attr:`calibration_`), so a threshold means what
+        it says: :meth:`evaluate`'s coverage curve gives, for each ``min_score``, the share
+        of photos labelled and their accuracy (for the bundled model, see the model card).
 
         Args:
             x: Any input of :meth:`predict_proba`.
             k: How many ``(label, probability)`` pairs to give (at most the number of
                 classes).
+            min_score: Give ``label=None`` (abstain: leave the photo to a person) where the
+                top probability is below this (0 to 1); ``None``: always label.
             **options: The options of :meth:`predict_proba`.
 
         Returns:
@@ -409,14 +474,24 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             :meth:`predict`).
 
         Raises:
-            InvalidParameterError: ``k`` is not a positive int.
+            InvalidParameterError: ``k`` is not a positive int, or ``min_score`` is not a
+                number from 0 to 1.
             NotFittedError: The classifier was not fitted or loaded.
+
+        Example:
+            >>> from clothingclf.pretrained import sample_photos
+            >>> clf = ClothingClassifier.pretrained(device="cpu")
+            >>> sure = clf.predict_top(sample_photos()["path"], min_score=0.9)
+            >>> all(p.label is None or p.score >= 0.9 for p in sure)
+            True
         """
-        predictions = self.predictor().top(x, k, **options)
+        predictions = self.predictor().top(x, k, min_score=min_score, **options)
         return predictions[0] if as_images(x)[1] else predictions
 
     def evaluate(self, split: pd.DataFrame | DatasetSplits) -> EvaluationReport:
-        """Accuracy, balanced accuracy, macro F1, per-class scores and confusion matrix.
+        """Accuracy, balanced accuracy, macro F1, per-class scores, confusion matrix, and
+        how far the returned probabilities can be trusted: expected calibration error with
+        its reliability table, and the coverage curve (accuracy at each ``min_score``).
 
         Args:
             split: A table with columns ``path`` and ``label`` (e.g. ``splits.test``); a
@@ -431,18 +506,26 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             EmptyDatasetError: The table has no rows.
             DatasetError: The table has labels the model does not know.
         """
-        predictor = self.predictor()
         table = split.test if hasattr(split, "test") and hasattr(split, "classes") else split
+        y_true, probabilities = self._labelled_probabilities(table, "The evaluated split", True)
+        return evaluation_report(
+            y_true, probabilities.argmax(1), classes=self.classes_, probabilities=probabilities
+        )
+
+    def _labelled_probabilities(
+        self, table: Any, what: str, calibrated: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The label ids and the probabilities of a labelled split table."""
+        predictor = self.predictor()
         if not isinstance(table, pd.DataFrame):
             raise InvalidParameterError(
-                f"evaluate expects a split table or DatasetSplits; found {type(split).__name__}."
+                f"Expected a split table or DatasetSplits; found {type(table).__name__}."
             )
-        require_columns(table, ("path", "label"), "The evaluated split")
+        require_columns(table, ("path", "label"), what)
         if len(table) == 0:
-            raise EmptyDatasetError("The evaluated split has no rows; nothing to evaluate.")
-        y_true = predictor.label_ids(table, "The evaluated split")
-        y_pred = predictor.probabilities(table).argmax(1)
-        return evaluation_report(y_true, y_pred, classes=self.classes_)
+            raise EmptyDatasetError(f"{what} has no rows.")
+        y_true = predictor.label_ids(table, what)
+        return y_true, predictor.probabilities(table, calibrated=calibrated)
 
     # ------------------------------------------------------------------ files
 
@@ -493,6 +576,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             holds=self.kept_,
             params=estimator_params(self.get_params(deep=False), skip=("device", *_OPTION_NAMES)),
             model_card=dict(card) if card is not None else None,
+            calibration=getattr(self, "calibration_", Calibration()),
         )
         atomic_save(model_payload(fitted, weights_dtype), path)
 

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .calibration import Calibration
 from .exceptions import ExportError, InvalidParameterError, MissingDependencyError, first_line
 
 __all__ = [
@@ -143,12 +144,20 @@ def choose_engine(
 
 class ProbabilityGraph(nn.Module):
     """The networks, each followed by a softmax (and the mirror-image average with
-    ``tta``), each on its own input; the mean of their probabilities."""
+    ``tta``), each on its own input; the mean of their probabilities, then the
+    ``calibration`` (the identity by default)."""
 
-    def __init__(self, networks: Sequence[nn.Module], *, tta: bool) -> None:
+    def __init__(
+        self,
+        networks: Sequence[nn.Module],
+        *,
+        tta: bool,
+        calibration: Calibration | None = None,
+    ) -> None:
         super().__init__()
         self.networks = nn.ModuleList(networks)
         self.tta = tta
+        self.calibration = calibration or Calibration()
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         total: torch.Tensor | None = None
@@ -159,7 +168,8 @@ class ProbabilityGraph(nn.Module):
                 probabilities = (probabilities + mirrored) / 2
             total = probabilities if total is None else total + probabilities
         assert total is not None
-        return total if len(self.networks) == 1 else total / len(self.networks)
+        mean = total if len(self.networks) == 1 else total / len(self.networks)
+        return self.calibration.apply_tensor(mean)
 
 
 @contextlib.contextmanager
@@ -302,21 +312,27 @@ _ONNX_RUNNERS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], OnnxR
 _BUILD_LOCK = threading.Lock()
 
 
-def _fingerprint(models: Sequence[nn.Module]) -> tuple[Any, ...]:
-    """Which networks, and which state of their weights: a tensor changed in place
-    (``load_state_dict``, an optimiser step) has a new version, so a graph built before is
-    not used for it."""
+def _fingerprint(models: Sequence[nn.Module], shapes: Sequence[tuple[int, int]]) -> tuple[Any, ...]:
+    """Which networks on which input sizes (the graph's are fixed), and which state of
+    their weights: a tensor changed in place (``load_state_dict``, an optimiser step) has a
+    new version, so a graph built before is not used for it."""
     return tuple(
-        (id(model), *((t.data_ptr(), t._version) for t in model.state_dict().values()))
-        for model in models
+        (id(model), tuple(shape), *_versions(model))
+        for model, shape in zip(models, shapes, strict=True)
     )
 
 
-def has_onnx_graph(models: Sequence[nn.Module]) -> bool:
-    """Whether an onnxruntime graph of these networks, as their weights are now, was built
-    in this process."""
+def _versions(model: nn.Module) -> Iterator[tuple[int, int]]:
+    return ((t.data_ptr(), t._version) for t in model.state_dict().values())
+
+
+def has_onnx_graph(models: Sequence[nn.Module], shapes: Sequence[tuple[int, int]]) -> bool:
+    """Whether an onnxruntime graph of these networks on inputs of these sizes, as their
+    weights are now, was built in this process."""
     cached = _ONNX_RUNNERS.get(models[0]) if models else None
-    return cached is not None and cached[1] is not None and cached[0] == _fingerprint(models)
+    return (
+        cached is not None and cached[1] is not None and cached[0] == _fingerprint(models, shapes)
+    )
 
 
 def runner(
@@ -337,7 +353,7 @@ def runner(
     torch_runner = TorchRunner(models, device, bf16=choice.precision == "bfloat16")
     if choice.engine == "torch":
         return torch_runner
-    key = _fingerprint(models)
+    key = _fingerprint(models, shapes)
     with _BUILD_LOCK:
         cached = _ONNX_RUNNERS.get(models[0])
         if cached is None or cached[0] != key or (cached[1] is None and not fallback):

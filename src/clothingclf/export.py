@@ -10,7 +10,9 @@ and its mirror image inside the graph too, so the exported model scores exactly 
 :meth:`ClothingClassifier.predict_proba <clothingclf.ClothingClassifier.predict_proba>`.
 A model of several networks (``extra_views``) becomes one graph with an input per network
 (``input``, ``input_2``, ...; each the same photos prepared for that network) that averages
-their probabilities, and the JSON lists every input under ``inputs``.
+their probabilities, and the JSON lists every input under ``inputs``. The model's
+calibration (temperature scaling) is the graph's last step, as in ``predict_proba``; the
+JSON's ``calibration`` says which temperature.
 
 Beside the model file ``<file>`` a sidecar ``<file>.json`` says how to feed it::
 
@@ -177,6 +179,8 @@ def _metadata(predictor: Predictor, fmt: str, opset: int | None) -> dict[str, An
         "output": "probabilities",
         "output_averages": len(networks),
         "tta": tta,
+        # Applied inside the graph: softmax(log(mean probabilities) / temperature).
+        "calibration": predictor.calibration.to_dict(),
     }
     if opset is not None:
         data["opset"] = opset
@@ -251,7 +255,9 @@ def export_model(
     meta_target = target.with_name(target.name + ".json")
     metadata = _metadata(predictor, format, opset)
     wrapper = ProbabilityGraph(
-        [cpu_copy(network) for network, _ in networks], tta=bool(metadata["tta"])
+        [cpu_copy(network) for network, _ in networks],
+        tta=bool(metadata["tta"]),
+        calibration=predictor.calibration,
     ).eval()
     shapes = [prep.input_shape for _, prep in networks]
     generator = torch.Generator().manual_seed(0)

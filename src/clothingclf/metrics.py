@@ -1,7 +1,9 @@
-"""Evaluation metrics: accuracy, balanced accuracy, macro F1, per-class scores, confusion.
+"""Evaluation metrics: accuracy, balanced accuracy, macro F1, per-class scores, confusion,
+and, given the probabilities, calibration error and coverage.
 
-:func:`evaluation_report` turns true and predicted label ids into an
-:class:`EvaluationReport`, computed with scikit-learn. Classes that have no test image
+:func:`evaluation_report` turns true and predicted label ids (and optionally the
+probabilities) into an :class:`EvaluationReport`, computed with scikit-learn and
+:mod:`clothingclf.calibration`. Classes that have no test image
 and were never predicted carry no information, so they are left out of the balanced
 accuracy and the macro F1 (instead of counting as zeros); they still appear, with support
 0, in the per-class table and the confusion matrix.
@@ -9,12 +11,15 @@ accuracy and the macro F1 (instead of counting as zeros); they still appear, wit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .calibration import coverage_curve, expected_calibration_error, reliability_table
 
 __all__ = ["EvaluationReport", "evaluation_report"]
 
@@ -33,6 +38,13 @@ class EvaluationReport:
             as class ``j``; rows and columns in :attr:`classes` order.
         classes: The class names.
         n_samples: Number of images evaluated.
+        expected_calibration_error: Mean gap between the top score and the accuracy over
+            15 confidence bins (0: the scores mean what they say); ``None`` without
+            probabilities.
+        reliability: The reliability diagram's bins
+            (:func:`~clothingclf.calibration.reliability_table`), or ``None``.
+        coverage: Accuracy on the photos whose top score reaches each threshold, and
+            their share (:func:`~clothingclf.calibration.coverage_curve`), or ``None``.
 
     Example:
         >>> report = evaluation_report([0, 0, 1, 1], [0, 1, 1, 1], classes=["Hat", "Shoes"])
@@ -51,6 +63,9 @@ class EvaluationReport:
     confusion_matrix: np.ndarray = field(repr=False)
     classes: tuple[str, ...] = field(repr=False)
     n_samples: int = 0
+    expected_calibration_error: float | None = None
+    reliability: pd.DataFrame | None = field(default=None, repr=False)
+    coverage: pd.DataFrame | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict of every field.
@@ -68,14 +83,18 @@ class EvaluationReport:
             }
             for name, row in self.per_class.iterrows()
         }
+        ece = self.expected_calibration_error
         return {
             "accuracy": float(self.accuracy),
             "balanced_accuracy": float(self.balanced_accuracy),
             "macro_f1": float(self.macro_f1),
+            "expected_calibration_error": None if ece is None else float(ece),
             "n_samples": int(self.n_samples),
             "classes": list(self.classes),
             "per_class": per_class,
             "confusion_matrix": self.confusion_matrix.astype(int).tolist(),
+            "reliability": _records(self.reliability),
+            "coverage": _records(self.coverage),
         }
 
     def __str__(self) -> str:
@@ -85,8 +104,10 @@ class EvaluationReport:
             f"accuracy           {self.accuracy:.4f}",
             f"balanced accuracy  {self.balanced_accuracy:.4f}",
             f"macro F1           {self.macro_f1:.4f}",
-            "",
         ]
+        if self.expected_calibration_error is not None:
+            lines.append(f"calibration error  {self.expected_calibration_error:.4f} (ECE, 15 bins)")
+        lines.append("")
         table = self.per_class.copy()
         table["support"] = table["support"].astype(int)
         lines.append(table.to_string(float_format=lambda v: f"{v:.3f}"))
@@ -96,7 +117,20 @@ class EvaluationReport:
             self.confusion_matrix, index=list(self.classes), columns=list(self.classes)
         )
         lines.append(matrix.to_string())
+        if self.coverage is not None:
+            lines += ["", "coverage (photos whose top score >= min_score, and their accuracy)"]
+            lines.append(self.coverage.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         return "\n".join(lines)
+
+
+def _records(table: pd.DataFrame | None) -> list[dict[str, Any]] | None:
+    """A table as JSON-able rows (NaN as ``None``)."""
+    if table is None:
+        return None
+    return [
+        {str(k): (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in table.to_dict("records")
+    ]
 
 
 def evaluation_report(
@@ -104,6 +138,7 @@ def evaluation_report(
     y_pred: Sequence[int] | np.ndarray,
     *,
     classes: Sequence[str],
+    probabilities: np.ndarray | None = None,
 ) -> EvaluationReport:
     """Compute an :class:`EvaluationReport` from label ids.
 
@@ -111,13 +146,16 @@ def evaluation_report(
         y_true: The true label id of each image (positions in ``classes``).
         y_pred: The predicted label id of each image.
         classes: The class names.
+        probabilities: ``(images, classes)`` probabilities the predictions came from:
+            adds the calibration error, the reliability table and the coverage curve.
 
     Returns:
         The report.
 
     Raises:
         ValueError: The two sequences differ in length, are empty, or hold an id outside
-            ``range(len(classes))``.
+            ``range(len(classes))``; ``probabilities`` is not one row per image and one
+            column per class.
 
     Example:
         >>> evaluation_report([0, 1, 2], [0, 1, 1], classes=["a", "b", "c"]).macro_f1
@@ -141,6 +179,19 @@ def evaluation_report(
                 f"{what} holds label ids from {ids.min()} to {ids.max()}; expected ids in "
                 f"0..{n - 1} (one per class of {list(names)})."
             )
+    calibration: dict[str, Any] = {}
+    if probabilities is not None:
+        scores = np.asarray(probabilities, dtype=np.float64)
+        if scores.shape != (true.size, n):
+            raise ValueError(
+                f"probabilities has shape {scores.shape}; expected ({true.size}, {n}), one "
+                "row per image and one column per class."
+            )
+        calibration = {
+            "expected_calibration_error": expected_calibration_error(scores, true),
+            "reliability": reliability_table(scores, true),
+            "coverage": coverage_curve(scores, true),
+        }
     labels = list(range(n))
     matrix = confusion_matrix(true, pred, labels=labels)
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -165,4 +216,5 @@ def evaluation_report(
         confusion_matrix=matrix,
         classes=names,
         n_samples=int(true.size),
+        **calibration,
     )

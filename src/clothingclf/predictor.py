@@ -17,7 +17,7 @@ import contextlib
 import difflib
 import os
 from collections.abc import Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypedDict
 
 import numpy as np
@@ -28,6 +28,7 @@ from typing_extensions import Unpack
 
 from . import engines
 from .backbones import ClothingNet, Preprocessing
+from .calibration import Calibration
 from .data import ClothingDataset
 from .exceptions import (
     DatasetError,
@@ -126,8 +127,10 @@ class Prediction:
     """The label of one image, its probability, and the ``k`` most probable labels.
 
     Attributes:
-        label: The most probable class.
-        score: Its probability (0 to 1).
+        label: The most probable class; ``None`` when asked to abstain below a
+            ``min_score`` that ``score`` does not reach (the photo is left to a person,
+            ``top_k`` still lists the candidates).
+        score: The most probable class's probability (0 to 1).
         top_k: ``(label, probability)`` pairs, most probable first.
 
     Example:
@@ -136,7 +139,7 @@ class Prediction:
         [{'label': 'Hat', 'score': 0.9}, {'label': 'Shoes', 'score': 0.1}]
     """
 
-    label: str
+    label: str | None
     score: float
     top_k: tuple[tuple[str, float], ...]
 
@@ -147,6 +150,27 @@ class Prediction:
             "score": self.score,
             "top_k": [{"label": label, "score": score} for label, score in self.top_k],
         }
+
+    def flat(self) -> dict[str, Any]:
+        """One table row: ``label``, ``score``, then ``label_2``, ``score_2``, ... for the
+        rest of :attr:`top_k` (the columns of :meth:`flat_columns`).
+
+        Example:
+            >>> Prediction("Hat", 0.9, (("Hat", 0.9), ("Shoes", 0.1))).flat()
+            {'label': 'Hat', 'score': 0.9, 'label_2': 'Shoes', 'score_2': 0.1}
+        """
+        row: dict[str, Any] = {"label": self.label, "score": self.score}
+        for rank, (label, score) in enumerate(self.top_k[1:], start=2):
+            row[f"label_{rank}"], row[f"score_{rank}"] = label, score
+        return row
+
+    @staticmethod
+    def flat_columns(k: int) -> list[str]:
+        """The columns of :meth:`flat` for ``k`` labels per image."""
+        names = ["label", "score"]
+        for rank in range(2, k + 1):
+            names += [f"label_{rank}", f"score_{rank}"]
+        return names
 
 
 class InferenceOptions(TypedDict, total=False):
@@ -164,6 +188,9 @@ class InferenceOptions(TypedDict, total=False):
             change by up to a few thousandths).
         decode_threads: Threads that decode and resize the next photos while the
             network runs (``None``: up to 4; 0: decode in the calling thread).
+        calibrated: Apply the model's :class:`~clothingclf.calibration.Calibration`
+            (the default, ``True``); ``False``: the networks' own averaged
+            probabilities. The labels are the same either way.
     """
 
     tta: bool | None
@@ -171,6 +198,7 @@ class InferenceOptions(TypedDict, total=False):
     engine: Literal["auto", "torch", "onnxruntime"]
     precision: Literal["auto", "float32", "bfloat16"]
     decode_threads: int | None
+    calibrated: bool
 
 
 _OPTION_DEFAULTS: dict[str, Any] = {
@@ -179,7 +207,21 @@ _OPTION_DEFAULTS: dict[str, Any] = {
     "engine": "auto",
     "precision": "auto",
     "decode_threads": None,
+    "calibrated": True,
 }
+
+
+def check_min_score(min_score: Any) -> None:
+    """Raise :class:`InvalidParameterError` unless ``min_score`` is ``None`` or a number
+    from 0 to 1."""
+    if min_score is None:
+        return
+    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)):
+        raise InvalidParameterError(
+            f"min_score must be a number from 0 to 1 or None; found {min_score!r}."
+        )
+    if not 0.0 <= float(min_score) <= 1.0:
+        raise InvalidParameterError(f"min_score must be from 0 to 1; found {min_score!r}.")
 
 
 def _count(value: Any, *, low: int) -> bool:
@@ -199,6 +241,10 @@ def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     settings = {**_OPTION_DEFAULTS, **options}
     if settings["tta"] is not None and not isinstance(settings["tta"], bool):
         raise InvalidParameterError(f"tta must be True, False or None; found {settings['tta']!r}.")
+    if not isinstance(settings["calibrated"], bool):
+        raise InvalidParameterError(
+            f"calibrated must be True or False; found {settings['calibrated']!r}."
+        )
     if settings["batch_size"] is not None and not _count(settings["batch_size"], low=1):
         raise InvalidParameterError(
             f"batch_size must be a positive int; found {settings['batch_size']!r}."
@@ -260,12 +306,15 @@ class Predictor:
         device: Where the networks run.
         tta: The model's default for test-time augmentation (each image and its mirror
             image, probabilities averaged).
+        calibration: What turns the averaged probabilities into the returned ones
+            (temperature scaling fitted on the validation split; identity by default).
     """
 
     networks: tuple[tuple[ClothingNet, Preprocessing], ...]
     classes: tuple[str, ...]
     device: torch.device
     tta: bool
+    calibration: Calibration = field(default_factory=Calibration)
 
     def probabilities(self, x: Any, **options: Unpack[InferenceOptions]) -> np.ndarray:
         """Class probabilities of the images in ``x`` (see ``predict_proba``).
@@ -274,7 +323,7 @@ class Predictor:
             x: A path, bytes, a Pillow image, an array, a tensor, a list of these, or a
                 table with a ``path`` column.
             **options: The :class:`InferenceOptions`: ``tta``, ``batch_size``, ``engine``,
-                ``precision``, ``decode_threads``.
+                ``precision``, ``decode_threads``, ``calibrated``.
 
         Returns:
             ``(number of images, number of classes)`` float64 probabilities.
@@ -345,7 +394,10 @@ class Predictor:
             if good:
                 canvases = [torch.stack(views) for views in zip(*(c for c, _ in good), strict=True)]
                 with torch.inference_mode():
-                    rows = iter(self._mean(run, canvases, mirror))
+                    mean = self._mean(run, canvases, mirror)
+                if settings["calibrated"]:
+                    mean = self.calibration.apply(mean)
+                rows = iter(mean)
             for offset, item in enumerate(batch):
                 yield start + offset, item if isinstance(item, Exception) else next(rows)
             start += len(batch)
@@ -366,7 +418,7 @@ class Predictor:
             precision,
             device=self.device,
             images=images,
-            built=engines.has_onnx_graph(models),
+            built=engines.has_onnx_graph(models, [prep.input_shape for _, prep in self.networks]),
         )
 
     def _mean(self, run: engines.Runner, canvases: Sequence[torch.Tensor], tta: bool) -> np.ndarray:
@@ -382,23 +434,36 @@ class Predictor:
         mean: np.ndarray = probabilities.cpu().numpy()
         return mean
 
-    def top(self, x: Any, k: int = 3, **options: Unpack[InferenceOptions]) -> list[Prediction]:
-        """A :class:`Prediction` (label, probability, the ``k`` most probable) per image.
+    def top(
+        self,
+        x: Any,
+        k: int = 3,
+        *,
+        min_score: float | None = None,
+        **options: Unpack[InferenceOptions],
+    ) -> list[Prediction]:
+        """A :class:`Prediction` (label, probability, the ``k`` most probable) per image;
+        with ``min_score``, the label is ``None`` where the top probability is below it.
 
         Raises:
-            InvalidParameterError: ``k`` is not a positive int (or see
-                :meth:`probabilities`).
+            InvalidParameterError: ``k`` is not a positive int, ``min_score`` not a number
+                from 0 to 1 (or see :meth:`probabilities`).
         """
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InvalidParameterError(f"k must be a positive int; found {k!r}.")
-        return [self.prediction(row, k) for row in self.probabilities(x, **options)]
+        check_min_score(min_score)
+        rows = self.probabilities(x, **options)
+        return [self.prediction(row, k, min_score=min_score) for row in rows]
 
-    def prediction(self, probabilities: np.ndarray, k: int = 3) -> Prediction:
+    def prediction(
+        self, probabilities: np.ndarray, k: int = 3, *, min_score: float | None = None
+    ) -> Prediction:
         """The :class:`Prediction` of one image's probabilities (``k`` capped at the
-        number of classes)."""
+        number of classes; label ``None`` below ``min_score``)."""
         order = np.argsort(-probabilities, kind="stable")[: min(k, len(self.classes))]
         top = tuple((self.classes[i], float(probabilities[i])) for i in order)
-        return Prediction(label=top[0][0], score=top[0][1], top_k=top)
+        sure = min_score is None or top[0][1] >= min_score
+        return Prediction(label=top[0][0] if sure else None, score=top[0][1], top_k=top)
 
     def label_ids(self, table: pd.DataFrame, what: str) -> np.ndarray:
         """The class index of each row's ``label``.

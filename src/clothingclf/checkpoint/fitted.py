@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +16,7 @@ from torch import nn
 
 from .. import __version__
 from ..backbones import ClothingNet, Preprocessing, rebuild_model
+from ..calibration import Calibration
 from ..exceptions import ClothingClfError, InvalidParameterError, ModelFileError, first_line
 from ..settings import TrainConfig
 from .files import check_payload
@@ -33,7 +34,8 @@ class FittedModel:
     of its view, the first being the classifier's ``model_``), the architecture spec, the
     classes, the training settings and history, the validation metrics (``best_epoch``,
     ``best_val_accuracy``, ``final_val_accuracy``), which weights it holds, the estimator's
-    parameters and the model card."""
+    parameters, the model card and the calibration of its probabilities (files written
+    before calibration existed: the identity)."""
 
     networks: list[tuple[ClothingNet, Preprocessing]]
     spec: dict[str, Any]
@@ -44,6 +46,7 @@ class FittedModel:
     holds: str
     params: dict[str, Any]
     model_card: dict[str, Any] | None = None
+    calibration: Calibration = field(default_factory=Calibration)
 
 
 def estimator_params(params: Mapping[str, Any], *, skip: Sequence[str]) -> dict[str, Any]:
@@ -111,6 +114,7 @@ def model_payload(fitted: FittedModel, weights_dtype: WeightsDtype = "float32") 
         "history": [{str(k): float(v) for k, v in row.items()} for row in fitted.history],
         "params": dict(fitted.params),
         "weights_dtype": weights_dtype,
+        "calibration": fitted.calibration.to_dict(),
     }
     if fitted.model_card is not None:
         try:
@@ -183,7 +187,24 @@ def _fitted(payload: dict[str, Any], name: str, backbone: nn.Module | None) -> F
         holds=str(payload["holds"]),
         params=dict(params) if isinstance(params, dict) else {},
         model_card=dict(card) if isinstance(card, dict) else None,
+        calibration=_calibration(payload, name),
     )
+
+
+def _calibration(payload: Mapping[str, Any], name: str) -> Calibration:
+    """The file's calibration: the identity for files written before there was one."""
+    stored = payload.get("calibration")
+    if stored is None:
+        return Calibration()
+    try:
+        if not isinstance(stored, Mapping):
+            raise InvalidParameterError(f"a {type(stored).__name__}, not a mapping")
+        return Calibration.from_dict(stored)
+    except InvalidParameterError as error:
+        raise ModelFileError(
+            f"{name!r} has a calibration this version cannot use ({error}); the file is "
+            "damaged or was hand-edited."
+        ) from None
 
 
 def _config(payload: Mapping[str, Any], name: str) -> TrainConfig:

@@ -55,6 +55,14 @@ def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="model file written by train or save() (default: the bundled model)",
     )
     p.add_argument("--top-k", type=_POSITIVE, default=1, metavar="K", help="labels per image (1)")
+    p.add_argument(
+        "--min-score",
+        type=float,
+        default=None,
+        metavar="P",
+        help="abstain below this top probability (0-1): the label is left empty (null in "
+        "JSON, '(unsure)' when printed) for a person to check",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON list instead")
     p.add_argument(
         "-o",
@@ -92,6 +100,7 @@ def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def _run_predict(args: argparse.Namespace) -> int:
     from ..classifier import ClothingClassifier
     from ..exceptions import InvalidParameterError
+    from ..predictor import check_min_score
 
     if not args.images and args.files_from is None:
         raise InvalidParameterError(
@@ -102,6 +111,7 @@ def _run_predict(args: argparse.Namespace) -> int:
             "--json prints to stdout; with --output the format follows the file's suffix "
             "(.csv or .jsonl). Give one of the two."
         )
+    check_min_score(args.min_score)
     if args.output is not None:
         _Sink.check_target(Path(args.output))  # before any work
     paths = _image_paths(args.images, args.files_from)
@@ -132,14 +142,15 @@ def _run_predict(args: argparse.Namespace) -> int:
                 progress.clear()
                 print(f"clothingclf predict: {path}: error: {outcome}", file=sys.stderr)
                 continue
-            prediction = predictor.prediction(outcome, top_k)
+            prediction = predictor.prediction(outcome, top_k, min_score=args.min_score)
             if sink is not None:
                 sink.write(path, prediction)
             elif args.json:
                 results.append({"image": path, **prediction.to_dict()})
             else:
                 ranked = "  ".join(f"{label} {score:.3f}" for label, score in prediction.top_k)
-                print(f"{path}\t{ranked}")
+                unsure = "" if prediction.label is not None else "(unsure)  "
+                print(f"{path}\t{unsure}{ranked}")
             progress.update(index + 1)
     finally:
         progress.clear()
@@ -282,10 +293,9 @@ class _Sink:
             self._create()
         assert self.file is not None
         if self.kind == "csv":
-            row: list[object] = [image]
-            for label, score in prediction.top_k:
-                row += [label, f"{score:.6f}"]
-            self.writer.writerow(row)
+            cells = prediction.flat().values()  # an abstained label (None): an empty cell
+            row = [f"{v:.6f}" if isinstance(v, float) else v for v in cells]
+            self.writer.writerow([image, *row])
         else:
             record = {"image": image, **prediction.to_dict()}
             self.file.write(json.dumps(record) + "\n")  # ASCII: no line breaks inside
@@ -314,10 +324,9 @@ class _Sink:
 
 
 def _csv_header(top_k: int) -> list[str]:
-    names = ["image", "label", "score"]
-    for rank in range(2, top_k + 1):
-        names += [f"label_{rank}", f"score_{rank}"]
-    return names
+    from ..predictor import Prediction
+
+    return ["image", *Prediction.flat_columns(top_k)]
 
 
 def _read_done(path: Path, kind: str, top_k: int) -> set[str]:

@@ -5,6 +5,9 @@
 * ``report.html``: a self-contained page (the figures are embedded, it can be mailed);
 * ``report.md``: the same in Markdown, linking the PNG files beside it;
 * ``confusion_matrix.png``: counts and row-normalised shares, class names on both axes;
+* ``reliability.png``: the reliability diagram (top score against accuracy, with the
+  expected calibration error);
+* ``coverage.png``: the share of photos labelled and their accuracy at each ``min_score``;
 * ``training_curves.png``: losses and validation accuracy per epoch, from the saved history;
 * ``mistakes.png``: the most confidently wrong images with their true and predicted labels;
 * ``per_class.csv``: precision, recall, F1 and support per class;
@@ -54,8 +57,9 @@ class ReportFiles:
         html: The self-contained ``report.html``.
         markdown: ``report.md``.
         json: ``report.json``.
-        figures: PNG files by name: ``confusion_matrix``, ``training_curves`` (absent when
-            the model has no training history), ``mistakes`` (absent without mistakes).
+        figures: PNG files by name: ``confusion_matrix``, ``reliability``, ``coverage``,
+            ``training_curves`` (absent when the model has no training history),
+            ``mistakes`` (absent without mistakes).
         tables: CSV files by name: ``per_class``, ``predictions``.
         evaluation: The :class:`~clothingclf.EvaluationReport` of the split.
         mistakes: The wrongly labelled images, most confident first: columns ``path``,
@@ -152,9 +156,10 @@ def write_report(
     n_mistakes = len(mistakes)
     summary = summary_json(info, evaluation, n_mistakes, gallery, history, figures | tables)
     json_path = write_page(out, "report.json", summary)
-    markdown = markdown_page(heading, info, per_class, gallery, n_mistakes, figures)
+    coverage = evaluation.coverage
+    markdown = markdown_page(heading, info, per_class, gallery, n_mistakes, figures, coverage)
     markdown_path = write_page(out, "report.md", markdown)
-    page = html_page(heading, info, per_class, gallery, n_mistakes, pngs)
+    page = html_page(heading, info, per_class, gallery, n_mistakes, pngs, coverage)
     html_path = write_page(out, "report.html", page)
     return ReportFiles(
         output_dir=out,

@@ -140,7 +140,7 @@ def label_images(predictor: Predictor, table: pd.DataFrame, batch_size: int | No
     y_true = predictor.label_ids(table, "The evaluated set of images")
     probabilities = predictor.probabilities(table, batch_size=batch_size)
     y_pred = probabilities.argmax(1)
-    evaluation = evaluation_report(y_true, y_pred, classes=classes)
+    evaluation = evaluation_report(y_true, y_pred, classes=classes, probabilities=probabilities)
     rows = np.arange(len(y_true))
     predictions = pd.DataFrame(
         {

@@ -1,5 +1,5 @@
-"""The report's figures as PNG bytes: the confusion matrix, the training curves and the
-gallery of the most confidently wrong images.
+"""The report's figures as PNG bytes: the confusion matrix, the reliability diagram, the
+coverage curve, the training curves and the gallery of the most confidently wrong images.
 
 They need matplotlib (``pip install "clothingclf[plot]"``), imported only when a figure is
 drawn; they are drawn with the Agg renderer on :class:`matplotlib.figure.Figure` objects, so
@@ -24,7 +24,15 @@ from ..metrics import EvaluationReport
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["confusion_png", "curves_png", "draw_figures", "gallery_png", "matplotlib_figure"]
+__all__ = [
+    "confusion_png",
+    "coverage_png",
+    "curves_png",
+    "draw_figures",
+    "gallery_png",
+    "matplotlib_figure",
+    "reliability_png",
+]
 
 _THUMB = 192  # pixels of the longer side of a gallery thumbnail
 
@@ -54,9 +62,14 @@ def draw_figures(
     best: int | None,
     gallery: pd.DataFrame,
 ) -> dict[str, bytes]:
-    """Every figure of a report, by name: ``confusion_matrix``, ``training_curves`` (only
-    with a ``history``) and ``mistakes`` (only with rows in ``gallery``)."""
+    """Every figure of a report, by name: ``confusion_matrix``, ``reliability`` and
+    ``coverage`` (when the evaluation has them), ``training_curves`` (only with a
+    ``history``) and ``mistakes`` (only with rows in ``gallery``)."""
     pngs: dict[str, bytes] = {"confusion_matrix": confusion_png(figure_class, evaluation)}
+    if evaluation.reliability is not None:
+        pngs["reliability"] = reliability_png(figure_class, evaluation)
+    if evaluation.coverage is not None:
+        pngs["coverage"] = coverage_png(figure_class, evaluation)
     if history:
         pngs["training_curves"] = curves_png(figure_class, history, best)
     if len(gallery):
@@ -131,6 +144,79 @@ def _label_cells(ax: Any, matrix: np.ndarray, shares: np.ndarray, font: int) -> 
                 color=colour,
                 linespacing=1.1,
             )
+
+
+# ---------------------------------------------------------------------- confidence
+
+
+def reliability_png(figure_class: Any, evaluation: EvaluationReport) -> bytes:
+    """The reliability diagram: per bin of top score, the share of its photos labelled
+    right against the mean score (on the diagonal when calibrated), and how many photos
+    each bin holds."""
+    table = evaluation.reliability
+    assert table is not None
+    fig = figure_class(figsize=(6.4, 6.2))
+    grid = fig.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.08)
+    ax = fig.add_subplot(grid[0])
+    counts_ax = fig.add_subplot(grid[1], sharex=ax)
+    width = float(table["high"].iloc[0] - table["low"].iloc[0])
+    used = table[table["images"] > 0]
+    centres = (used["low"] + used["high"]) / 2
+    ax.bar(centres, used["accuracy"], width=width * 0.92, color="#4c78a8", label="accuracy")
+    ax.bar(
+        centres,
+        used["confidence"] - used["accuracy"],
+        bottom=used["accuracy"],
+        width=width * 0.92,
+        color="none",
+        edgecolor="#e45756",
+        hatch="//",
+        linewidth=0.8,
+        label="gap to the mean score",
+    )
+    ax.plot([0, 1], [0, 1], color="#555555", linestyle="--", linewidth=1, label="calibrated")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share labelled right", fontsize=10)
+    ax.yaxis.set_major_formatter(_percent_formatter())
+    ax.legend(loc="upper left", fontsize=9, frameon=False)
+    ece = evaluation.expected_calibration_error
+    ax.set_title(
+        f"Reliability: top score against accuracy (calibration error {ece:.1%}, {len(table)} bins)",
+        fontsize=10,
+    )
+    ax.tick_params(labelbottom=False)
+    counts_ax.bar(centres, used["images"], width=width * 0.92, color="#9d9d9d")
+    counts_ax.set_ylabel("photos", fontsize=10)
+    counts_ax.set_xlabel("top score (the probability of the predicted class)", fontsize=10)
+    counts_ax.xaxis.set_major_formatter(_percent_formatter())
+    return _png(fig)
+
+
+def coverage_png(figure_class: Any, evaluation: EvaluationReport) -> bytes:
+    """The coverage curve: for each ``min_score``, the share of photos labelled (the rest
+    left to a person) and the accuracy on them."""
+    table = evaluation.coverage
+    assert table is not None
+    fig = figure_class(figsize=(6.4, 4.2))
+    ax = fig.add_subplot()
+    ax.plot(
+        table["threshold"], table["coverage"], marker="o", markersize=3, color="#4c78a8",
+        label="photos labelled (coverage)",
+    )  # fmt: skip
+    ax.plot(
+        table["threshold"], table["accuracy"], marker="o", markersize=3, color="#54a24b",
+        label="accuracy on them",
+    )  # fmt: skip
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.xaxis.set_major_formatter(_percent_formatter())
+    ax.yaxis.set_major_formatter(_percent_formatter())
+    ax.set_xlabel("min_score: label only photos whose top score reaches it", fontsize=10)
+    ax.grid(color="#eeeeee", linewidth=0.6)
+    ax.legend(loc="lower left", fontsize=9, frameon=False)
+    ax.set_title("Coverage: what abstaining below a score buys", fontsize=10)
+    return _png(fig)
 
 
 # ---------------------------------------------------------------------- training curves

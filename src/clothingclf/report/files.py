@@ -32,6 +32,8 @@ REPORT_FILES = (
     "per_class.csv",
     "predictions.csv",
     "confusion_matrix.png",
+    "reliability.png",
+    "coverage.png",
     "training_curves.png",
     "mistakes.png",
 )

@@ -1,7 +1,8 @@
 """The report's pages: ``report.md`` (linking the PNG files beside it) and the
 self-contained ``report.html`` (the figures embedded, so it can be mailed), with the same
-sections: the scores, the confusion matrix, the per-class scores, the training curves and
-the most confidently wrong images."""
+sections: the scores, the confusion matrix, the per-class scores, the confidence
+(reliability diagram, coverage curve and table), the training curves and the most
+confidently wrong images."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def _score_lines(info: dict[str, Any], n_mistakes: int) -> list[tuple[str, str]]
         ("Accuracy", f"{info['accuracy']:.2%}"),
         ("Balanced accuracy", f"{info['balanced_accuracy']:.2%}"),
         ("Macro F1", f"{info['macro_f1']:.3f}"),
+        *_calibration_lines(info),
         ("Wrongly labelled images", str(n_mistakes)),
         ("Backbone", str(info["backbone"])),
         ("Input size", _input_size(info)),
@@ -46,6 +48,42 @@ def _score_lines(info: dict[str, Any], n_mistakes: int) -> list[tuple[str, str]]
         )
     lines.append(("clothingclf", str(info["library_version"])))
     return lines
+
+
+def _calibration_lines(info: dict[str, Any]) -> list[tuple[str, str]]:
+    ece = info.get("expected_calibration_error")
+    if ece is None:
+        return []
+    temperature = info.get("temperature", 1.0)
+    how = "not calibrated" if temperature == 1.0 else f"temperature {temperature:.3f}"
+    return [("Calibration error (ECE, 15 bins)", f"{ece:.2%} ({how})")]
+
+
+#: The thresholds of the coverage table on both pages.
+_COVERAGE_ROWS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+_COVERAGE_HEAD = ["min_score", "photos labelled", "accuracy on them"]
+
+
+def _coverage_rows(coverage: pd.DataFrame | None) -> list[list[str]]:
+    if coverage is None:
+        return []
+    rows = []
+    for _, row in coverage.iterrows():
+        if not any(abs(row["threshold"] - t) < 1e-9 for t in _COVERAGE_ROWS):
+            continue
+        accuracy = "-" if pd.isna(row["accuracy"]) else f"{row['accuracy']:.1%}"
+        rows.append(
+            [f"{row['threshold']:.2f}", f"{row['coverage']:.1%} ({int(row['images'])})", accuracy]
+        )
+    return rows
+
+
+_CONFIDENCE_NOTE = (
+    "How far the scores can be trusted. The reliability diagram compares the top score "
+    "with how often it is right (on the diagonal: a score of 0.8 is right 8 times in 10). "
+    "The coverage curve and table give, for each min_score of predict_top, the share of "
+    "photos labelled and their accuracy; the others are left to a person."
+)
 
 
 def _per_class_rows(per_class: pd.DataFrame) -> list[list[str]]:
@@ -99,6 +137,7 @@ def markdown_page(
     gallery: pd.DataFrame,
     n_mistakes: int,
     figures: dict[str, Path],
+    coverage: pd.DataFrame | None = None,
 ) -> str:
     """The text of ``report.md``: its images are the PNG files beside it, and a section
     says so when ``figures`` lacks ``training_curves`` or ``gallery`` is empty."""
@@ -109,6 +148,11 @@ def markdown_page(
     ]
     parts += ["", "## Confusion matrix", "", "![Confusion matrix](confusion_matrix.png)", ""]
     parts += ["## Per-class scores", "", _md_table(_PER_CLASS_HEAD, _per_class_rows(per_class))]
+    if "reliability" in figures:
+        parts += ["", "## Confidence", "", _CONFIDENCE_NOTE, ""]
+        parts += ["![Reliability diagram](reliability.png)", ""]
+        parts += ["![Coverage curve](coverage.png)", ""]
+        parts.append(_md_table(_COVERAGE_HEAD, _coverage_rows(coverage)))
     parts += ["", "## Training curves", ""]
     if "training_curves" in figures:
         parts.append("![Training curves](training_curves.png)")
@@ -164,6 +208,7 @@ def html_page(
     gallery: pd.DataFrame,
     n_mistakes: int,
     pngs: dict[str, bytes],
+    coverage: pd.DataFrame | None = None,
 ) -> str:
     """The text of the self-contained ``report.html``: every figure of ``pngs`` embedded,
     every text escaped; a section says so when ``training_curves`` or ``mistakes`` is
@@ -185,8 +230,16 @@ def html_page(
         _img(pngs["confusion_matrix"], "Confusion matrix"),
         "<h2>Per-class scores</h2>",
         _html_table(_PER_CLASS_HEAD, _per_class_rows(per_class)),
-        "<h2>Training curves</h2>",
     ]
+    if "reliability" in pngs:
+        parts += [
+            "<h2>Confidence</h2>",
+            f'<p class="note">{html.escape(_CONFIDENCE_NOTE)}</p>',
+            _img(pngs["reliability"], "Reliability diagram"),
+            _img(pngs["coverage"], "Coverage curve"),
+            _html_table(_COVERAGE_HEAD, _coverage_rows(coverage)),
+        ]
+    parts.append("<h2>Training curves</h2>")
     if "training_curves" in pngs:
         parts.append(_img(pngs["training_curves"], "Training curves"))
     else:

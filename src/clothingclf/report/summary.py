@@ -43,6 +43,8 @@ def model_info(classifier: ClothingClassifier, evaluation: EvaluationReport) -> 
         "accuracy": evaluation.accuracy,
         "balanced_accuracy": evaluation.balanced_accuracy,
         "macro_f1": evaluation.macro_f1,
+        "expected_calibration_error": evaluation.expected_calibration_error,
+        "temperature": classifier.predictor().calibration.temperature,
     }
 
 
