@@ -1,9 +1,17 @@
-"""Accuracy per minute of fit: recipe "fast" against the study's recipe "seed".
+"""Accuracy per minute of fit: recipe "fast" against the study's recipe "seed", and a
+candidate recipe against "fast", over one or several training seeds.
 
 Trains on the shared clothing data with a pretrained backbone and reports, for the weights
 of the best validation epoch and for the final weights, the test accuracy, balanced
-accuracy and macro-F1 (the study's results table), with the wall time of ``fit``, the
-image-passes and the peak memory of the process. Recipe "seed" runs until it has used the
+accuracy and macro-F1 (the study's results table), the expected calibration error of the
+probabilities before and after calibration (a temperature fitted on the validation split
+for those very weights, as ``fit`` does), with the wall time of ``fit``, the image-passes
+and the peak memory of the process. With several ``--seed`` values every recipe is run
+with each, and a "mean" row per recipe follows.
+
+``--recipes fast candidate --set NAME=VALUE ...`` runs the shipped ``fast`` and ``fast``
+with those settings (the candidate) side by side; without ``candidate`` the ``--set``
+settings apply to ``fast`` itself. Recipe "seed" runs until it has used the
 same wall time as "fast" (its schedule is constant, so cutting it changes nothing else),
 then keeps what it has: the best epoch so far and the last complete one. With a weight
 average (``--set ema_decay=...``) "final" is the average and a "raw" row scores the last
@@ -24,12 +32,15 @@ Backbones (no download):
 Examples::
 
     python benchmarks/bench_accuracy.py --recipes fast
+    python benchmarks/bench_accuracy.py --recipes fast --seed 0 1 2
+    python benchmarks/bench_accuracy.py --recipes fast candidate --set min_scale=0.5
     python benchmarks/bench_accuracy.py --recipes fast seed --backbone resnet18
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -46,8 +57,80 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "clothi
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def _reset_peak() -> None:
+    """Start the peak-memory count afresh for the next run (Linux: ``clear_refs`` 5)."""
+    with contextlib.suppress(OSError):  # elsewhere the peak is the process's so far
+        Path("/proc/self/clear_refs").write_text("5")
+
+
 def _peak_rss_gib() -> float:
+    """The peak resident memory since :func:`_reset_peak` (Linux ``VmHWM``), or of the
+    process so far."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+#: The study's published test accuracy and its fit (ResNet-18, 50 epochs, GPU), for scale.
+STUDY = {"accuracy": 0.8685, "fit_seconds": 7 * 3600.0, "image_passes": 50 * 4182}
+_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "ece_uncalibrated", "ece")
+
+
+def _row(name: str, which: str, scores: dict[str, Any], run: dict[str, Any] | None) -> str:
+    cells = "".join(f"{scores[key]:>9.4f}" for key in _METRICS)
+    if run is None:
+        return f"{name:<14}{which:<8}{cells}"
+    ratio = run["fit_seconds"] / STUDY["fit_seconds"]
+    return (
+        f"{name:<14}{which:<8}{cells}{run['fit_seconds'] / 60:>9.1f}{run['image_passes']:>9}"
+        f"{ratio:>12.3f}x{run['peak_rss_gib']:>9.2f}"
+    )
+
+
+def _table(runs: list[dict[str, Any]]) -> str:
+    """Every run's rows, then per recipe the mean over its seeds (final weights) with the
+    ratio of its mean accuracy to the first recipe's."""
+    head = (
+        f"{'recipe / seed':<14}{'weights':<8}{'test acc':>9}{'bal acc':>9}{'macro F1':>9}"
+        f"{'ECE raw':>9}{'ECE cal':>9}{'fit min':>9}{'passes':>9}{'vs study':>13}{'peak GiB':>9}"
+    )
+    lines = [head]
+    for run in runs:
+        name = f"{run['recipe']} s{run['seed']}"
+        for which in ("best", "final", "raw"):
+            if f"test_{which}" in run:
+                lines.append(_row(name, which, run[f"test_{which}"], run))
+                for number, alone in enumerate(run[f"test_{which}"].get("each_network", []), 1):
+                    lines.append(_row("", f"net {number}", alone, None) + "   (alone)")
+    recipes = list(dict.fromkeys(run["recipe"] for run in runs))
+    if any(sum(run["recipe"] == r for run in runs) > 1 for r in recipes):
+        lines.append("")
+        lines.append("mean over seeds (final weights):")
+        means = {}
+        for recipe in recipes:
+            mine = [run for run in runs if run["recipe"] == recipe]
+            scores = {k: sum(r["test_final"][k] for r in mine) / len(mine) for k in _METRICS}
+            means[recipe] = scores
+            mean_run = {
+                "fit_seconds": sum(r["fit_seconds"] for r in mine) / len(mine),
+                "image_passes": round(sum(r["image_passes"] for r in mine) / len(mine)),
+                "peak_rss_gib": max(r["peak_rss_gib"] for r in mine),
+            }
+            seeds = ",".join(str(r["seed"]) for r in mine)
+            base = means[recipes[0]]["accuracy"]
+            lines.append(
+                _row(f"{recipe} mean", f"s{seeds}", scores, mean_run)
+                + f"   acc {scores['accuracy'] / base:.3f}x of {recipes[0]}"
+            )
+    lines.append(
+        f"study (ResNet-18, 50 epochs, GPU): test acc {STUDY['accuracy']:.4f}, "
+        f"{STUDY['image_passes']} image-passes, ~7 h on this CPU; peak GiB: the maximum over seeds"
+    )
+    return "\n".join(lines)
 
 
 def _machine() -> dict[str, Any]:
@@ -64,12 +147,34 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def _report(clf: Any, test: Any) -> dict[str, float]:
-    report = clf.evaluate(test)
+def _report(clf: Any, splits: Any, *, trained_on_val: bool = False) -> dict[str, float]:
+    """The test scores of ``clf`` as its weights are now, calibrated on the validation
+    split for these weights (the fit calibrated the weights it kept); uncalibrated when
+    the networks trained on the validation photos."""
+    from clothingclf.calibration import Calibration, expected_calibration_error
+    from clothingclf.classifier import MIN_CALIBRATION_IMAGES
+    from clothingclf.metrics import evaluation_report
+
+    predictor = clf.predictor()
+    calibration = Calibration()
+    if len(splits.val) >= MIN_CALIBRATION_IMAGES and not trained_on_val:
+        val_truth = predictor.label_ids(splits.val, "val")
+        val_raw = predictor.probabilities(splits.val, calibrated=False)
+        calibration = Calibration.fit(val_raw, val_truth)
+    clf.calibration_ = calibration
+    truth = predictor.label_ids(splits.test, "test")
+    raw = predictor.probabilities(splits.test, calibrated=False)
+    calibrated = calibration.apply(raw)
+    report = evaluation_report(
+        truth, calibrated.argmax(1), classes=clf.classes_, probabilities=calibrated
+    )
     return {
         "accuracy": float(report.accuracy),
         "balanced_accuracy": float(report.balanced_accuracy),
         "macro_f1": float(report.macro_f1),
+        "ece_uncalibrated": expected_calibration_error(raw, truth),
+        "ece": float(report.expected_calibration_error),
+        "temperature": clf.calibration_.temperature,
     }
 
 
@@ -88,6 +193,7 @@ def run_recipe(
     splits: Any,
     args: argparse.Namespace,
     budget: float | None,
+    seed: int,
 ) -> dict[str, Any]:
     """Fit one recipe; evaluate its best and its final weights on the test split."""
     import torch
@@ -104,18 +210,22 @@ def run_recipe(
     backbone = lite.get(args.backbone, args.backbone)
     weights = args.weights if args.weights else "DEFAULT"
     options: dict[str, Any] = {"cache_dir": args.cache_dir} if args.cache_dir else {}
-    if recipe == "fast":
+    settings_of = "candidate" if "candidate" in args.recipes else "fast"
+    if recipe == settings_of:
         options.update(args.set)  # every setting is a ClothingClassifier parameter
+    like_fast = recipe in ("fast", "candidate")
     clf = ClothingClassifier(
-        backbone=backbone,
-        weights=weights,
-        image_size=args.image_size,
-        recipe=recipe,
-        epochs=args.epochs if recipe == "fast" else None,
-        lr=args.lr if recipe == "fast" else None,
-        progress=True,
-        seed=args.seed,
-        **options,
+        **{
+            "backbone": backbone,
+            "weights": weights,
+            "image_size": args.image_size,
+            "recipe": "fast" if like_fast else recipe,
+            "epochs": args.epochs if like_fast else None,
+            "lr": args.lr if like_fast else None,
+            "progress": True,
+            "seed": seed,
+            **options,
+        }
     )
     checkpoint = Path(tempfile.mkdtemp()) / f"{recipe}.ckpt.safetensors"
 
@@ -141,7 +251,7 @@ def run_recipe(
     peak = _peak_rss_gib()
     if args.save_models is not None:
         args.save_models.mkdir(parents=True, exist_ok=True)
-        clf.save(args.save_models / f"{recipe}-{clf.kept_}.safetensors")
+        clf.save(args.save_models / f"{recipe}-seed{seed}-{clf.kept_}.safetensors")
     # Every set of weights comes from the last checkpoints, whichever one ``keep`` chose:
     # best-validation, final, and with ema_decay also the final weights without averaging.
     # A fit of several networks (the fast recipe's two views) has a checkpoint for each;
@@ -168,18 +278,20 @@ def run_recipe(
         for (model, _), state in zip(clf.networks_, network_states, strict=True):
             model.load_state_dict(state)
             model.to(torch.device("cpu")).eval()
-        scores[which] = _report(clf, splits.test)
+        scores[which] = _report(clf, splits, trained_on_val=args.train_on_val)
     if len(clf.networks_) > 1:  # each network alone, final weights (what averaging adds)
         every = (clf.model_, clf.preprocessing_, clf.networks_)
         alone = []
         for network in every[2]:
             clf.model_, clf.preprocessing_ = network
             clf.networks_ = [network]
-            alone.append(_report(clf, splits.test))
+            alone.append(_report(clf, splits, trained_on_val=args.train_on_val))
         clf.model_, clf.preprocessing_, clf.networks_ = every
         scores["final"]["each_network"] = alone
     return {
         "recipe": recipe,
+        "seed": seed,
+        "settings": dict(args.set) if recipe == settings_of else {},
         "backbone": backbone,
         "fit_seconds": seconds,
         "image_passes": sum(int(item["image_passes"]) for item in saved),
@@ -210,13 +322,21 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="local state_dict of the backbone (default: its ImageNet weights)",
     )
-    parser.add_argument("--recipes", nargs="+", default=["fast", "seed"], choices=["fast", "seed"])
+    parser.add_argument(
+        "--recipes",
+        nargs="+",
+        default=["fast", "seed"],
+        choices=["fast", "seed", "candidate"],
+        help="candidate: fast with the --set settings (fast itself then takes none)",
+    )
     parser.add_argument("--image-size", type=int, default=None, help="default: the recipe's")
     parser.add_argument("--epochs", type=int, default=None, help="epochs of recipe fast")
     parser.add_argument("--lr", type=float, default=None, help="peak lr of recipe fast")
     parser.add_argument("--seed-budget", type=float, default=None,
                         help="seconds for recipe seed (default: fast's fit time)")  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, nargs="+", default=[0], help="training seeds (each recipe per seed)"
+    )
     parser.add_argument("--cache-dir", default=None, help="memory-map decoded images here")
     parser.add_argument("--train-limit", type=int, default=None,
                         help="train on this many images only (smoke test)")  # fmt: skip
@@ -264,46 +384,25 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     results: dict[str, Any] = {"machine": _machine(), "runs": []}
-    budget = args.seed_budget
-    for recipe in args.recipes:
-        run = run_recipe(recipe, splits, args, budget if recipe == "seed" else None)
-        results["runs"].append(run)
-        print(
-            f"RESULT {recipe}: fit {run['fit_seconds'] / 60:.1f} min, "
-            f"{run['image_passes']} image-passes, peak {run['peak_rss_gib']:.2f} GiB, "
-            f"test acc best {run['test_best']['accuracy']:.4f} "
-            f"final {run['test_final']['accuracy']:.4f}",
-            flush=True,
-        )
-        if recipe == "fast" and budget is None:
-            budget = run["fit_seconds"]
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2))
-
-    study = {"accuracy": 0.8685, "fit_seconds": 7 * 3600.0, "image_passes": 50 * 4182}
-    print()
-    print(f"{'recipe':<8}{'weights':<8}{'test acc':>9}{'bal acc':>9}{'macro F1':>9}"
-          f"{'fit min':>9}{'passes':>9}{'vs study time':>15}{'peak GiB':>9}")  # fmt: skip
-    for run in results["runs"]:
-        for which in ("best", "final", "raw"):
-            if f"test_{which}" not in run:
-                continue
-            scores = run[f"test_{which}"]
-            ratio = run["fit_seconds"] / study["fit_seconds"]
+    for seed in args.seed:
+        budget = args.seed_budget
+        for recipe in args.recipes:
+            _reset_peak()
+            run = run_recipe(recipe, splits, args, budget if recipe == "seed" else None, seed)
+            results["runs"].append(run)
             print(
-                f"{run['recipe']:<8}{which:<8}{scores['accuracy']:>9.4f}"
-                f"{scores['balanced_accuracy']:>9.4f}{scores['macro_f1']:>9.4f}"
-                f"{run['fit_seconds'] / 60:>9.1f}{run['image_passes']:>9}"
-                f"{ratio:>14.3f}x{run['peak_rss_gib']:>9.2f}"
+                f"RESULT {recipe} seed {seed}: fit {run['fit_seconds'] / 60:.1f} min, "
+                f"{run['image_passes']} image-passes, peak {run['peak_rss_gib']:.2f} GiB, "
+                f"test acc best {run['test_best']['accuracy']:.4f} "
+                f"final {run['test_final']['accuracy']:.4f}",
+                flush=True,
             )
-            for number, alone in enumerate(scores.get("each_network", []), start=1):
-                print(
-                    f"{'':<8}{f'net {number}':<8}{alone['accuracy']:>9.4f}"
-                    f"{alone['balanced_accuracy']:>9.4f}{alone['macro_f1']:>9.4f}"
-                    "   (this network alone, final weights)"
-                )
-    print(f"study (ResNet-18, 50 epochs, GPU): test acc {study['accuracy']:.4f}, "
-          f"{study['image_passes']} image-passes, ~7 h on this CPU")  # fmt: skip
+            if recipe == "fast" and budget is None:
+                budget = run["fit_seconds"]
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=2))
+    print()
+    print(_table(results["runs"]))
     if args.train_on_val:
         print("trained on the training and validation splits together (--train-on-val)")
     print(f"written to {args.out}")

@@ -24,7 +24,7 @@ card records the test split's calibration error before and after, and the covera
 About 30 minutes on a 2-core CPU. ``--from-model FILE`` skips the fit and packages a model
 file of the same fit instead. ``--recalibrate`` only fits the calibration of the bundled
 model (or of ``--from-model``) on the validation split and rewrites its file and card,
-weights untouched (a minute).
+weights untouched (under two minutes).
 """
 
 from __future__ import annotations

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from _nets import resnet_classifier
+from _nets import resnet_classifier, tiny_classifier, tiny_features
 from clothingclf import ClothingClassifier, calibration, classifier
 from clothingclf.calibration import (
     Calibration,
@@ -58,7 +59,7 @@ def test_apply_in_numpy_and_in_torch_agree() -> None:
     tensor = cal.apply_tensor(torch.from_numpy(probabilities)).numpy()
     assert np.abs(tensor - cal.apply(probabilities)).max() < 1e-12
     identity = Calibration()
-    assert identity.is_identity and identity.apply(probabilities) is not None
+    assert identity.is_identity
     assert np.array_equal(identity.apply(probabilities), probabilities)
 
 
@@ -106,6 +107,14 @@ def test_bad_inputs_are_named(probabilities: np.ndarray, labels: list[float], me
         expected_calibration_error(probabilities, labels)
 
 
+def test_a_split_that_pushes_the_temperature_to_its_limit_is_warned_about() -> None:
+    probabilities = np.array([[0.6, 0.4], [0.3, 0.7], [0.55, 0.45]])  # every one right
+    with pytest.warns(UserWarning, match="at the limit 0.05"):
+        fitted = Calibration.fit(probabilities, [0, 1, 0])
+    assert fitted.temperature == pytest.approx(calibration.TEMPERATURE_RANGE[0], rel=1e-3)
+    assert Calibration(np.float32(0.5)).temperature == 0.5  # numpy numbers are numbers
+
+
 @pytest.mark.parametrize("temperature", [0.0, -1.0, float("nan"), 1e9, "2", True])
 def test_a_temperature_out_of_range_is_refused(temperature: object) -> None:
     with pytest.raises(InvalidParameterError, match="temperature must be a number"):
@@ -121,11 +130,13 @@ def test_a_temperature_out_of_range_is_refused(temperature: object) -> None:
 def calibrated(synthetic_splits: DatasetSplits) -> ClothingClassifier:
     """A small model that fit calibrated on its 9 validation photos (the minimum lowered
     for this fit only)."""
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
         patch.setattr(classifier, "MIN_CALIBRATION_IMAGES", 5)
-        return resnet_classifier(epochs=2).fit(synthetic_splits)
+        warnings.filterwarnings("ignore", "The fitted temperature is at the limit")
+        return tiny_classifier().fit(synthetic_splits)
 
 
+@pytest.mark.filterwarnings("ignore:The fitted temperature is at the limit")
 def test_fit_calibrates_on_validation_and_predict_applies_it(
     calibrated: ClothingClassifier, synthetic_splits: DatasetSplits
 ) -> None:
@@ -135,16 +146,20 @@ def test_fit_calibrates_on_validation_and_predict_applies_it(
     got = calibrated.predict_proba(test)
     assert np.allclose(got, calibrated.calibration_.apply(raw), atol=1e-12)
     assert np.array_equal(got.argmax(1), raw.argmax(1))
+    # fitted on the fit's own validation probabilities: those predict_proba gives
     truth = calibrated.predictor().label_ids(synthetic_splits.val, "val")
     val_raw = calibrated.predict_proba(synthetic_splits.val, calibrated=False)
-    assert calibrated.calibration_ == Calibration.fit(val_raw, truth)
+    again = Calibration.fit(val_raw, truth).temperature
+    assert calibrated.calibration_.temperature == pytest.approx(again, rel=1e-3)
 
 
 def test_a_small_validation_split_is_not_calibrated_on(synthetic_splits: DatasetSplits) -> None:
     clf = resnet_classifier().fit(synthetic_splits)  # 9 validation photos < 100
     assert clf.calibration_.is_identity
-    with pytest.warns(UserWarning, match="Calibrating on 9 photos"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         clf.calibrate(synthetic_splits)
+    assert any("Calibrating on 9 photos" in str(w.message) for w in caught)
     assert not clf.calibration_.is_identity
 
 
@@ -153,7 +168,7 @@ def test_the_calibration_is_saved_and_loaded(
 ) -> None:
     path = tmp_path / "model.safetensors"
     calibrated.save(path)
-    loaded = ClothingClassifier.load(path, device="cpu")
+    loaded = ClothingClassifier.load(path, device="cpu", backbone=tiny_features())
     assert loaded.calibration_ == calibrated.calibration_
     test = synthetic_splits.test
     assert np.abs(loaded.predict_proba(test) - calibrated.predict_proba(test)).max() < 1e-6
@@ -168,13 +183,14 @@ def test_files_without_calibration_load_as_identity_and_bad_ones_are_refused(
     del payload["calibration"]  # as written before calibration existed
     old = tmp_path / "old.safetensors"
     atomic_save(payload, old)
-    assert ClothingClassifier.load(old, device="cpu").calibration_.is_identity
+    loaded = ClothingClassifier.load(old, device="cpu", backbone=tiny_features())
+    assert loaded.calibration_.is_identity
     for bad in ({"method": "temperature", "temperature": -3.0}, "hot", {"method": "magic"}):
         payload["calibration"] = bad
         edited = tmp_path / "edited.safetensors"
         atomic_save(payload, edited)
         with pytest.raises(ModelFileError, match=r"edited\.safetensors.*calibration"):
-            ClothingClassifier.load(edited, device="cpu")
+            ClothingClassifier.load(edited, device="cpu", backbone=tiny_features())
 
 
 def test_evaluate_reports_calibration_and_coverage(

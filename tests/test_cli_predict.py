@@ -68,6 +68,18 @@ def test_predict_min_score_leaves_the_unsure_photos_unlabelled(
         out = tmp_path / f"labels{suffix}"
         assert main([*command, "-o", str(out)]) == 0
         got = _labels(out)
+        capsys.readouterr()
+        assert main([*command, "-o", str(out)]) == 0  # resumes over the empty labels
+        assert "0 labelled, 12 already in" in capsys.readouterr().err
+        if suffix == ".csv":
+            with out.open(encoding="utf-8", newline="") as file:
+                rows = list(csv.DictReader(file))
+            assert [r["guess"] for r in rows] == [p.label for p in predictions]
+            assert (
+                main(["predict", "--model", str(trained), *images, "--top-k", "2", "-o", str(out)])
+                == 2
+            )
+            assert "and --min-score" in capsys.readouterr().err  # another layout: refused
     else:
         assert main(command) == 0
         lines = capsys.readouterr().out.strip().splitlines()
@@ -79,8 +91,10 @@ def test_predict_min_score_leaves_the_unsure_photos_unlabelled(
         sure = p.score >= threshold
         assert got[image] in ((p.label,) if sure else ("", None)), (image, p)
     assert any(v in ("", None) for v in got.values()) and any(got.values())
-    assert main([*command[:-1], "1.5"]) == 2
-    assert "min_score must be from 0 to 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # argparse's usage error, status 2
+        main([*command[:-1], "1.5"])
+    assert usage.value.code == 2
+    assert "--min-score: must be from 0 to 1; found 1.5" in capsys.readouterr().err
 
 
 def _labels(path: Path) -> dict[str, str]:

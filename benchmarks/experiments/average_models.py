@@ -16,8 +16,8 @@ Usage::
     python benchmarks/bench_accuracy.py --recipes fast \\
         --set extra_views=[] --set aspect=1.3333333333333333 --image-size 192 \\
         --save-models runs/whole
-    python benchmarks/experiments/average_models.py runs/square/fast-final.safetensors \\
-        runs/whole/fast-final.safetensors
+    python benchmarks/experiments/average_models.py runs/square/fast-seed0-final.safetensors \\
+        runs/whole/fast-seed0-final.safetensors
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         row: dict[str, Any] = {"model": str(path), "view": _view(clf)}
         for name in SPLITS:
             paths = getattr(splits, name)["path"].astype(str).tolist()
-            probabilities = clf.predict_proba(paths)
+            # the networks' own probabilities, as a model of several networks averages them
+            probabilities = clf.predict_proba(paths, calibrated=False)
             totals[name] = totals.get(name, 0) + probabilities
             row[name] = float((probabilities.argmax(1) == truth[name]).mean())
         rows.append(row)

@@ -30,6 +30,22 @@ def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def number_in(low: float, high: float) -> Callable[[str], float]:
+    """An argparse ``type``: a number from ``low`` to ``high`` (a usage error names the range)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, found {text!r}") from None
+        if not low <= value <= high:  # NaN too
+            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}; found {text}")
+        return value
+
+    parse.__name__ = "float"
+    return parse
+
+
 @dataclass(frozen=True)
 class Kind:
     """What values a setting takes: ``expected`` says it in words (messages, docs)."""

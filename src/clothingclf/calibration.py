@@ -32,6 +32,8 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -104,7 +106,7 @@ class Calibration:
     def __post_init__(self) -> None:
         t = self.temperature
         low, high = TEMPERATURE_RANGE
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not low <= t <= high:
+        if isinstance(t, bool) or not isinstance(t, numbers.Real) or not low <= t <= high:
             raise InvalidParameterError(
                 f"temperature must be a number from {low} to {high}; found {t!r}."
             )
@@ -188,8 +190,17 @@ class Calibration:
                 low, a, fa = a, b, fb
                 b = low + ratio * (high - low)
                 fb = nll(b)
-        best = math.exp((low + high) / 2)
-        return cls(temperature=min(max(best, TEMPERATURE_RANGE[0]), TEMPERATURE_RANGE[1]))
+        best = min(max(math.exp((low + high) / 2), TEMPERATURE_RANGE[0]), TEMPERATURE_RANGE[1])
+        if any(abs(math.log(best / bound)) < 1e-3 for bound in TEMPERATURE_RANGE):
+            warnings.warn(
+                f"The fitted temperature is at the limit {best:g} of {TEMPERATURE_RANGE}: on "
+                f"these {len(y)} photos the scores would have to be "
+                f"{'all but 1 or 0' if best < 1 else 'all but uniform'} to fit, which "
+                "another sample will not bear out. Calibrate on more photos, or on photos "
+                "the model was not trained on.",
+                stacklevel=2,
+            )
+        return cls(temperature=best)
 
 
 def reliability_table(

@@ -55,7 +55,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ClothingClassifier", "Prediction"]
 
-#: :meth:`~clothingclf.ClothingClassifier.fit` calibrates on a validation split of at least this many photos.
+#: :meth:`~clothingclf.ClothingClassifier.fit` calibrates on a validation split of at least
+#: this many photos.
 MIN_CALIBRATION_IMAGES = 100
 
 _LEARNED_NAMES = tuple(s.name for s in all_settings() if not s.runtime)
@@ -249,8 +250,16 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             interrupted=any(result.interrupted for result in results),
             stopped_early=any(result.stopped_early for result in results),
         )
-        if val_table is not None and len(val_table) >= MIN_CALIBRATION_IMAGES:
-            self.calibrate(val_table)
+        # On the validation probabilities the fit computed for the weights it kept (no
+        # second pass). Not after Ctrl-C: the user asked to stop, and the weights kept at
+        # that point were not validated.
+        enough = val_table is not None and len(val_table) >= MIN_CALIBRATION_IMAGES
+        if val_table is not None and enough and not self.interrupted_:
+            seen = ensemble.validation_probabilities(config.keep, len(val_table))
+            if seen is None:  # a distributed fit keeps no rows: one more pass
+                self.calibrate(val_table)
+            else:
+                self.calibration_ = Calibration.fit(seen, val_table["label_id"].to_numpy())
         return self
 
     def calibrate(self, split: pd.DataFrame | DatasetSplits) -> Self:
@@ -258,8 +267,9 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         top score of ``predict_proba`` / ``predict_top`` matches how often it is right.
 
         :meth:`fit` does this on its validation split when it has at least
-        :data:`~clothingclf.classifier.MIN_CALIBRATION_IMAGES` photos (fewer give a temperature that fits their
-        noise; the identity is kept). Call it for a model loaded from an older file, or to
+        :data:`~clothingclf.classifier.MIN_CALIBRATION_IMAGES` photos (fewer give a
+        temperature that fits their noise; the identity is kept; so does a fit stopped with
+        Ctrl-C). Call it for a model loaded from an older file, or to
         calibrate on photos like your own (a few hundred, none of them trained on). The
         labels, hence the accuracy, do not change; :meth:`save` stores it.
 
@@ -519,7 +529,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         predictor = self.predictor()
         if not isinstance(table, pd.DataFrame):
             raise InvalidParameterError(
-                f"Expected a split table or DatasetSplits; found {type(table).__name__}."
+                f"{what} must be a table with path and label columns, or DatasetSplits; "
+                f"found {type(table).__name__}."
             )
         require_columns(table, ("path", "label"), what)
         if len(table) == 0:

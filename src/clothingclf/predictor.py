@@ -15,6 +15,7 @@ import collections
 import concurrent.futures
 import contextlib
 import difflib
+import numbers
 import os
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -216,7 +217,7 @@ def check_min_score(min_score: Any) -> None:
     from 0 to 1."""
     if min_score is None:
         return
-    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)):
+    if isinstance(min_score, bool) or not isinstance(min_score, numbers.Real):
         raise InvalidParameterError(
             f"min_score must be a number from 0 to 1 or None; found {min_score!r}."
         )

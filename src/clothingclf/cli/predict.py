@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .._kinds import number_in
 from .shared import _POSITIVE, _add_model_options
 
 if TYPE_CHECKING:
@@ -57,11 +58,12 @@ def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--top-k", type=_POSITIVE, default=1, metavar="K", help="labels per image (1)")
     p.add_argument(
         "--min-score",
-        type=float,
+        type=number_in(0.0, 1.0),
         default=None,
         metavar="P",
         help="abstain below this top probability (0-1): the label is left empty (null in "
-        "JSON, '(unsure)' when printed) for a person to check",
+        "JSON, '(unsure)' when printed) for a person to check; CSV files get a last column "
+        "'guess' with the most probable class",
     )
     p.add_argument("--json", action="store_true", help="print a JSON list instead")
     p.add_argument(
@@ -100,7 +102,6 @@ def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def _run_predict(args: argparse.Namespace) -> int:
     from ..classifier import ClothingClassifier
     from ..exceptions import InvalidParameterError
-    from ..predictor import check_min_score
 
     if not args.images and args.files_from is None:
         raise InvalidParameterError(
@@ -111,7 +112,6 @@ def _run_predict(args: argparse.Namespace) -> int:
             "--json prints to stdout; with --output the format follows the file's suffix "
             "(.csv or .jsonl). Give one of the two."
         )
-    check_min_score(args.min_score)
     if args.output is not None:
         _Sink.check_target(Path(args.output))  # before any work
     paths = _image_paths(args.images, args.files_from)
@@ -121,7 +121,8 @@ def _run_predict(args: argparse.Namespace) -> int:
         clf = ClothingClassifier.load(args.model, device=args.device)
     predictor = clf.predictor()
     top_k = min(args.top_k, len(predictor.classes))
-    sink = _Sink.open(Path(args.output), top_k) if args.output else None
+    guess = args.min_score is not None
+    sink = _Sink.open(Path(args.output), top_k, guess=guess) if args.output else None
     todo = [path for path in paths if sink is None or path not in sink.done]
     options: dict[str, Any] = {
         "batch_size": args.batch_size,
@@ -253,8 +254,11 @@ class _Sink:
     so a run that fails before labelling anything leaves nothing behind.
     """
 
-    def __init__(self, path: Path, kind: str, top_k: int, done: set[str]) -> None:
+    def __init__(
+        self, path: Path, kind: str, top_k: int, done: set[str], *, guess: bool = False
+    ) -> None:
         self.path, self.kind, self.top_k, self.done = path, kind, top_k, done
+        self.guess = guess  # --min-score: a CSV column with the top label of every row
         self.file: TextIO | None = None
         self.writer: Any = None
 
@@ -283,10 +287,10 @@ class _Sink:
         return kind
 
     @classmethod
-    def open(cls, path: Path, top_k: int) -> _Sink:
+    def open(cls, path: Path, top_k: int, *, guess: bool = False) -> _Sink:
         kind = cls.check_target(path)
-        done = _read_done(path, kind, top_k) if path.exists() else set()
-        return cls(path, kind, top_k, done)
+        done = _read_done(path, kind, top_k, guess=guess) if path.exists() else set()
+        return cls(path, kind, top_k, done, guess=guess)
 
     def write(self, image: str, prediction: Prediction) -> None:
         if self.file is None:
@@ -295,6 +299,8 @@ class _Sink:
         if self.kind == "csv":
             cells = prediction.flat().values()  # an abstained label (None): an empty cell
             row = [f"{v:.6f}" if isinstance(v, float) else v for v in cells]
+            if self.guess:
+                row.append(prediction.top_k[0][0])
             self.writer.writerow([image, *row])
         else:
             record = {"image": image, **prediction.to_dict()}
@@ -314,7 +320,7 @@ class _Sink:
             raise SaveError(f"Cannot write --output {where!r} ({error.strerror}).") from None
         self.writer = csv.writer(self.file) if self.kind == "csv" else None
         if self.writer is not None and self.file.tell() == 0:
-            self.writer.writerow(_csv_header(self.top_k))
+            self.writer.writerow(_csv_header(self.top_k, guess=self.guess))
 
     def close(self) -> None:
         if self.file is not None:
@@ -323,28 +329,33 @@ class _Sink:
             self.file.close()
 
 
-def _csv_header(top_k: int) -> list[str]:
+def _csv_header(top_k: int, *, guess: bool = False) -> list[str]:
+    """The CSV columns: ``image``, the labels and scores, and with ``--min-score`` a last
+    column ``guess`` (the most probable class, also where ``label`` is left empty)."""
     from ..predictor import Prediction
 
-    return ["image", *Prediction.flat_columns(top_k)]
+    return ["image", *Prediction.flat_columns(top_k), *(["guess"] if guess else [])]
 
 
-def _read_done(path: Path, kind: str, top_k: int) -> set[str]:
+def _read_done(path: Path, kind: str, top_k: int, *, guess: bool = False) -> set[str]:
     """The images an earlier run wrote to ``path``; a last line cut short is dropped once the
     complete lines have shown the file is one this command wrote.
 
     Raises:
         SaveError: The file is not an output of ``predict`` (a CSV file: with this
-            ``--top-k``; each JSON line carries its own ``top_k``).
+            ``--top-k`` and with or without ``--min-score``; each JSON line carries its own
+            ``top_k``).
     """
     from ..exceptions import SaveError
+
+    flags = f" with --top-k {top_k}{' and --min-score' if guess else ' and no --min-score'}"
 
     def refuse(why: str) -> SaveError:
         return SaveError(
             f"--output {str(path)!r} exists and {why}, so it is not a file this command "
-            f"wrote{' with --top-k ' + str(top_k) if kind == 'csv' else ''}; it was left as it "
-            "is. Give another --output"
-            + (", or the --top-k it was written with." if kind == "csv" else ".")
+            f"wrote{flags if kind == 'csv' else ''}; it was left as it is. Give another "
+            "--output"
+            + (", or the --top-k (and --min-score) it was written with." if kind == "csv" else ".")
         )
 
     try:
@@ -362,7 +373,7 @@ def _read_done(path: Path, kind: str, top_k: int) -> set[str]:
             rows = list(csv.reader(io.StringIO(complete + "\n")))
         except csv.Error as error:
             raise refuse(f"is not CSV ({error})") from None
-        if not rows or rows[0] != _csv_header(top_k):
+        if not rows or rows[0] != _csv_header(top_k, guess=guess):
             raise refuse(f"has the columns {', '.join(rows[0]) if rows else 'none'}")
         done = {row[0] for row in rows[1:] if row}
     else:

@@ -53,14 +53,21 @@ class Ensemble:
             return None, None
         truth = val["label_id"].to_numpy()
         scores: list[float | None] = []
-        for which in ("best_val_probabilities", "final_val_probabilities"):
-            arrays = [getattr(result, which) for result in self.results]
-            if any(array is None or len(array) != len(truth) for array in arrays):
-                scores.append(None)
-                continue
-            mean = np.mean(arrays, axis=0)
-            scores.append(float((mean.argmax(1) == truth).mean()))
+        for which in ("best", "final"):
+            mean = self.validation_probabilities(which, len(truth))
+            scores.append(None if mean is None else float((mean.argmax(1) == truth).mean()))
         return scores[0], scores[1]
+
+    def validation_probabilities(self, which: str, images: int) -> np.ndarray | None:
+        """The networks' averaged validation probabilities (one row per validation image)
+        at their ``"best"`` epochs or their last validated ones (``"final"``): what
+        ``predict_proba(val, calibrated=False)`` gives for the weights of that epoch.
+        ``None`` where a network has none for all ``images`` (a distributed fit keeps no
+        rows)."""
+        arrays = [getattr(result, f"{which}_val_probabilities") for result in self.results]
+        if any(array is None or len(array) != images for array in arrays):
+            return None
+        return np.asarray(np.mean(arrays, axis=0), dtype=np.float64)
 
 
 def network_file(path: str | os.PathLike[str] | None, index: int) -> str | os.PathLike[str] | None:
