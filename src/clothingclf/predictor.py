@@ -429,9 +429,12 @@ class Predictor:
             prep.network_input(canvas.to(self.device))
             for (_, prep), canvas in zip(self.networks, canvases, strict=True)
         ]
-        probabilities = run(inputs)
-        if tta:
-            probabilities = (probabilities + run([batch.flip(-1) for batch in inputs])) / 2
+        if tta:  # the photos and their mirror images in one run: one call's overhead, not two
+            both = run([torch.cat([batch, batch.flip(-1)]) for batch in inputs])
+            count = len(inputs[0])
+            probabilities = (both[:count] + both[count:]) / 2
+        else:
+            probabilities = run(inputs)
         mean: np.ndarray = probabilities.cpu().numpy()
         return mean
 
