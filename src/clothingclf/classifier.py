@@ -178,7 +178,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         resume: str | os.PathLike[str] | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
     ) -> Self:
-        """Build the network and train it.
+        """Build the network and train it, then calibrate its probabilities on the
+        validation split (see :meth:`calibrate`).
 
         Args:
             data: The :class:`~clothingclf.DatasetSplits` of
