@@ -11,7 +11,10 @@ at a time in one thread. Against it, in the same run on the same photos:
   and bfloat16 autocast (timed on a few photos only where the CPU has no native bfloat16);
 * ``engine="auto"``, with the choice it makes on this machine;
 * the networks alone on ready tensors (torch float32, onnxruntime): the bound that
-  end-to-end photos/s approaches when decoding overlaps the network.
+  end-to-end photos/s approaches when decoding overlaps the network; beside them the
+  graph compilers of torch that ``predict`` does not use, to show why: TorchScript traced,
+  frozen and optimised for inference, and with ``--compiled`` ``torch.compile`` (inductor;
+  minutes to build), each with its largest difference from eager float32.
 
 Each is timed in alternating rounds (the median kept), and compared with eager float32
 probabilities (the reference): the largest difference and the top-1 agreement. Single-photo
@@ -70,6 +73,30 @@ def _onnx_loop(model: Path, batch_size: int) -> Callable[[list[str]], np.ndarray
     return run
 
 
+def _frozen(models: list[Any], inputs: list[Any]) -> Callable[[list[Any]], Any]:
+    """The networks traced, frozen and optimised for inference by TorchScript, run as
+    predict's torch engine runs them (channels-last, float32, softmax averaged)."""
+    import copy
+
+    import torch
+
+    from clothingclf import engines
+
+    with torch.inference_mode(False), torch.no_grad():
+        frozen = [
+            torch.jit.optimize_for_inference(
+                torch.jit.freeze(
+                    torch.jit.trace(
+                        copy.deepcopy(model).eval(),
+                        batch.contiguous(memory_format=torch.channels_last),
+                    )
+                )
+            )
+            for model, batch in zip(models, inputs, strict=True)
+        ]
+    return engines.TorchRunner(frozen, torch.device("cpu"), bf16=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None, help="dataset root (images.csv)")
@@ -79,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating timed rounds")
     parser.add_argument("--repeats", type=int, default=10, help="single-photo latency samples")
     parser.add_argument("--bf16-files", type=int, default=8, help="photos for bfloat16 rows")
+    parser.add_argument(
+        "--compiled", action="store_true", help="also time torch.compile (minutes to build)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_predict.json")
     args = parser.parse_args(argv)
 
@@ -144,15 +174,17 @@ def main(argv: list[str] | None = None) -> int:
     bf16_out = clf.predict_proba(few, engine="torch", precision="bfloat16")
     bf16_seconds = time.perf_counter() - started
 
-    # The networks alone on tensors already decoded and normalised.
+    # The networks alone on tensors already decoded and normalised: the two engines of
+    # predict, and the graph compilers of torch that predict does not use (timed to say why).
     photo = open_image(paths[0])
     inputs = [
         prep.eval_transform()(photo).unsqueeze(0).repeat(args.batch_size, 1, 1, 1)
         for _, prep in clf.networks_
     ]
     models = [model for model, _ in clf.networks_]
-    net_runs = {
-        "networks alone: torch float32": engines.TorchRunner(models, clf.device_, bf16=False),
+    eager = engines.TorchRunner(models, clf.device_, bf16=False)
+    net_runs: dict[str, Callable[[list[torch.Tensor]], torch.Tensor]] = {
+        "networks alone: torch float32": eager,
         "networks alone: onnxruntime": engines.runner(
             engines.EngineChoice("onnxruntime", "float32", "bench"),
             models,
@@ -160,16 +192,30 @@ def main(argv: list[str] | None = None) -> int:
             clf.device_,
         ),
     }
+    compile_seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    net_runs["networks alone: torch frozen TorchScript"] = _frozen(models, inputs)
+    compile_seconds["frozen TorchScript"] = time.perf_counter() - started
+    if args.compiled:
+        started = time.perf_counter()
+        compiled = engines.TorchRunner(
+            [torch.compile(model) for model in models], clf.device_, bf16=False
+        )
+        with torch.inference_mode():
+            compiled(inputs)
+        net_runs["networks alone: torch.compile (inductor)"] = compiled
+        compile_seconds["torch.compile"] = time.perf_counter() - started
     net_rows = []
     with torch.inference_mode():
+        expected = eager(inputs)
         for name, net in net_runs.items():
-            net(inputs)
+            diff = float((net(inputs) - expected).abs().max())
             samples = []
             for _ in range(max(args.rounds, 3)):
                 started = time.perf_counter()
                 net(inputs)
                 samples.append(time.perf_counter() - started)
-            net_rows.append((name, args.batch_size / statistics.median(samples)))
+            net_rows.append((name, args.batch_size / statistics.median(samples), diff))
 
     def latency(fn: Callable[[str], Any]) -> float:
         samples = []
@@ -218,14 +264,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{bf16_rate * baseline / len(paths):>7.2f}x{bf16_rate * before / len(paths):>9.2f}x"
         f"{bf16_diff:>10.1e}{bf16_top1:>7.3f}"
     )
-    for name, rate in net_rows:
-        print(f"{name:<58}{'':>7}{rate:>10.1f}")
+    for name, rate, diff in net_rows:
+        print(f"{name:<58}{'':>7}{rate:>10.1f}{'':>8}{'':>10}{diff:>10.1e}")
     print()
     for name, seconds in single.items():
         print(f"single photo, {name:<44}{seconds * 1000:>8.1f} ms")
     print(
         f"export {export_seconds:.1f} s; predict's onnxruntime graph built in "
-        f"{build_seconds:.1f} s (once per model and process)"
+        f"{build_seconds:.1f} s (once per model and process); "
+        + "; ".join(f"{name} built in {sec:.1f} s" for name, sec in compile_seconds.items())
     )
     fresh_one = engines.choose_engine(device=clf.device_, images=1)
     print(
@@ -246,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
                 "load_average": os.getloadavg(),
                 "rows": rows,
                 "bf16": {"photos": len(few), "seconds": bf16_seconds, "max_abs_diff": bf16_diff},
-                "networks_alone": dict(net_rows),
+                "networks_alone": {name: rate for name, rate, _ in net_rows},
+                "networks_alone_max_abs_diff": {name: diff for name, _, diff in net_rows},
+                "compile_seconds": compile_seconds,
                 "single_ms": {k: v * 1000 for k, v in single.items()},
                 "export_seconds": export_seconds,
                 "graph_build_seconds": build_seconds,
