@@ -326,9 +326,12 @@ def _fingerprint(models: Sequence[nn.Module], shapes: Sequence[tuple[int, int]])
 
 
 def _versions(model: nn.Module) -> Iterator[tuple[int, int]]:
-    # parameters and buffers, not state_dict(): the same tensors, ~10x cheaper to walk
-    tensors = itertools.chain(model.parameters(), model.buffers())
-    return ((t.data_ptr(), t._version) for t in tensors)
+    # each module's own tensors in one walk: the tensors of parameters() and buffers() at
+    # half their cost (two walks) and a twentieth of state_dict()'s
+    for module in model.modules():
+        for tensor in itertools.chain(module._parameters.values(), module._buffers.values()):
+            if tensor is not None:
+                yield tensor.data_ptr(), tensor._version
 
 
 def has_onnx_graph(models: Sequence[nn.Module], shapes: Sequence[tuple[int, int]]) -> bool:

@@ -414,12 +414,11 @@ class Predictor:
             MissingDependencyError: ``engine="onnxruntime"`` without the onnx extra.
         """
         models = [model for model, _ in self.networks]
+        shapes = [prep.input_shape for _, prep in self.networks]
+        # only "auto" asks whether the graph exists (a walk over the weights, ~1 ms)
+        built = engine == "auto" and engines.has_onnx_graph(models, shapes)
         return engines.choose_engine(
-            engine,
-            precision,
-            device=self.device,
-            images=images,
-            built=engines.has_onnx_graph(models, [prep.input_shape for _, prep in self.networks]),
+            engine, precision, device=self.device, images=images, built=built
         )
 
     def _mean(self, run: engines.Runner, canvases: Sequence[torch.Tensor], tta: bool) -> np.ndarray:
