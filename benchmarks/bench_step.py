@@ -82,7 +82,7 @@ def measure(mode: str, size: int, batch: int, steps: int) -> dict[str, float]:
 
 def measure_fit(size: int, batch: int, images: int, epochs: int) -> dict[str, float]:
     """``fit`` of the ``fast`` recipe's network at one size: seconds of its head stage
-    (decoding, caching, the head alone) and images/s of its fine-tuning epochs."""
+    (the backbone's features, the head alone) and images/s of its fine-tuning epochs."""
     from clothingclf import ClothingClassifier, prepare_dataset
     from clothingclf.data.synthetic import make_synthetic
 
