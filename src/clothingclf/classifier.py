@@ -254,8 +254,11 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         # On the validation probabilities the fit computed for the weights it kept (no
         # second pass). Not after Ctrl-C: the user asked to stop, and the weights kept at
         # that point were not validated.
-        enough = val_table is not None and len(val_table) >= MIN_CALIBRATION_IMAGES
-        if val_table is not None and enough and not self.interrupted_:
+        if (
+            val_table is not None
+            and len(val_table) >= MIN_CALIBRATION_IMAGES
+            and not self.interrupted_
+        ):
             seen = ensemble.validation_probabilities(config.keep, len(val_table))
             if seen is None:  # a distributed fit keeps no rows: one more pass
                 self.calibrate(val_table)
