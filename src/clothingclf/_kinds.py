@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import numbers
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +66,12 @@ def is_int(value: Any) -> bool:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """A real number of any type, numpy's included, but not a bool (for values computed
+    by the user's own code: a temperature, a threshold)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)

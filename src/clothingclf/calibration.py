@@ -32,7 +32,6 @@ Example:
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ._kinds import is_real
 from .exceptions import InvalidParameterError
 
 __all__ = [
@@ -106,7 +106,7 @@ class Calibration:
     def __post_init__(self) -> None:
         t = self.temperature
         low, high = TEMPERATURE_RANGE
-        if isinstance(t, bool) or not isinstance(t, numbers.Real) or not low <= t <= high:
+        if not is_real(t) or not low <= t <= high:
             raise InvalidParameterError(
                 f"temperature must be a number from {low} to {high}; found {t!r}."
             )

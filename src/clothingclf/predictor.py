@@ -15,7 +15,6 @@ import collections
 import concurrent.futures
 import contextlib
 import difflib
-import numbers
 import os
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from PIL import Image
 from typing_extensions import Unpack
 
 from . import engines
+from ._kinds import is_real
 from .backbones import ClothingNet, Preprocessing
 from .calibration import Calibration
 from .data import ClothingDataset
@@ -217,7 +217,7 @@ def check_min_score(min_score: Any) -> None:
     from 0 to 1."""
     if min_score is None:
         return
-    if isinstance(min_score, bool) or not isinstance(min_score, numbers.Real):
+    if not is_real(min_score):
         raise InvalidParameterError(
             f"min_score must be a number from 0 to 1 or None; found {min_score!r}."
         )
