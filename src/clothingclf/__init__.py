@@ -15,36 +15,89 @@ The public API, declared once here (each module keeps its own ``__all__``):
 
 from __future__ import annotations
 
-__version__ = "0.2.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from . import (
-    analysis,
-    backbones,
-    calibration,
-    catalogue,
-    checkpoint,
-    data,
-    devices,
-    engines,
-    exceptions,
-    predictor,
-    pretrained,
-    settings,
-    training,
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from . import (
+        analysis,
+        backbones,
+        calibration,
+        catalogue,
+        checkpoint,
+        data,
+        devices,
+        engines,
+        exceptions,
+        predictor,
+        pretrained,
+        settings,
+        training,
+    )
+    from .classifier import ClothingClassifier, Prediction
+    from .data import (
+        ClothingDataset,
+        DatasetReport,
+        DatasetSplits,
+        load_splits,
+        open_splits,
+        prepare_dataset,
+    )
+    from .export import ExportedModel, export_model, read_export_metadata
+    from .images import open_image
+    from .metrics import EvaluationReport
+    from .report import ReportFiles, load_evaluation_data, write_report
+
+# Where each public name lives. The modules are imported when a name is first used (PEP
+# 562), so labelling one photo does not import the analysis, training or report code.
+_SUBMODULES = (
+    "analysis",
+    "backbones",
+    "calibration",
+    "catalogue",
+    "checkpoint",
+    "data",
+    "devices",
+    "engines",
+    "exceptions",
+    "predictor",
+    "pretrained",
+    "settings",
+    "training",
 )
-from .classifier import ClothingClassifier, Prediction
-from .data import (
-    ClothingDataset,
-    DatasetReport,
-    DatasetSplits,
-    load_splits,
-    open_splits,
-    prepare_dataset,
-)
-from .export import ExportedModel, export_model, read_export_metadata
-from .images import open_image
-from .metrics import EvaluationReport
-from .report import ReportFiles, load_evaluation_data, write_report
+_NAMES = {
+    "ClothingClassifier": "classifier",
+    "Prediction": "classifier",
+    "ClothingDataset": "data",
+    "DatasetReport": "data",
+    "DatasetSplits": "data",
+    "load_splits": "data",
+    "open_splits": "data",
+    "prepare_dataset": "data",
+    "ExportedModel": "export",
+    "export_model": "export",
+    "read_export_metadata": "export",
+    "open_image": "images",
+    "EvaluationReport": "metrics",
+    "ReportFiles": "report",
+    "load_evaluation_data": "report",
+    "write_report": "report",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _NAMES:
+        return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "ClothingClassifier",

@@ -43,8 +43,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__
 from ._paths import refuse_to_replace_non_file, replacing, write_error
+from ._version import __version__
 from .engines import (
     ONNX_HINT,
     ONNX_OPSET,

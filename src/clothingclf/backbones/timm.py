@@ -1,8 +1,8 @@
 """The timm source: ``"timm/<name>"`` backbones, and the timm import and preprocessing that
 the EfficientNet-Lite source (timm's architecture) shares.
 
-timm is optional (the ``pretrained`` extra); it is imported only when a timm backbone is
-built, so that the rest of clothingclf works without it.
+timm is optional (the ``timm`` extra); it is imported only when a timm backbone is built,
+so that the rest of clothingclf, EfficientNet-Lite included, works without it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .weights import Weights, load_local, local_weights_path
 
 #: How a backbone name asks for a timm model: ``"timm/<timm's name>"``.
 TIMM_PREFIX = "timm/"
-_EXTRA = "pip install 'clothingclf[pretrained]'"
+_EXTRA = "pip install 'clothingclf[timm]'"
 
 
 def import_timm(what: str) -> Any:
@@ -37,7 +37,7 @@ def import_timm(what: str) -> Any:
 
 def timm_features(name: str, *, pretrained: bool = False) -> tuple[nn.Module, int]:
     """timm's model ``name`` without its classifier, and its number of features."""
-    timm = import_timm("This timm backbone (EfficientNet-Lite and the bundled models too)")
+    timm = import_timm(f"The timm backbone {name!r}")
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=3)
         hint = f" Did you mean {', '.join('timm/' + c for c in close)}?" if close else ""

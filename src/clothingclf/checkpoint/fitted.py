@@ -14,7 +14,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from ..backbones import ClothingNet, Preprocessing, rebuild_model
 from ..calibration import Calibration
 from ..exceptions import ClothingClfError, InvalidParameterError, ModelFileError, first_line

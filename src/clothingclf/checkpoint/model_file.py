@@ -46,6 +46,8 @@ MODEL_FILE_KEYS = (
 _MAX_CLASSES = 10_000
 _IMAGE_SIZES = (8, 2048)
 _MAX_FEATURES = 1_000_000
+#: The architecture kinds a model file may name (backbones.registry rebuilds each).
+_SPEC_KINDS = ("torchvision", "timm", "lite", "module")
 
 
 def read_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -188,8 +190,8 @@ def _short(value: Any) -> str:
 
 
 def _spec_problem(spec: Any, num_classes: int) -> str | None:
-    if not isinstance(spec, dict) or spec.get("kind") not in ("torchvision", "timm", "module"):
-        return "'model' must be an architecture spec of kind 'torchvision', 'timm' or 'module'."
+    if not isinstance(spec, dict) or spec.get("kind") not in _SPEC_KINDS:
+        return f"'model' must be an architecture spec of kind {', '.join(map(repr, _SPEC_KINDS))}."
     if spec["kind"] != "module" and not (isinstance(spec.get("name"), str) and spec["name"]):
         return "the architecture spec lacks the backbone's name."
     if spec.get("num_classes") != num_classes:

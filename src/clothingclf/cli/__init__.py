@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from .. import __version__
+from .._version import __version__
 from ..exceptions import ClothingClfError
 from .analyze import _add_analyze
 from .demo import _add_demo

@@ -100,8 +100,9 @@ def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from ..classifier import ClothingClassifier
     from ..exceptions import InvalidParameterError
+    from ..predictor import Predictor
+    from ..pretrained import pretrained_file
 
     if not args.images and args.files_from is None:
         raise InvalidParameterError(
@@ -115,11 +116,9 @@ def _run_predict(args: argparse.Namespace) -> int:
     if args.output is not None:
         _Sink.check_target(Path(args.output))  # before any work
     paths = _image_paths(args.images, args.files_from)
-    if args.model is None:
-        clf = ClothingClassifier.pretrained(device=args.device)
-    else:
-        clf = ClothingClassifier.load(args.model, device=args.device)
-    predictor = clf.predictor()
+    # The predictor alone: labelling photos needs no estimator (nor scikit-learn's import).
+    model = pretrained_file() if args.model is None else args.model
+    predictor = Predictor.from_file(model, device=args.device)
     top_k = min(args.top_k, len(predictor.classes))
     guess = args.min_score is not None
     sink = _Sink.open(Path(args.output), top_k, guess=guess) if args.output else None
