@@ -156,11 +156,12 @@ def _report(clf: Any, splits: Any, *, trained_on_val: bool = False) -> dict[str,
     from clothingclf.metrics import evaluation_report
 
     predictor = clf.predictor()
-    calibration = Calibration()
+    # the prior of a logit-adjusted fit is kept; only the temperature is refitted
+    calibration = dataclasses.replace(clf.calibration_, temperature=1.0)
     if len(splits.val) >= MIN_CALIBRATION_IMAGES and not trained_on_val:
         val_truth = predictor.label_ids(splits.val, "val")
         val_raw = predictor.probabilities(splits.val, calibrated=False)
-        calibration = Calibration.fit(val_raw, val_truth)
+        calibration = Calibration.fit(val_raw, val_truth, base=calibration)
     clf.calibration_ = calibration
     truth = predictor.label_ids(splits.test, "test")
     raw = predictor.probabilities(splits.test, calibrated=False)

@@ -32,10 +32,11 @@ Example:
 from __future__ import annotations
 
 import math
+import reprlib
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -45,8 +46,10 @@ from ._kinds import is_real
 from .exceptions import InvalidParameterError
 
 __all__ = [
+    "BALANCES",
     "CALIBRATION_BINS",
     "TEMPERATURE_RANGE",
+    "Balance",
     "Calibration",
     "coverage_curve",
     "expected_calibration_error",
@@ -57,9 +60,17 @@ __all__ = [
 CALIBRATION_BINS = 15
 #: The temperatures :meth:`Calibration.fit` searches and a model file may hold.
 TEMPERATURE_RANGE = (0.05, 20.0)
+#: The named values of ``balance`` (see :class:`Calibration`): ``"accuracy"`` adds the whole
+#: class prior back (the most photos right), ``"balanced"`` none of it (every class alike:
+#: the best balanced accuracy), ``"middle"`` half of it.
+BALANCES: dict[str, float] = {"accuracy": 0.0, "middle": 0.5, "balanced": 1.0}
+#: What ``balance`` takes: a number from 0 to 1 or a name of :data:`BALANCES`.
+Balance: TypeAlias = float | Literal["accuracy", "middle", "balanced"]
 #: Thresholds of the default coverage curve.
 _THRESHOLDS = (*(round(t, 2) for t in np.arange(0.0, 1.0, 0.05)), 0.99)
 _EPS = 1e-12
+_MAX_PRIOR = 10_000  # classes, as a model file allows
+_MAX_ADJUSTMENT = 10.0
 
 
 def _checked(probabilities: Any, labels: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -88,20 +99,39 @@ def _checked(probabilities: Any, labels: Any | None = None) -> tuple[np.ndarray,
 
 @dataclass(frozen=True)
 class Calibration:
-    """How a model's averaged probabilities become the ones ``predict_proba`` returns.
+    """How a model's averaged probabilities become the ones ``predict_proba`` returns:
+    ``softmax((log(p) + shift) / T)``.
+
+    For a model trained with ``logit_adjustment`` tau (its networks score photos free of
+    the training set's class prior), ``shift`` adds part of the prior back:
+    ``(1 - balance) * tau * log(prior)``. ``balance`` 0 (``"accuracy"``) gives the labels
+    that are right most often, 1 (``"balanced"``) treats every class alike (rare classes
+    are found more often, at some cost in overall accuracy); :data:`BALANCES` names a few.
+    For other models the shift is 0.
 
     Attributes:
-        temperature: ``T`` of ``softmax(log(p) / T)``: above 1 softens over-confident
-            scores, below 1 sharpens under-confident ones, 1 changes nothing.
+        temperature: ``T``: above 1 softens over-confident scores, below 1 sharpens
+            under-confident ones, 1 changes nothing. Fitted for ``balance``.
+        prior: The class frequencies of the training set (empty: no adjustment).
+        logit_adjustment: The tau the networks were trained with.
+        balance: From 0 to 1, how much of the prior stays out of the scores.
 
     Example:
         >>> Calibration(temperature=2.0).apply(np.array([[0.8, 0.2]])).round(3).tolist()
         [[0.667, 0.333]]
         >>> Calibration.from_dict(Calibration(1.5).to_dict())
-        Calibration(temperature=1.5)
+        Calibration(temperature=1.5, prior=(), logit_adjustment=0.0, balance=0.0)
+        >>> adjusted = Calibration(prior=(0.9, 0.1), logit_adjustment=1.0)
+        >>> adjusted.apply(np.array([[0.4, 0.6]])).round(3).tolist()  # the prior added back
+        [[0.857, 0.143]]
+        >>> adjusted.at("balanced").apply(np.array([[0.4, 0.6]])).round(3).tolist()
+        [[0.4, 0.6]]
     """
 
     temperature: float = 1.0
+    prior: tuple[float, ...] = ()
+    logit_adjustment: float = 0.0
+    balance: float = 0.0
 
     def __post_init__(self) -> None:
         t = self.temperature
@@ -111,18 +141,66 @@ class Calibration:
                 f"temperature must be a number from {low} to {high}; found {t!r}."
             )
         object.__setattr__(self, "temperature", float(t))
+        prior = self.prior
+        if (
+            not isinstance(prior, (tuple, list))
+            or len(prior) == 1
+            or len(prior) > _MAX_PRIOR
+            or not all(is_real(v) and 0 < v <= 1 for v in prior)
+            or (prior and abs(math.fsum(prior) - 1) > 1e-3)
+        ):
+            raise InvalidParameterError(
+                "prior must be the class frequencies of the training set: two or more "
+                f"numbers in (0, 1] that sum to 1; found {_brief(prior)}."
+            )
+        object.__setattr__(self, "prior", tuple(float(v) for v in prior))
+        tau = self.logit_adjustment
+        if not is_real(tau) or not 0 <= tau <= _MAX_ADJUSTMENT:
+            raise InvalidParameterError(
+                f"logit_adjustment must be a number from 0 to {_MAX_ADJUSTMENT}; found {tau!r}."
+            )
+        object.__setattr__(self, "logit_adjustment", float(tau))
+        object.__setattr__(self, "balance", _balance_value(self.balance))
 
     @property
     def is_identity(self) -> bool:
         """Whether it leaves probabilities as they are."""
-        return self.temperature == 1.0
+        return self.temperature == 1.0 and self._weight() == 0.0
+
+    @property
+    def adjustable(self) -> bool:
+        """Whether ``balance`` means anything: the model was trained with a prior removed."""
+        return bool(self.prior) and self.logit_adjustment > 0
+
+    def at(self, balance: Balance) -> Calibration:
+        """The same calibration at another ``balance`` (a number from 0 to 1 or a name of
+        :data:`BALANCES`); its temperature stays the one fitted.
+
+        Raises:
+            InvalidParameterError: Not a balance, or a model trained without
+                ``logit_adjustment`` (its scores hold the prior already).
+        """
+        value = _balance_value(balance)
+        if not self.adjustable:
+            raise InvalidParameterError(
+                f"balance={balance!r} needs a model trained with logit_adjustment > 0; this "
+                "one was not, so its scores already hold the class prior. Train one with "
+                "ClothingClassifier(logit_adjustment=1.0), or leave balance out."
+            )
+        return replace(self, balance=value)
+
+    def _weight(self) -> float:
+        return (1.0 - self.balance) * self.logit_adjustment if self.prior else 0.0
 
     def apply(self, probabilities: np.ndarray) -> np.ndarray:
         """The calibrated float64 probabilities of ``(images, classes)`` probabilities."""
         p = np.asarray(probabilities, dtype=np.float64)
         if self.is_identity:
             return p
-        scaled = np.log(np.maximum(p, _EPS)) / self.temperature
+        scaled = np.log(np.maximum(p, _EPS))
+        if self._weight():
+            scaled = scaled + self._weight() * np.log(np.asarray(self.prior))
+        scaled /= self.temperature
         scaled -= scaled.max(axis=1, keepdims=True)
         out = np.exp(scaled)
         out /= out.sum(axis=1, keepdims=True)
@@ -132,34 +210,54 @@ class Calibration:
         """:meth:`apply` in torch, for the exported graphs (traceable to ONNX)."""
         if self.is_identity:
             return probabilities
-        return torch.softmax(torch.log(probabilities.clamp_min(_EPS)) / self.temperature, dim=1)
+        scaled = torch.log(probabilities.clamp_min(_EPS))
+        if self._weight():
+            shift = self._weight() * torch.tensor(self.prior, dtype=torch.float64).log()
+            scaled = scaled + shift.to(scaled.dtype)
+        return torch.softmax(scaled / self.temperature, dim=1)
 
     def to_dict(self) -> dict[str, Any]:
         """The plain values a model file stores."""
-        return {"method": "temperature", "temperature": self.temperature}
+        data: dict[str, Any] = {"method": "temperature", "temperature": self.temperature}
+        if self.prior:
+            data.update(
+                prior=list(self.prior),
+                logit_adjustment=self.logit_adjustment,
+                balance=self.balance,
+            )
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
         """Rebuild from :meth:`to_dict`.
 
         Raises:
-            InvalidParameterError: An unknown method or an out-of-range temperature.
+            InvalidParameterError: An unknown method or an out-of-range value.
         """
         method = data.get("method", "temperature")
         if method != "temperature":
             raise InvalidParameterError(
                 f"Unknown calibration method {method!r}; this version knows 'temperature'."
             )
-        return cls(temperature=data.get("temperature", 1.0))
+        return cls(
+            temperature=data.get("temperature", 1.0),
+            prior=data.get("prior", ()),
+            logit_adjustment=data.get("logit_adjustment", 0.0),
+            balance=data.get("balance", 0.0),
+        )
 
     @classmethod
-    def fit(cls, probabilities: Any, labels: Any) -> Calibration:
+    def fit(
+        cls, probabilities: Any, labels: Any, *, base: Calibration | None = None
+    ) -> Calibration:
         """The temperature that minimises the negative log-likelihood of ``labels``.
 
         Args:
             probabilities: ``(images, classes)`` uncalibrated probabilities of a labelled
                 split the networks were not trained on (the validation split).
             labels: The class id of each image.
+            base: The prior, ``logit_adjustment`` and ``balance`` to fit the temperature
+                at (they are kept); ``None``: none.
 
         Returns:
             The fitted :class:`Calibration` (``T`` within :data:`TEMPERATURE_RANGE`).
@@ -168,7 +266,14 @@ class Calibration:
             InvalidParameterError: Mismatched or malformed inputs.
         """
         p, y = _checked(probabilities, labels)
-        log_p = torch.from_numpy(np.log(np.maximum(p, _EPS)))
+        start = base if base is not None else cls()
+        if start.prior and len(start.prior) != p.shape[1]:
+            raise InvalidParameterError(
+                f"The prior has {len(start.prior)} classes and the probabilities "
+                f"{p.shape[1]}; they must be the same model's."
+            )
+        shifted = replace(start, temperature=1.0).apply(p)
+        log_p = torch.from_numpy(np.log(np.maximum(shifted, _EPS)))
         target = torch.from_numpy(y)
 
         def nll(log_t: float) -> float:
@@ -200,7 +305,32 @@ class Calibration:
                 "the model was not trained on.",
                 stacklevel=2,
             )
-        return cls(temperature=best)
+        return replace(start, temperature=best)
+
+
+def class_prior(labels: Any, classes: int) -> tuple[float, ...]:
+    """The frequency of each of ``classes`` class ids among ``labels`` (a class without
+    any counts as one photo, so that its log stays finite)."""
+    counts = np.maximum(np.bincount(np.asarray(labels, dtype=np.int64), minlength=classes), 1)
+    return tuple(float(v) for v in counts / counts.sum())
+
+
+def _balance_value(balance: Any) -> float:
+    """A balance as a number from 0 to 1 (a name of :data:`BALANCES` or a number)."""
+    if isinstance(balance, str) and balance in BALANCES:
+        return BALANCES[balance]
+    if is_real(balance) and 0 <= float(balance) <= 1:
+        return float(balance)
+    names = ", ".join(map(repr, BALANCES))
+    raise InvalidParameterError(
+        f"balance must be {names} or a number from 0 to 1; found {_brief(balance)}."
+    )
+
+
+def _brief(value: Any) -> str:
+    """``repr(value)``, cut to 80 characters (a hostile value may be huge)."""
+    text = reprlib.repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def reliability_table(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import os
 import warnings
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ from sklearn.base import BaseEstimator
 from typing_extensions import Unpack
 
 from .backbones import ClothingNet, Preprocessing
-from .calibration import Calibration
+from .calibration import Balance, Calibration, class_prior
 from .checkpoint import (
     FittedModel,
     atomic_save,
@@ -108,6 +109,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             probabilities, with several networks).
         kept_: ``"best"`` or ``"final"``: which weights :attr:`model_` holds, as ``keep``
             asked.
+        teacher_image_passes_: With ``fit(teacher=...)``: the network passes the teacher
+            made to label the training photos (part of the fit's cost); ``None`` without.
         interrupted_: Training was stopped by ``KeyboardInterrupt`` (Ctrl-C).
         model_: The trained :class:`~clothingclf.backbones.ClothingNet` (in eval mode); with
             several networks (``extra_views``), the first.
@@ -175,6 +178,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         data: DatasetSplits | pd.DataFrame,
         val_df: pd.DataFrame | None = None,
         *,
+        teacher: ClothingClassifier | str | os.PathLike[str] | None = None,
         resume: str | os.PathLike[str] | None = None,
         checkpoint: str | os.PathLike[str] | None = None,
     ) -> Self:
@@ -187,6 +191,12 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 or a training table with columns ``path`` and ``label``.
             val_df: With a training table: the validation table (same columns), or ``None``
                 to train without validation (the final weights are kept).
+            teacher: Distil a fitted classifier (or the model file at this path) into
+                this one: its probabilities for each training photo (its own views and
+                mirror pass, uncalibrated) are computed once, and the loss matches them
+                (``distill_weight``, ``distill_temperature``) besides the labels. A small
+                network taught by an ensemble nearly matches it at a fraction of its cost.
+                Its classes must include the training table's.
             resume: A checkpoint written through ``checkpoint=`` by an interrupted fit with
                 the same settings: training continues where it stopped and ends with the
                 weights an uninterrupted run would have. With several networks
@@ -209,6 +219,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         train, val_table, classes, class_weights = fit_tables(data, val_df)
         config = resolve_config(self.recipe, **{n: getattr(self, n) for n in _LEARNED_NAMES})
         options = resolve_options(**{name: getattr(self, name) for name in _OPTION_NAMES})
+        taught = None if teacher is None else teacher_probabilities(teacher, train, classes)
         ensemble = fit_networks(
             self.backbone,
             self.weights,
@@ -221,6 +232,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             device=resolve_device(self.device),
             checkpoint=checkpoint,
             resume=resume,
+            teacher_probabilities=None if taught is None else taught[0],
         )
         results = ensemble.results
         several = len(results) > 1
@@ -241,10 +253,16 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 "best_epoch": int(results[0].best_epoch),
                 "best_val_accuracy": best,
                 "final_val_accuracy": final,
+                **({"teacher_image_passes": taught[1]} if taught is not None else {}),
             },
             holds=config.keep,
             params={},
         )
+        if config.logit_adjustment > 0:  # prediction adds the prior back (balance)
+            fitted.calibration = Calibration(
+                prior=class_prior(train["label_id"], len(classes)),
+                logit_adjustment=config.logit_adjustment,
+            )
         self._adopt(
             fitted,
             ensemble.device,
@@ -263,10 +281,13 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             if seen is None:  # a distributed fit keeps no rows: one more pass
                 self.calibrate(val_table)
             else:
-                self.calibration_ = Calibration.fit(seen, val_table["label_id"].to_numpy())
+                labels = val_table["label_id"].to_numpy()
+                self.calibration_ = Calibration.fit(seen, labels, base=fitted.calibration)
         return self
 
-    def calibrate(self, split: pd.DataFrame | DatasetSplits) -> Self:
+    def calibrate(
+        self, split: pd.DataFrame | DatasetSplits, *, balance: Balance | None = None
+    ) -> Self:
         """Fit the temperature of :attr:`calibration_` on a labelled split, so that the
         top score of ``predict_proba`` / ``predict_top`` matches how often it is right.
 
@@ -280,6 +301,9 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         Args:
             split: A table with columns ``path`` and ``label``; a
                 :class:`~clothingclf.DatasetSplits` is calibrated on its ``val`` split.
+            balance: For a model trained with ``logit_adjustment``: make this balance
+                (a number from 0 to 1, or ``"accuracy"``, ``"middle"``, ``"balanced"``)
+                the model's default, calibrated for it; ``None``: keep the current one.
 
         Returns:
             ``self``, with the new :attr:`calibration_`.
@@ -291,6 +315,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             DatasetError: The table has labels the model does not know.
         """
         table = split.val if hasattr(split, "val") and hasattr(split, "classes") else split
+        self._check_fitted()
+        base = self.calibration_ if balance is None else self.calibration_.at(balance)
         y_true, probabilities = self._labelled_probabilities(table, "The calibration split", False)
         if len(y_true) < MIN_CALIBRATION_IMAGES:
             warnings.warn(
@@ -299,7 +325,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 "labelled split the model was not trained on.",
                 stacklevel=2,
             )
-        self.calibration_ = Calibration.fit(probabilities, y_true)
+        self.calibration_ = Calibration.fit(probabilities, y_true, base=base)
         return self
 
     def _adopt(
@@ -327,6 +353,10 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             fitted.metrics.get("final_val_accuracy")
         )
         self.kept_: str = fitted.holds
+        teacher = fitted.metrics.get("teacher_image_passes")
+        self.teacher_image_passes_: int | None = (
+            int(teacher) if isinstance(teacher, (int, float)) and math.isfinite(teacher) else None
+        )
         self.interrupted_: bool = interrupted
         self.stopped_early_: bool = stopped_early
         self.model_card_: dict[str, Any] | None = fitted.model_card
@@ -376,7 +406,10 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 ``batch_size`` (images per forward pass, 32), ``engine`` (``"auto"``,
                 ``"torch"``, ``"onnxruntime"``), ``precision`` (``"auto"``: float32,
                 ``"float32"``, ``"bfloat16"``), ``decode_threads`` (photos decoded while
-                the network runs; up to 4).
+                the network runs; up to 4), ``balance`` (for a model trained with
+                ``logit_adjustment``, like the bundled one: ``"accuracy"`` for the most
+                photos right, ``"balanced"`` for every class alike, or a number between;
+                default: the model's own).
 
         Returns:
             An array of shape (number of images, number of classes); each row sums to 1;
@@ -502,7 +535,9 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         predictions = self.predictor().top(x, k, min_score=min_score, **options)
         return predictions[0] if as_images(x)[1] else predictions
 
-    def evaluate(self, split: pd.DataFrame | DatasetSplits) -> EvaluationReport:
+    def evaluate(
+        self, split: pd.DataFrame | DatasetSplits, *, balance: Balance | None = None
+    ) -> EvaluationReport:
         """Accuracy, balanced accuracy, macro F1, per-class scores, confusion matrix, and
         how far the returned probabilities can be trusted: expected calibration error with
         its reliability table, and the coverage curve (accuracy at each ``min_score``).
@@ -510,6 +545,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         Args:
             split: A table with columns ``path`` and ``label`` (e.g. ``splits.test``); a
                 :class:`~clothingclf.DatasetSplits` is evaluated on its ``test`` split.
+            balance: Evaluate the labels of this ``balance`` (see :meth:`predict_proba`);
+                ``None``: the model's own.
 
         Returns:
             The :class:`~clothingclf.EvaluationReport`.
@@ -521,13 +558,15 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             DatasetError: The table has labels the model does not know.
         """
         table = split.test if hasattr(split, "test") and hasattr(split, "classes") else split
-        y_true, probabilities = self._labelled_probabilities(table, "The evaluated split", True)
+        y_true, probabilities = self._labelled_probabilities(
+            table, "The evaluated split", True, balance
+        )
         return evaluation_report(
             y_true, probabilities.argmax(1), classes=self.classes_, probabilities=probabilities
         )
 
     def _labelled_probabilities(
-        self, table: Any, what: str, calibrated: bool
+        self, table: Any, what: str, calibrated: bool, balance: Balance | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The label ids and the probabilities of a labelled split table."""
         predictor = self.predictor()
@@ -540,7 +579,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         if len(table) == 0:
             raise EmptyDatasetError(f"{what} has no rows.")
         y_true = predictor.label_ids(table, what)
-        return y_true, predictor.probabilities(table, calibrated=calibrated)
+        return y_true, predictor.probabilities(table, calibrated=calibrated, balance=balance)
 
     # ------------------------------------------------------------------ files
 
@@ -587,6 +626,11 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 "best_val_accuracy": self.best_val_accuracy_,
                 "final_val_accuracy": self.final_val_accuracy_,
                 "best_epoch": self.best_epoch_,
+                **(
+                    {"teacher_image_passes": self.teacher_image_passes_}
+                    if self.teacher_image_passes_ is not None
+                    else {}
+                ),
             },
             holds=self.kept_,
             params=estimator_params(self.get_params(deep=False), skip=("device", *_OPTION_NAMES)),
@@ -637,9 +681,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
 
         It is loaded from a model file inside the installed package
         (:mod:`clothingclf.pretrained`); its card, with the test metrics of each class and
-        the photos it suits, is :attr:`model_card_` and ``docs/model_card.rst``. The
-        network is timm's EfficientNet-Lite0, so timm must be installed
-        (``pip install 'clothingclf[pretrained]'``).
+        the photos it suits, is :attr:`model_card_` and ``docs/model_card.rst``. It needs
+        no optional extra.
 
         Args:
             name: One of :func:`clothingclf.pretrained.list_pretrained`; ``None``: the
@@ -651,7 +694,6 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
 
         Raises:
             InvalidParameterError: No bundled model has that name.
-            MissingDependencyError: timm is not installed (the message says what to run).
 
         Example:
             >>> from clothingclf.pretrained import sample_photos
@@ -688,7 +730,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 hand-edited one (hash or field bounds), or a model of your own module loaded
                 without ``backbone``. Nothing in the file is unpickled or run.
             UnsupportedFormatError: A file written by a newer clothingclf.
-            MissingDependencyError: A timm model (EfficientNet-Lite too) without timm.
+            MissingDependencyError: A ``timm/<name>`` model without timm.
         """
         resolved = resolve_device(device)  # a bad device is the caller's, not the file's
         fitted = read_fitted_model(path, backbone=backbone)
@@ -705,6 +747,34 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def teacher_probabilities(
+    teacher: ClothingClassifier | str | os.PathLike[str], train: pd.DataFrame, classes: Any
+) -> tuple[np.ndarray, int]:
+    """A teacher's uncalibrated probabilities for each row of ``train`` (columns in
+    ``classes`` order), and the network passes they cost."""
+    if isinstance(teacher, (str, os.PathLike)):
+        teacher = ClothingClassifier.load(teacher)
+    if not isinstance(teacher, ClothingClassifier):
+        raise InvalidParameterError(
+            "teacher must be a fitted ClothingClassifier or the path of a model file; "
+            f"found {type(teacher).__name__}."
+        )
+    teacher._check_fitted()
+    missing = [name for name in classes if name not in teacher.classes_]
+    if missing:
+        raise InvalidParameterError(
+            f"The teacher does not know the classes {missing} of the training table; "
+            f"it was trained on {teacher.classes_}. Use a teacher of the same classes."
+        )
+    predictor = teacher.predictor()
+    probabilities = predictor.probabilities(train, calibrated=False)
+    columns = [teacher.classes_.index(name) for name in classes]
+    taught = probabilities[:, columns]
+    taught = taught / np.clip(taught.sum(1, keepdims=True), 1e-12, None)
+    passes = len(train) * len(predictor.networks) * (2 if predictor.tta else 1)
+    return taught, passes
 
 
 def _unknown_parameter(name: str) -> InvalidParameterError:

@@ -29,7 +29,7 @@ from typing_extensions import Unpack
 from . import engines
 from ._kinds import is_real
 from .backbones import ClothingNet, Preprocessing
-from .calibration import Calibration
+from .calibration import Balance, Calibration
 from .data import ClothingDataset
 from .exceptions import (
     DatasetError,
@@ -191,7 +191,13 @@ class InferenceOptions(TypedDict, total=False):
             network runs (``None``: up to 4; 0: decode in the calling thread).
         calibrated: Apply the model's :class:`~clothingclf.calibration.Calibration`
             (the default, ``True``); ``False``: the networks' own averaged
-            probabilities. The labels are the same either way.
+            probabilities. The labels are the same either way, except for a model
+            trained with ``logit_adjustment``, whose networks' own scores are those of
+            ``balance="balanced"``.
+        balance: For a model trained with ``logit_adjustment`` (the bundled one): from 0
+            (``"accuracy"``: the most photos right) to 1 (``"balanced"``: every class
+            alike, the rare ones found more often); ``"middle"`` is 0.5. ``None``: the
+            model's own (its card says which, and what each costs).
     """
 
     tta: bool | None
@@ -200,6 +206,7 @@ class InferenceOptions(TypedDict, total=False):
     precision: Literal["auto", "float32", "bfloat16"]
     decode_threads: int | None
     calibrated: bool
+    balance: Balance | None
 
 
 _OPTION_DEFAULTS: dict[str, Any] = {
@@ -209,6 +216,7 @@ _OPTION_DEFAULTS: dict[str, Any] = {
     "precision": "auto",
     "decode_threads": None,
     "calibrated": True,
+    "balance": None,
 }
 
 
@@ -344,6 +352,16 @@ class Predictor:
             calibration=fitted.calibration,
         )
 
+    def calibration_at(self, balance: Balance | None) -> Calibration:
+        """The calibration ``probabilities`` applies at ``balance`` (``None``: the
+        model's own; see :class:`InferenceOptions`).
+
+        Raises:
+            InvalidParameterError: Not a balance, or a model trained without
+                ``logit_adjustment``.
+        """
+        return self.calibration if balance is None else self.calibration.at(balance)
+
     def probabilities(self, x: Any, **options: Unpack[InferenceOptions]) -> np.ndarray:
         """Class probabilities of the images in ``x`` (see ``predict_proba``).
 
@@ -351,7 +369,7 @@ class Predictor:
             x: A path, bytes, a Pillow image, an array, a tensor, a list of these, or a
                 table with a ``path`` column.
             **options: The :class:`InferenceOptions`: ``tta``, ``batch_size``, ``engine``,
-                ``precision``, ``decode_threads``, ``calibrated``.
+                ``precision``, ``decode_threads``, ``calibrated``, ``balance``.
 
         Returns:
             ``(number of images, number of classes)`` float64 probabilities.
@@ -363,6 +381,7 @@ class Predictor:
             InvalidImageError: An input is not a decodable image.
         """
         settings = _check_options(options)
+        settings["calibration"] = self.calibration_at(settings["balance"])
         items, _ = as_images(x)
         if not items:
             self.engine(settings["engine"], settings["precision"])  # checked all the same
@@ -389,6 +408,7 @@ class Predictor:
             InvalidParameterError: An unknown option or a value it does not take.
         """
         settings = _check_options(options)
+        settings["calibration"] = self.calibration_at(settings["balance"])
         items = list(items)
         choice = self.engine(settings["engine"], settings["precision"], images=len(items))
         return self._stream(items, settings, choice)
@@ -424,7 +444,7 @@ class Predictor:
                 with torch.inference_mode():
                     mean = self._mean(run, canvases, mirror)
                 if settings["calibrated"]:
-                    mean = self.calibration.apply(mean)
+                    mean = settings["calibration"].apply(mean)
                 rows = iter(mean)
             for offset, item in enumerate(batch):
                 yield start + offset, item if isinstance(item, Exception) else next(rows)

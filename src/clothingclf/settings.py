@@ -303,6 +303,28 @@ class TrainConfig:
         seed=0.0,
         fast=0.0,
     )
+    distill_weight: float = setting(
+        "with fit(teacher=...): the share of the loss that matches the teacher's "
+        "probabilities (the rest is the cross-entropy with the labels)",
+        Number("a number from 0 to 1", high=1.0, high_open=False),
+        seed=0.7,
+        fast=0.7,
+    )
+    distill_temperature: float = setting(
+        "with fit(teacher=...): the temperature that softens the teacher's and the "
+        "network's probabilities in the distillation loss",
+        Number("a positive finite number", low_open=True),
+        seed=2.0,
+        fast=2.0,
+    )
+    logit_adjustment: float = setting(
+        "train on logits plus this times the log of the training set's class frequencies "
+        "(the logit-adjusted loss): the network learns scores free of the class prior, "
+        "and prediction adds the prior back by the model's balance" + _OFF,
+        _AMOUNT,
+        seed=0.0,
+        fast=0.0,
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict of every field (tuples become lists).

@@ -187,11 +187,11 @@ def _fitted(payload: dict[str, Any], name: str, backbone: nn.Module | None) -> F
         holds=str(payload["holds"]),
         params=dict(params) if isinstance(params, dict) else {},
         model_card=dict(card) if isinstance(card, dict) else None,
-        calibration=_calibration(payload, name),
+        calibration=_calibration(payload, name, len(classes)),
     )
 
 
-def _calibration(payload: Mapping[str, Any], name: str) -> Calibration:
+def _calibration(payload: Mapping[str, Any], name: str, classes: int) -> Calibration:
     """The file's calibration: the identity for files written before there was one."""
     stored = payload.get("calibration")
     if stored is None:
@@ -199,7 +199,12 @@ def _calibration(payload: Mapping[str, Any], name: str) -> Calibration:
     try:
         if not isinstance(stored, Mapping):
             raise InvalidParameterError(f"a {type(stored).__name__}, not a mapping")
-        return Calibration.from_dict(stored)
+        calibration = Calibration.from_dict(stored)
+        if calibration.prior and len(calibration.prior) != classes:
+            raise InvalidParameterError(
+                f"a prior of {len(calibration.prior)} classes for {classes} classes"
+            )
+        return calibration
     except InvalidParameterError as error:
         raise ModelFileError(
             f"{name!r} has a calibration this version cannot use ({error}); the file is "

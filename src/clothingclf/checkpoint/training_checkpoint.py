@@ -60,6 +60,9 @@ RESUME_FIELDS = (
     "mixup_alpha",
     "cutmix_alpha",
     "color_jitter",
+    "distill_weight",
+    "distill_temperature",
+    "logit_adjustment",
 )
 
 # Settings added after checkpoints were first written, as a checkpoint without them ran:
@@ -71,6 +74,10 @@ _ADDED_OFF = {
     "cutmix_alpha": 0.0,
     "color_jitter": 0.0,
     "aspect": 1.0,
+    "logit_adjustment": 0.0,
+    # used only with a teacher, which no fit before them had: their defaults
+    "distill_weight": 0.7,
+    "distill_temperature": 2.0,
 }
 
 

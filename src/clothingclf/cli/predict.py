@@ -15,6 +15,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import os
 import sys
 import time
@@ -64,6 +65,15 @@ def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="abstain below this top probability (0-1): the label is left empty (null in "
         "JSON, '(unsure)' when printed) for a person to check; CSV files get a last column "
         "'guess' with the most probable class",
+    )
+    p.add_argument(
+        "--balance",
+        type=_balance,
+        default=None,
+        metavar="B",
+        help="for a model trained with logit adjustment (the bundled one): accuracy (the "
+        "most photos right), balanced (every class alike: rare classes found more often), "
+        "middle, or a number from 0 to 1 (default: the model's own)",
     )
     p.add_argument("--json", action="store_true", help="print a JSON list instead")
     p.add_argument(
@@ -128,6 +138,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         "engine": args.engine,
         "precision": args.precision,
         "decode_threads": args.decode_threads,
+        "balance": args.balance,
     }
     outcomes = predictor.stream(todo, **options)
     results: list[dict[str, object]] = []
@@ -168,6 +179,24 @@ def _run_predict(args: argparse.Namespace) -> int:
     elif failed:
         print(f"clothingclf predict: {failed} of {len(todo)} images failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _balance(text: str) -> str | float:
+    """An argparse ``type``: a name of :data:`~clothingclf.calibration.BALANCES` or a
+    number from 0 to 1."""
+    from ..calibration import BALANCES
+
+    if text in BALANCES:
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:  # NaN too
+        raise argparse.ArgumentTypeError(
+            f"expected {', '.join(BALANCES)} or a number from 0 to 1; found {text!r}"
+        )
+    return value
 
 
 def _image_paths(arguments: Sequence[str], files_from: str | None) -> list[str]:

@@ -125,6 +125,7 @@ def fit_networks(
     device: torch.device,
     checkpoint: str | os.PathLike[str] | None = None,
     resume: str | os.PathLike[str] | None = None,
+    teacher_probabilities: np.ndarray | None = None,
 ) -> Ensemble:
     """Train one network per view of ``config`` (see the module docstring).
 
@@ -171,6 +172,7 @@ def fit_networks(
                 options=options,
                 checkpoint_path=network_file(checkpoint, index),
                 resume=_resume_file(resume, index),
+                teacher_probabilities=teacher_probabilities,
             )
             model.load_state_dict(
                 result.best_state if config.keep == "best" else result.final_state

@@ -31,6 +31,7 @@ class _Data:
     val_images: torch.Tensor | None
     val_labels: torch.Tensor | None
     val_real: torch.Tensor | None  # False for the padding rows of a distributed shard
+    train_soft: torch.Tensor | None = None  # a teacher's probabilities per training row
 
     @property
     def has_val(self) -> bool:
@@ -61,11 +62,14 @@ def _load_data(
     options: RunOptions,
     processes: _Processes,
     bar: bool,
+    soft: np.ndarray | None = None,
 ) -> _Data:
     train_rows, _ = _shard(len(train), processes, config.seed)
     train_images, train_labels = _decode(train, train_rows, prep, options, bar)
+    train_soft = None if soft is None else torch.as_tensor(soft[train_rows], dtype=torch.float32)
     if val is None or len(val) == 0:
-        return _Data(train_images, train_labels, None, None, None)
+        return _Data(train_images, train_labels, None, None, None, train_soft)
     val_rows, val_real = _shard(len(val), processes, config.seed + 1)
     val_images, val_labels = _decode(val, val_rows, prep, options, False)
-    return _Data(train_images, train_labels, val_images, val_labels, torch.as_tensor(val_real))
+    val_mask = torch.as_tensor(val_real)
+    return _Data(train_images, train_labels, val_images, val_labels, val_mask, train_soft)

@@ -48,9 +48,9 @@ from .precision import _use_bf16, _use_channels_last
 from .processes import _all_sum, _join_processes, _Processes
 from .state import _as_array, _cpu_state, _resume, _Run, _save_checkpoint
 from .steps import (
+    Objective,
     _Average,
     _evaluate,
-    _loss,
     _lr_factor,
     _make_optimizer,
     _Printer,
@@ -118,7 +118,7 @@ class _Setup:
     bf16: bool
     views: _Views
     printer: _Printer
-    weight: torch.Tensor | None  # of the loss, per class
+    objective: Objective
     per_process: int  # this process's share of each batch
     data: _Data
     checkpoint_path: str | os.PathLike[str] | None
@@ -147,7 +147,8 @@ def _validate(setup: _Setup, run: _Run) -> tuple[float, float]:
         data.val_real,
         setup.views,
         tta=setup.config.tta,
-        bf16=setup.bf16,
+        # float32 as predict runs: fit's calibration is fitted on these probabilities
+        bf16=False,
         batch_size=setup.per_process,
         keep=chunks,
     )
@@ -198,7 +199,8 @@ def _head_stage(setup: _Setup, run: _Run) -> bool:
             setup.data.train_labels,
             setup.views,
             config=config,
-            weight=setup.weight,
+            objective=setup.objective,
+            soft=setup.data.train_soft,
             bf16=setup.bf16,
             processes=setup.processes,
             batch_size=setup.per_process,
@@ -281,15 +283,17 @@ def _train_step(
         color_jitter=config.color_jitter,
     )
     target = setup.data.train_labels[index].to(device, non_blocking=True)
+    soft = setup.data.train_soft
+    soft = None if soft is None else soft[index].to(device, non_blocking=True)
     inputs, share = _mix(
         inputs, generator, mixup_alpha=config.mixup_alpha, cutmix_alpha=config.cutmix_alpha
     )
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=setup.bf16):
         logits = network(inputs)
     scores = logits.float()
-    loss = _loss(scores, target, setup.weight, config.label_smoothing)
+    loss = setup.objective(scores, target, soft)
     if share < 1.0:  # mixed with the reversed batch
-        partner = _loss(scores, target.flip(0), setup.weight, config.label_smoothing)
+        partner = setup.objective(scores, target.flip(0), None if soft is None else soft.flip(0))
         loss = share * loss + (1.0 - share) * partner
     value = float(_all_sum([float(loss.detach())], processes, device)[0]) / processes.world
     if not math.isfinite(value):
@@ -318,6 +322,7 @@ def _prepare(
     device: torch.device,
     options: RunOptions,
     checkpoint_path: str | os.PathLike[str] | None,
+    teacher_probabilities: np.ndarray | None,
 ) -> tuple[_Setup, _Run]:
     """Join the processes, place the model, decode the data, make the optimiser."""
     processes, device = _join_processes(device)
@@ -327,14 +332,18 @@ def _prepare(
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    data = _load_data(train, val, prep, config, options, processes, printer.bar)
+    data = _load_data(
+        train, val, prep, config, options, processes, printer.bar, teacher_probabilities
+    )
     weight = None
     if config.class_weighted and class_weights is not None:
         weight = torch.as_tensor(list(class_weights), dtype=torch.float32, device=device)
+    counts = np.bincount(train["label_id"].to_numpy(), minlength=model.num_classes)
+    prior = torch.as_tensor(counts / counts.sum(), dtype=torch.float32, device=device)
     per_process = max(1, config.batch_size // processes.world)
     setup = _Setup(
         config, prep, device, processes, bf16, _Views(prep, device, channels_last), printer,
-        weight, per_process, data, checkpoint_path,
+        Objective(config, weight, prior), per_process, data, checkpoint_path,
     )  # fmt: skip
     average = _Average(model, config.ema_decay) if config.ema_decay > 0 else None
     optimizer = _make_optimizer(model, config)
@@ -384,6 +393,7 @@ def train_model(
     options: RunOptions | None = None,
     checkpoint_path: str | os.PathLike[str] | None = None,
     resume: str | os.PathLike[str] | None = None,
+    teacher_probabilities: np.ndarray | None = None,
 ) -> TrainResult:
     """Fine-tune ``model`` on ``train``, choosing the best epoch on ``val``.
 
@@ -403,6 +413,8 @@ def train_model(
             leaves the previous one intact).
         resume: Continue from such a checkpoint: same schedule, same data order, same
             result as if the run had not stopped.
+        teacher_probabilities: A teacher's class probabilities for each row of ``train``:
+            the loss then matches them too (``distill_weight``, ``distill_temperature``).
 
     Returns:
         The best and final weights, the history and counts (:class:`TrainResult`).
@@ -436,11 +448,20 @@ def train_model(
     started = time.perf_counter()
     if len(train) == 0:
         raise InvalidParameterError("The training table is empty; expected at least one row.")
+    if teacher_probabilities is not None and np.shape(teacher_probabilities) != (
+        len(train),
+        model.num_classes,
+    ):
+        raise InvalidParameterError(
+            f"teacher_probabilities must hold one row of {model.num_classes} class "
+            f"probabilities per training row ({len(train)}); found shape "
+            f"{np.shape(teacher_probabilities)}."
+        )
     options = options or RunOptions()
     with reused_memory(_reuses_memory(options, device)):
         setup, run = _prepare(
             model, train, val, class_weights, preprocessing, config, device, options,
-            checkpoint_path,
+            checkpoint_path, teacher_probabilities,
         )  # fmt: skip
         interrupted = False
         if resume is not None:

@@ -64,6 +64,48 @@ def _loss(
     return (losses * weights).sum() / weights.sum()
 
 
+class Objective:
+    """The training loss of one fit, built once: the labels' cross-entropy
+    (:func:`_loss`), with a teacher (``fit(teacher=...)``) mixed with the Kullback-Leibler
+    divergence to its probabilities at ``distill_temperature`` (Hinton et al. 2015, scaled
+    by T² so its gradients keep their size), and with ``logit_adjustment`` tau the logits
+    shifted by tau·log(class prior) in both terms (Menon et al., ICLR 2021).
+
+    ``soft`` rows are the teacher's probabilities; they are sharpened or softened to the
+    temperature once, when a batch asks for them.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        weight: torch.Tensor | None,
+        prior: torch.Tensor | None,
+    ) -> None:
+        self.weight = weight
+        self.smoothing = config.label_smoothing
+        self.share = config.distill_weight
+        self.temperature = config.distill_temperature
+        self.shift = (
+            None
+            if prior is None or config.logit_adjustment == 0
+            else config.logit_adjustment * prior.clamp_min(1e-12).log()
+        )
+
+    def __call__(
+        self, logits: torch.Tensor, target: torch.Tensor, soft: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if self.shift is not None:
+            logits = logits + self.shift.to(logits.device)
+        hard = _loss(logits, target, self.weight, self.smoothing)
+        if soft is None or self.share == 0:
+            return hard
+        t = self.temperature
+        teacher = F.softmax(soft.clamp_min(1e-12).log() / t, dim=1)
+        student = F.log_softmax(logits / t, dim=1)
+        matched = F.kl_div(student, teacher, reduction="batchmean") * (t * t)
+        return self.share * matched + (1.0 - self.share) * hard
+
+
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
@@ -226,7 +268,8 @@ def _train_head(
     views: _Views,
     *,
     config: TrainConfig,
-    weight: torch.Tensor | None,
+    objective: Objective,
+    soft: torch.Tensor | None,
     bf16: bool,
     processes: _Processes,
     batch_size: int,
@@ -241,12 +284,10 @@ def _train_head(
         model.features, images, views, bf16=bf16, flip=False, batch_size=batch_size
     )
     targets = labels.to(views.device)
+    teacher = None if soft is None else soft.to(views.device)
     if processes.distributed:
-        gathered = [torch.empty_like(features) for _ in range(processes.world)]
-        dist.all_gather(gathered, features)
-        gathered_targets = [torch.empty_like(targets) for _ in range(processes.world)]
-        dist.all_gather(gathered_targets, targets)
-        features, targets = torch.cat(gathered), torch.cat(gathered_targets)
+        features, targets = _gathered(features), _gathered(targets)
+        teacher = None if teacher is None else _gathered(teacher)
     head = copy.deepcopy(model.head).float()
     optimizer = torch.optim.AdamW(head.parameters(), lr=config.head_lr, weight_decay=1e-4)
     generator = torch.Generator().manual_seed(config.seed)
@@ -260,7 +301,8 @@ def _train_head(
             loss_sum, seen = 0.0, 0
             for start in range(0, len(order), 64):
                 rows = order[start : start + 64]
-                loss = _loss(head(features[rows]), targets[rows], weight, config.label_smoothing)
+                taught = None if teacher is None else teacher[rows]
+                loss = objective(head(features[rows]), targets[rows], taught)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
@@ -269,3 +311,10 @@ def _train_head(
                 seen += len(rows)
     model.head.load_state_dict(head.state_dict())
     return len(features), loss_sum / max(seen, 1)
+
+
+def _gathered(tensor: torch.Tensor) -> torch.Tensor:
+    """Every process's rows of ``tensor``, in rank order."""
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor)
+    return torch.cat(parts)
