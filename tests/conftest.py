@@ -25,6 +25,21 @@ def _seed_everything() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _float32_training() -> Iterator[None]:
+    """Fits train in float32 on every machine, as on CPUs without native bfloat16 (where
+    ``amp="auto"`` means float32 anyway). The tests' networks see 32 px images, and on CPUs
+    with native bfloat16 the oneDNN bfloat16 convolution of torch 2.14 reads memory it did
+    not write when a map of 3 x 2 goes to 2 x 1 (a 32 x 43 portrait view of ResNet-18):
+    results differ from run to run, some NaN (benchmarks/RESULTS.md, 2026-12-05). Tests of
+    bfloat16 itself ask for it (``amp="bf16"``, ``precision="bfloat16"``) at larger sizes."""
+    from clothingclf.training import precision
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(precision, "_cpu_has_native_bf16", lambda: False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic dataset on disk: 4 classes x 24 images, 64 px (read-only: copy it

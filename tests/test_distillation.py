@@ -84,9 +84,9 @@ def test_a_network_taught_only_by_the_teacher_learns_the_teachers_labels(tmp_pat
     shade, is what the network learns (the labels would need memorising, shades not)."""
     table = _images(tmp_path, 16)
     by_shade = np.array([[0.95, 0.05] if i % 2 else [0.05, 0.95] for i in range(16)])
-    net, prep, _ = build_model("resnet18", weights=None, num_classes=2, image_size=32)
+    net, prep, _ = build_model(tiny_features(), weights=None, num_classes=2, image_size=32)
     config = resolve_config(
-        "seed", epochs=15, head_epochs=0, optimizer="adamw", lr=3e-3, batch_size=16,
+        "seed", epochs=30, head_epochs=0, optimizer="adamw", lr=1e-2, batch_size=16,
         distill_weight=1.0, flip=False, min_scale=1.0,
     )  # fmt: skip
     result = train_model(
@@ -277,3 +277,26 @@ def test_cli_predict_takes_a_balance(
         main(["predict", photos[0], "--balance", "fair"])
     assert exit_.value.code == 2
     assert "expected accuracy, middle, balanced or a number" in capsys.readouterr().err
+
+
+def test_cli_train_distils_a_teacher_file(
+    synthetic_root: Path,
+    synthetic_splits: DatasetSplits,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    common = ["--recipe", "seed", "--weights", "none", "--epochs", "1", "--image-size", "16"]
+    common += ["--workers", "0", "--no-progress"]
+    teacher = tmp_path / "teacher.safetensors"
+    assert main(["train", str(synthetic_root), "-o", str(teacher), *common]) == 0
+    student = tmp_path / "student.safetensors"
+    args = ["--teacher", str(teacher), "--distill-weight", "0.5", "--logit-adjustment", "1"]
+    assert main(["train", str(synthetic_root), "-o", str(student), *common, *args]) == 0
+    clf = ClothingClassifier.load(student)
+    assert clf.teacher_image_passes_ == len(synthetic_splits.train)
+    assert clf.config_.distill_weight == 0.5 and clf.calibration_.adjustable
+    missing = ["--teacher", str(tmp_path / "nothing.safetensors")]
+    assert (
+        main(["train", str(synthetic_root), "-o", str(tmp_path / "x.st"), *common, *missing]) == 2
+    )
+    assert "nothing.safetensors" in capsys.readouterr().err

@@ -85,8 +85,12 @@ def runs(
             "none",
             "--epochs",
             "1",
+            # 64 px: the fast recipe's second view is then 64 x 85. At 32 x 43 its last
+            # convolution maps 3 x 2 to 2 x 1, where bfloat16 convolutions of torch 2.14's
+            # oneDNN read memory they did not write (different results each run, some NaN) on
+            # CPUs with native bfloat16 (benchmarks/RESULTS.md, 2026-12-05).
             "--image-size",
-            "32",
+            "64",
             "--workers",
             "0",
             "--quiet",

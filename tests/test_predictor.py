@@ -64,8 +64,12 @@ def test_onnxruntime_agrees_with_eager_float32(
 
 
 def test_bfloat16_is_close_and_float32_is_the_reference(
-    pair: ClothingClassifier, photos: list[str]
+    synthetic_splits: DatasetSplits, photos: list[str]
 ) -> None:
+    # 48 px: at 32 the portrait view's last convolutions map 3 x 2 to 2 x 1, where oneDNN's
+    # bfloat16 convolution reads memory it did not write on CPUs with native bfloat16
+    # (different results each call, some NaN; benchmarks/RESULTS.md, 2026-12-05).
+    pair = resnet_classifier(extra_views=(4 / 3,), image_size=48).fit(synthetic_splits)
     reference = pair.predict_proba(photos[:4], engine="torch", precision="float32")
     assert np.array_equal(reference, pair.predict_proba(photos[:4], engine="torch"))
     reduced = pair.predict_proba(photos[:4], engine="torch", precision="bfloat16")

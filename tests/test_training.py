@@ -27,7 +27,7 @@ from clothingclf.checkpoint import safe_load
 from clothingclf.data.cache import build_image_cache
 from clothingclf.exceptions import InvalidParameterError, TrainingDivergedError
 from clothingclf.settings import RECIPES, RunOptions, all_settings, resolve_options
-from clothingclf.training import TrainConfig, resolve_config, train_model
+from clothingclf.training import TrainConfig, resolve_config, steps, train_model
 from clothingclf.training import loop as training
 from clothingclf.training.augment import _image_size, _jitter
 
@@ -199,14 +199,14 @@ def test_weighted_loss_weighs_images_not_the_smoothing() -> None:
     logits, target = torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2])
     weight = torch.tensor([1.0, 5.0, 0.5])
     plain = torch.nn.functional.cross_entropy(logits, target, weight=weight)
-    assert torch.allclose(training._loss(logits, target, weight, 0.0), plain)
-    ones = training._loss(logits, target, torch.ones(3), 0.1)
+    assert torch.allclose(steps._loss(logits, target, weight, 0.0), plain)
+    ones = steps._loss(logits, target, torch.ones(3), 0.1)
     smoothed = torch.nn.functional.cross_entropy(logits, target, label_smoothing=0.1)
     assert torch.allclose(ones, smoothed)
     # A confident, correct prediction of a frequent class costs less than under PyTorch's
     # weighted smoothing, which charges it for not predicting the heavily weighted class.
     sure = torch.tensor([[8.0, 0.0, 0.0]])
-    ours = training._loss(sure, torch.tensor([0]), weight, 0.1)
+    ours = steps._loss(sure, torch.tensor([0]), weight, 0.1)
     theirs = torch.nn.functional.cross_entropy(
         sure, torch.tensor([0]), weight=weight, label_smoothing=0.1
     )

@@ -26,6 +26,9 @@ DEFAULT_MODEL = "clothing18-lite0"
 
 _MODELS = {
     DEFAULT_MODEL: "clothing18-lite0.safetensors",
+    # the 0.2 model, two networks with mirror passes (four passes per photo): the teacher
+    # the default was distilled from, kept by name (its model card says when to choose it)
+    f"{DEFAULT_MODEL}-pair": "clothing18-lite0-pair.safetensors",
 }
 
 
@@ -38,7 +41,7 @@ def list_pretrained() -> list[str]:
 
     Example:
         >>> list_pretrained()
-        ['clothing18-lite0']
+        ['clothing18-lite0', 'clothing18-lite0-pair']
     """
     return sorted(_MODELS)
 

@@ -36,6 +36,12 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     for declared in all_settings():  # one flag per setting, from its declaration
         declared.add_flag(p)
+    p.add_argument(
+        "--teacher",
+        metavar="MODEL",
+        help="distil this model file ('bundled' or 'bundled-pair': the models in the "
+        "package) into the new one (see --distill-weight, --distill-temperature)",
+    )
     p.add_argument("--checkpoint", metavar="FILE", help="write a checkpoint after every epoch")
     p.add_argument("--resume", metavar="FILE", help="continue from such a checkpoint")
     _add_model_options(p)
@@ -48,6 +54,7 @@ def _run_train(args: argparse.Namespace) -> int:
     _check_output_file(args.output, "--output")
     if args.checkpoint is not None:
         _check_output_file(args.checkpoint, "--checkpoint")
+    teacher = _teacher(args.teacher)
     splits = _load_data(args.data)
     print(
         f"{len(splits.train)} train, {len(splits.val)} val, {len(splits.test)} test images; "
@@ -63,7 +70,7 @@ def _run_train(args: argparse.Namespace) -> int:
         device=args.device,
         **{s.name: getattr(args, s.name) for s in all_settings()},
     )
-    clf.fit(splits, resume=args.resume, checkpoint=args.checkpoint)
+    clf.fit(splits, teacher=teacher, resume=args.resume, checkpoint=args.checkpoint)
     if clf.interrupted_:
         print(f"Interrupted: keeping the {clf.kept_} weights so far (epoch {clf.best_epoch_}).")
     if len(splits.test):
@@ -74,6 +81,14 @@ def _run_train(args: argparse.Namespace) -> int:
     detail = f", val accuracy {accuracy:.4f}" if accuracy is not None else ""
     print(f"\nSaved {args.output} ({clf.kept_} weights; best epoch {clf.best_epoch_}{detail})")
     return 0
+
+
+def _teacher(name: str | None) -> str | None:
+    """The model file of ``--teacher``: a path, or a bundled model by its short name."""
+    from ..pretrained import DEFAULT_MODEL, pretrained_file
+
+    bundled = {"bundled": DEFAULT_MODEL, "bundled-pair": f"{DEFAULT_MODEL}-pair"}
+    return str(pretrained_file(bundled[name])) if name in bundled else name
 
 
 def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
