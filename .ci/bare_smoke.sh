@@ -24,8 +24,20 @@ from clothingclf import ClothingClassifier, prepare_dataset
 from clothingclf.data.synthetic import make_synthetic
 from clothingclf.pretrained import list_pretrained
 
+import json
+import numpy as np
+from clothingclf.pretrained import sample_photos
+
+reference = json.load(open("timm_reference.json"))
+photos = list(sample_photos()["path"])
+assert [p.rsplit("/", 1)[-1] for p in photos] == reference["photos"]
 for name in list_pretrained():  # every bundled model, the 0.2 file (timm's spec) too
     clf = ClothingClassifier.pretrained(name, device="cpu")
+    # the same probabilities as timm's networks with the same weights (computed with timm)
+    ours = clf.predict_proba(photos, engine="torch")
+    difference = float(np.abs(ours - np.asarray(reference["models"][name])).max())
+    assert difference <= 1e-6, (name, difference)
+    print(f"{name}: probabilities of timm's network to {difference:.1e} on {len(photos)} photos")
     label = clf.predict("photo.jpg")
     top = clf.predict_top("photo.jpg", k=3)
     assert label == top.label == "T-Shirt", (name, label, top)
