@@ -50,23 +50,9 @@ if TYPE_CHECKING:
     from .metrics import EvaluationReport
     from .report import ReportFiles, load_evaluation_data, write_report
 
-# Where each public name lives. The modules are imported when a name is first used (PEP
-# 562), so labelling one photo does not import the analysis, training or report code.
-_SUBMODULES = (
-    "analysis",
-    "backbones",
-    "calibration",
-    "catalogue",
-    "checkpoint",
-    "data",
-    "devices",
-    "engines",
-    "exceptions",
-    "predictor",
-    "pretrained",
-    "settings",
-    "training",
-)
+# Where each public name that is not a module lives. Modules are imported when a name is
+# first used (PEP 562), so labelling one photo does not import the analysis, training or
+# report code.
 _NAMES = {
     "ClothingClassifier": "classifier",
     "Prediction": "classifier",
@@ -88,10 +74,10 @@ _NAMES = {
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
     if name in _NAMES:
         return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    if name in __all__:  # every other public name is a module of the package
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

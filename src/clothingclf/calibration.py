@@ -51,6 +51,7 @@ __all__ = [
     "TEMPERATURE_RANGE",
     "Balance",
     "Calibration",
+    "class_prior",
     "coverage_curve",
     "expected_calibration_error",
     "reliability_table",
