@@ -161,6 +161,14 @@ def test_predict_file_list_reports_and_skips_bad_photos(
         ("prices.csv", "a,b\n1,2", [], "has the columns a, b"),  # no final newline either
         ("notes.jsonl", "my own notes", [], "holds no complete line"),
         ("notes.jsonl", "[1, 2]\nmore", [], "line 1 has no image"),
+        # a user's JSON Lines file with an "image" field is not taken for ours (nor cut)
+        ("notes.jsonl", '{"image": "a.jpg", "note": "x"}\n{"image": "b', [], "not a record"),
+        (
+            "notes.jsonl",
+            '{"image": "a.jpg", "label": 1, "score": 1, "top_k": []}\n',
+            [],
+            "not a record",
+        ),
         ("labels.csv", "image,label,score\n", ["--top-k", "2"], "with --top-k 2"),
         ("labels.csv", None, ["--json"], "--json prints to stdout"),
         ("labels.txt", None, [], ".csv or .jsonl"),
@@ -193,3 +201,29 @@ def test_predict_never_overwrites_a_file_it_did_not_write(
 def test_predict_needs_images(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["predict"]) == 2
     assert "give image files or folders, or --files-from" in capsys.readouterr().err
+
+
+def test_csv_cells_that_look_like_formulas_are_written_as_text(
+    trained: Path,
+    synthetic_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """File names from strangers reach the CSV: a cell starting with =, +, -, @ (or a quote)
+    gets a leading quote, so a spreadsheet shows it instead of running it (OWASP), and a
+    rerun still recognises the photos it labelled."""
+    source = sorted((synthetic_root / "images").glob("*.jpg"))[0]
+    names = ["=HYPERLINK(1).jpg", "+1.jpg", "-2.jpg", "@SUM.jpg", "'quoted.jpg", "plain.jpg"]
+    for name in names:
+        (tmp_path / name).write_bytes(source.read_bytes())
+    monkeypatch.chdir(tmp_path)  # relative names: each cell starts with the name itself
+    command = ["predict", "--model", str(trained), "-o", "labels.csv", "--no-progress", "--"]
+    command += names  # after "--": "-2.jpg" is a name, not an option
+    assert main(command) == 0
+    with (tmp_path / "labels.csv").open(encoding="utf-8", newline="") as file:
+        cells = [row[0] for row in csv.reader(file)][1:]
+    assert cells == [f"'{name}" for name in names[:5]] + ["plain.jpg"]
+    capsys.readouterr()
+    assert main(command) == 0
+    assert "0 labelled, 6 already in" in capsys.readouterr().err

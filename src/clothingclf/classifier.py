@@ -196,7 +196,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 mirror pass, uncalibrated) are computed once, and the loss matches them
                 (``distill_weight``, ``distill_temperature``) besides the labels. A small
                 network taught by an ensemble nearly matches it at a fraction of its cost.
-                Its classes must include the training table's.
+                Its classes must include the training table's; a resumed fit needs the
+                same teacher.
             resume: A checkpoint written through ``checkpoint=`` by an interrupted fit with
                 the same settings: training continues where it stopped and ends with the
                 weights an uninterrupted run would have. With several networks

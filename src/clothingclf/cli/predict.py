@@ -329,7 +329,7 @@ class _Sink:
             row = [f"{v:.6f}" if isinstance(v, float) else v for v in cells]
             if self.guess:
                 row.append(prediction.top_k[0][0])
-            self.writer.writerow([image, *row])
+            self.writer.writerow([_inert(cell) for cell in [image, *row]])
         else:
             record = {"image": image, **prediction.to_dict()}
             self.file.write(json.dumps(record) + "\n")  # ASCII: no line breaks inside
@@ -355,6 +355,40 @@ class _Sink:
             self.file.flush()
             os.fsync(self.file.fileno())
             self.file.close()
+
+
+#: What spreadsheet programs read as the start of a formula (OWASP, "CSV Injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(cell: Any, *, undo: bool = False) -> Any:
+    """A CSV cell that a spreadsheet shows as text: one starting like a formula (from a file
+    or class name) gets a leading ``'``, as OWASP advises, and so does one starting with
+    ``'`` already, so that ``undo`` (reading our own file back) is exact."""
+    if not isinstance(cell, str):
+        return cell
+    if undo:
+        return cell[1:] if cell.startswith("'") else cell
+    return "'" + cell if cell.startswith((*_FORMULA_STARTS, "'")) else cell
+
+
+def _is_our_record(record: dict[str, Any]) -> bool:
+    """Whether a JSON line has exactly the fields and types ``predict --output`` writes."""
+    if set(record) != {"image", "label", "score", "top_k"}:
+        return False
+    top_k = record["top_k"]
+    return (
+        isinstance(record["label"], (str, type(None)))
+        and isinstance(record["score"], (int, float))
+        and isinstance(top_k, list)
+        and all(
+            isinstance(item, dict)
+            and set(item) == {"label", "score"}
+            and isinstance(item["label"], str)
+            and isinstance(item["score"], (int, float))
+            for item in top_k
+        )
+    )
 
 
 def _csv_header(top_k: int, *, guess: bool = False) -> list[str]:
@@ -403,15 +437,20 @@ def _read_done(path: Path, kind: str, top_k: int, *, guess: bool = False) -> set
             raise refuse(f"is not CSV ({error})") from None
         if not rows or rows[0] != _csv_header(top_k, guess=guess):
             raise refuse(f"has the columns {', '.join(rows[0]) if rows else 'none'}")
-        done = {row[0] for row in rows[1:] if row}
+        done = {_inert(row[0], undo=True) for row in rows[1:] if row}
     else:
         for number, line in enumerate(complete.split("\n"), start=1):
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 raise refuse(f"line {number} is not JSON") from None
             if not isinstance(record, dict) or not isinstance(record.get("image"), str):
                 raise refuse(f"line {number} has no image")
+            if not _is_our_record(record):
+                raise refuse(
+                    f"line {number} is not a record it writes (image, label, score, top_k "
+                    "and nothing else)"
+                )
             done.add(record["image"])
     if partial:  # the file is ours: drop the half line a killed run left
         with path.open("r+b") as file:
