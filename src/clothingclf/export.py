@@ -11,8 +11,9 @@ and its mirror image inside the graph too, so the exported model scores exactly 
 A model of several networks (``extra_views``) becomes one graph with an input per network
 (``input``, ``input_2``, ...; each the same photos prepared for that network) that averages
 their probabilities, and the JSON lists every input under ``inputs``. The model's
-calibration (temperature scaling) is the graph's last step, as in ``predict_proba``; the
-JSON's ``calibration`` says which temperature.
+calibration (temperature scaling, after the class prior that its default ``balance`` adds
+back) is the graph's last step, as in ``predict_proba``; the JSON's ``calibration`` says
+which temperature, prior and balance.
 
 Beside the model file ``<file>`` a sidecar ``<file>.json`` says how to feed it::
 
@@ -179,7 +180,8 @@ def _metadata(predictor: Predictor, fmt: str, opset: int | None) -> dict[str, An
         "output": "probabilities",
         "output_averages": len(networks),
         "tta": tta,
-        # Applied inside the graph: softmax(log(mean probabilities) / temperature).
+        # Applied inside the graph: softmax((log(mean probabilities) + shift) / temperature),
+        # shift = (1 - balance) * logit_adjustment * log(prior) (0 without a prior).
         "calibration": predictor.calibration.to_dict(),
     }
     if opset is not None:
