@@ -69,3 +69,21 @@ def test_a_partition_in_this_process(tiny_model_file: Path, synthetic_root: Path
     assert list(table["label"]) == ClothingClassifier.load(tiny_model_file).predict(photos)
     with pytest.raises(InvalidParameterError, match="partition_size"):
         label_with_dask(photos, tiny_model_file, client=None, partition_size=0)
+
+
+@pytest.mark.parametrize(
+    ("paths", "client", "message"),
+    [
+        ("photo.jpg", object(), "pass \\[path\\]"),  # one path: not one row per character
+        (Path("photo.jpg"), object(), "pass \\[path\\]"),
+        (["a.jpg", None], object(), "paths\\[1\\] must be a path"),
+        ([b"a.jpg"], object(), "paths\\[0\\] must be a path"),
+        (["a.jpg"], None, "client must be a dask.distributed.Client"),
+    ],
+)
+def test_arguments_of_the_wrong_kind_are_refused(
+    tiny_model_file: Path, paths: object, client: object, message: str
+) -> None:
+    pytest.importorskip("dask")
+    with pytest.raises(InvalidParameterError, match=message):
+        label_with_dask(paths, tiny_model_file, client=client)  # type: ignore[arg-type]

@@ -442,6 +442,16 @@ def test_unknown_parameters_and_devices_are_clothingclf_errors(
             fitted.predict(synthetic_splits.test, batch_size=size)  # type: ignore[arg-type]
 
 
+def test_save_arguments_of_the_wrong_kind_are_refused(
+    fitted: ClothingClassifier, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidParameterError, match="weights_dtype must be"):
+        fitted.save(tmp_path / "m.safetensors", weights_dtype=["float16"])  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match="model_card must be a mapping"):
+        fitted.save(tmp_path / "m.safetensors", model_card="a fine model")  # type: ignore[arg-type]
+    assert not (tmp_path / "m.safetensors").exists()
+
+
 def test_a_single_class_is_refused(synthetic_splits: DatasetSplits) -> None:
     one = synthetic_splits.train[synthetic_splits.train["label"] == "Dress"]
     with pytest.raises(DatasetError, match=r"one class only \(Dress\)"):

@@ -83,6 +83,10 @@ def test_pretrained_is_load_of_the_bundled_file(bundled: ClothingClassifier) -> 
 def test_unknown_names_are_refused_with_a_suggestion() -> None:
     with pytest.raises(InvalidParameterError, match="Did you mean 'clothing18-lite0'"):
         ClothingClassifier.pretrained("clothing18-lite")
+    with pytest.raises(InvalidParameterError, match="No bundled model named ''"):
+        ClothingClassifier.pretrained("")  # not the default in disguise
+    with pytest.raises(InvalidParameterError, match="name must be a str"):
+        ClothingClassifier.pretrained(["clothing18-lite0"])  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", [DEFAULT_MODEL, f"{DEFAULT_MODEL}-pair"])

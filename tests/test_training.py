@@ -25,7 +25,7 @@ from clothingclf import DatasetSplits
 from clothingclf.backbones import ClothingNet, Preprocessing
 from clothingclf.checkpoint import safe_load
 from clothingclf.data.cache import build_image_cache
-from clothingclf.exceptions import InvalidParameterError, TrainingDivergedError
+from clothingclf.exceptions import InvalidParameterError, ModelFileError, TrainingDivergedError
 from clothingclf.settings import RECIPES, RunOptions, all_settings, resolve_options
 from clothingclf.training import TrainConfig, resolve_config, steps, train_model
 from clothingclf.training import loop as training
@@ -627,6 +627,24 @@ def test_resume_with_other_settings_is_refused(synthetic_splits: Any, tmp_path: 
     fit(synthetic_splits, config(epochs=1), checkpoint_path=path)
     with pytest.raises(InvalidParameterError, match=r"epochs \(checkpoint 1, now 2\)"):
         fit(synthetic_splits, config(epochs=2), resume=path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("epoch", -5), ("epoch", 3), ("best_epoch", -1), ("image_passes", -1)]
+)
+def test_a_checkpoint_whose_counts_do_not_fit_its_run_is_damaged(
+    synthetic_splits: Any, tmp_path: Path, field: str, value: int
+) -> None:
+    """A checkpoint that says epoch -5 would train epochs -4 to 2 without a word."""
+    from clothingclf.checkpoint import atomic_save, safe_load
+
+    path = tmp_path / "run.pt"
+    fit(synthetic_splits, config(epochs=2), checkpoint_path=path)
+    payload = safe_load(path)
+    payload[field] = value
+    atomic_save(payload, tmp_path / "edited.pt")
+    with pytest.raises(ModelFileError, match=r"damaged training checkpoint.*do not fit"):
+        fit(synthetic_splits, config(epochs=2), resume=tmp_path / "edited.pt")
 
 
 def test_progress_lines_go_to_stderr(

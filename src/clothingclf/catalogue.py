@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -133,7 +133,8 @@ def label_with_dask(
 
     Raises:
         MissingDependencyError: Dask is not installed.
-        InvalidParameterError: ``partition_size`` or ``top_k`` is not a positive int.
+        InvalidParameterError: ``partition_size`` or ``top_k`` is not a positive int, ``paths``
+            is not a sequence of paths (one path alone, say), or ``client`` is not a client.
     """
     try:
         import dask.bag as db
@@ -142,7 +143,23 @@ def label_with_dask(
     for name, value in (("partition_size", partition_size), ("top_k", top_k)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidParameterError(f"{name} must be a positive int; found {value!r}.")
-    names = [os.fspath(path) for path in paths]
+    if isinstance(paths, (str, bytes, os.PathLike)) or not isinstance(paths, Iterable):
+        raise InvalidParameterError(
+            "paths must be a list (or other sequence) of image paths, one per photo; found "
+            f"{type(paths).__name__}. For one photo, pass [path]."
+        )
+    names = []
+    for index, path in enumerate(paths):
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidParameterError(
+                f"paths[{index}] must be a path (str or os.PathLike); found {type(path).__name__}."
+            )
+        names.append(os.fspath(path))
+    if not callable(getattr(client, "compute", None)):
+        raise InvalidParameterError(
+            "client must be a dask.distributed.Client (Client() for a local cluster); found "
+            f"{type(client).__name__}."
+        )
     model_path = None if model is None else os.path.abspath(os.fspath(model))
     if not names:
         return pd.DataFrame(columns=_columns(top_k, top_k))  # no model loaded to cap top_k

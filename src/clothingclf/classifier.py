@@ -617,6 +617,11 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         """
         networks = list(self.predictor().networks)
         card = model_card if model_card is not None else getattr(self, "model_card_", None)
+        if card is not None and not isinstance(card, Mapping):
+            raise InvalidParameterError(
+                "model_card must be a mapping of plain values (str keys; str, number, bool, "
+                f"None, lists and mappings of them); found {type(card).__name__}."
+            )
         fitted = FittedModel(
             networks=networks,
             spec=self.model_spec_,
@@ -704,7 +709,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         """
         from .pretrained import DEFAULT_MODEL, pretrained_file
 
-        return cls.load(pretrained_file(name or DEFAULT_MODEL), device=device)
+        return cls.load(pretrained_file(DEFAULT_MODEL if name is None else name), device=device)
 
     @classmethod
     def load(

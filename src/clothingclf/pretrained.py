@@ -64,8 +64,13 @@ def pretrained_file(name: str = DEFAULT_MODEL) -> Path:
         >>> pretrained_file().name
         'clothing18-lite0.safetensors'
     """
+    if not isinstance(name, str):
+        raise InvalidParameterError(
+            f"The bundled model's name must be a str, one of {', '.join(list_pretrained())}; "
+            f"found {type(name).__name__}."
+        )
     if name not in _MODELS:
-        close = difflib.get_close_matches(str(name), list(_MODELS), n=2)
+        close = difflib.get_close_matches(name, list(_MODELS), n=2)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise InvalidParameterError(
             f"No bundled model named {name!r}; this release has {', '.join(list_pretrained())}."

@@ -88,7 +88,7 @@ def model_payload(fitted: FittedModel, weights_dtype: WeightsDtype = "float32") 
         InvalidParameterError: ``weights_dtype`` is not one of the three, a weight
             overflows it, or the model card holds something other than plain values.
     """
-    if weights_dtype not in _DTYPES:
+    if not isinstance(weights_dtype, str) or weights_dtype not in _DTYPES:
         raise InvalidParameterError(
             f"weights_dtype must be 'float32', 'float16' or 'bfloat16'; found {weights_dtype!r}."
         )

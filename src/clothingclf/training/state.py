@@ -144,7 +144,13 @@ def _resume(run: _Run, resume: str | os.PathLike[str], config: TrainConfig) -> i
         best = saved["best_val_accuracy"]
         run.best_accuracy = float(best) if best is not None else -math.inf
         run.image_passes = int(saved["image_passes"])
-        run.first_epoch = int(saved["epoch"]) + 1
+        epoch, best_epoch = int(saved["epoch"]), run.best_epoch
+        if not 0 <= best_epoch <= epoch <= config.epochs or run.image_passes < 0:
+            raise ValueError(
+                f"epoch {epoch} and best epoch {best_epoch} do not fit a run of "
+                f"{config.epochs} epochs (0 to {config.epochs}), or negative image passes"
+            )
+        run.first_epoch = epoch + 1
         run.best_probabilities = _optional_tensor(saved.get("best_val_probabilities"))
         run.last_probabilities = _optional_tensor(saved.get("val_probabilities"))
         _set_rng_state(saved["rng"])
