@@ -789,3 +789,49 @@ def test_every_path_taking_function_refuses_special_files_without_hanging(
         assert str(path)[:60] in str(caught.value), (function, kind, str(caught.value))
     fifo = tmp_path / "special" / "fifo"
     assert fifo.exists() and not fifo.is_file()  # no writer replaced it
+
+
+_NOT_PATHS = {"None": None, "an int": 5, "bytes": b"model.safetensors", "NUL": "a\0b.safetensors"}
+
+
+@pytest.mark.parametrize("kind", list(_NOT_PATHS))
+def test_every_path_taking_function_refuses_what_is_no_path(
+    fitted: ClothingClassifier, tmp_path: Path, kind: str
+) -> None:
+    """None, an int, bytes and a name with a NUL byte (which no file can have) get the
+    library's error naming what was expected, never TypeError or "embedded null byte"."""
+    from clothingclf import open_image
+    from clothingclf.checkpoint import read_training_checkpoint
+
+    value: Any = _NOT_PATHS[kind]
+    calls: dict[str, tuple[Callable[[], object], type[ClothingClfError]]] = {
+        "load": (lambda: ClothingClassifier.load(value), ModelFileError),
+        "safe_load": (lambda: safe_load(value), ModelFileError),
+        "read_training_checkpoint": (lambda: read_training_checkpoint(value), ModelFileError),
+        "save": (lambda: fitted.save(value), ClothingClfError),
+        "atomic_save": (lambda: atomic_save({"x": 1}, value), ClothingClfError),
+        "export": (lambda: fitted.export(value, format="torchscript"), ClothingClfError),
+    }
+    if kind != "bytes":  # bytes are an encoded image to open_image and predict
+        calls["open_image"] = (lambda: open_image(value), InvalidImageError)
+    for name, (call, error) in calls.items():
+        with pytest.raises(error, match=r"must be a path|NUL byte|Cannot read an image") as info:
+            call()
+        assert "TypeError" not in str(info.value), name
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_nul_byte_in_a_listed_path_is_reported_and_skipped(
+    torchvision_file: Path, synthetic_splits: DatasetSplits, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    good = [str(p) for p in synthetic_splits.test["path"][:2]]
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{good[0]}\nbad\0name.jpg\n{good[1]}\n", encoding="utf-8")
+    out = tmp_path / "labels.csv"
+    command = ["predict", "--model", str(torchvision_file), "--files-from", str(listing)]
+    command += ["-o", str(out)]
+    assert main([*command, "--no-progress"]) == 1  # one photo could not be read
+    err = capsys.readouterr().err
+    assert "NUL byte" in err and "Traceback" not in err
+    assert out.read_text().count("\n") == 3  # the header and the two good photos

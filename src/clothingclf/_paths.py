@@ -13,9 +13,30 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from .exceptions import ClothingClfError, SaveError
+from .exceptions import ClothingClfError, InvalidParameterError, SaveError
 
 PathKind = Literal["missing", "directory", "regular", "special"]
+
+
+def checked_path(
+    value: object, what: str, error: type[ClothingClfError] = InvalidParameterError
+) -> Path:
+    """``value`` as a :class:`~pathlib.Path`, once checked that it can name a file: a str
+    or an ``os.PathLike`` of a str, without a NUL byte (which no file name can hold; the
+    operating system would refuse it with a ``ValueError``).
+
+    Raises:
+        ClothingClfError: ``error`` (``InvalidParameterError`` by default), naming ``what``.
+    """
+    text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    if not isinstance(text, str):
+        raise error(f"{what} must be a path (a str or os.PathLike); found {type(value).__name__}.")
+    if "\0" in text:
+        raise error(
+            f"{what} {text!r} holds a NUL byte, which no file name can; check where the path "
+            "came from."
+        )
+    return Path(text)
 
 
 def path_kind(path: Path) -> PathKind:

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._paths import refuse_to_replace_non_file, replacing, write_error
+from ._paths import checked_path, refuse_to_replace_non_file, replacing, write_error
 from ._version import __version__
 from .engines import (
     ONNX_HINT,
@@ -247,7 +247,7 @@ def export_model(
     if format == "onnx":
         _import_onnx(runtime=verify)
         opset = DEFAULT_OPSET if opset is None else int(opset)
-    target = Path(path)
+    target = checked_path(path, "The export path")
     try:
         refuse_to_replace_non_file(target, "export")
     except SaveError:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ._paths import path_kind
+from ._paths import checked_path, path_kind
 from .exceptions import ImageNotFoundError, InvalidImageError
 
 __all__ = ["MAX_ASPECT_RATIO", "ImageInput", "check_image", "open_image", "to_rgb"]
@@ -212,7 +212,7 @@ def _open(source: ImageInput, draft_size: tuple[int, int] | None) -> tuple[Image
         what = "The byte string"
         return _decode(io.BytesIO(bytes(source)), what, draft_size), what
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
+        path = checked_path(source, "Image file", InvalidImageError)
         what = f"Image file {str(path)!r}"
         _check_path(path)
         return _decode(str(path), what, draft_size), what

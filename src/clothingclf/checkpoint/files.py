@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .._paths import path_kind, write_atomically
+from .._paths import checked_path, path_kind, write_atomically
 from ..exceptions import ModelFileError, first_line
 
 __all__ = ["atomic_save", "check_payload", "safe_load"]
@@ -163,8 +163,9 @@ def atomic_save(payload: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
         >>> loaded["x"].tolist(), loaded["steps"]
         ([0.0, 0.0], (1, 2))
     """
+    target = checked_path(path, "The path to save to")
     check_payload(dict(payload), "payload")
-    write_atomically(Path(path), _serialize(payload), make_folder=True, verb="save")
+    write_atomically(target, _serialize(payload), make_folder=True, verb="save")
 
 
 def safe_load(path: str | os.PathLike[str], *, what: str = "model file") -> dict[str, Any]:
@@ -193,7 +194,7 @@ def safe_load(path: str | os.PathLike[str], *, what: str = "model file") -> dict
         ...
         clothingclf.exceptions.ModelFileError: ...
     """
-    source = Path(path)
+    source = checked_path(path, f"The {what}", ModelFileError)
     name = str(source)
     data = _read_regular_file(source, what)
     header = _header(data, name, what)
