@@ -36,6 +36,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..backbones import ClothingNet, Preprocessing
+from ..calibration import class_prior
 from ..exceptions import (
     InvalidParameterError,
     TrainingDivergedError,
@@ -338,8 +339,8 @@ def _prepare(
     weight = None
     if config.class_weighted and class_weights is not None:
         weight = torch.as_tensor(list(class_weights), dtype=torch.float32, device=device)
-    counts = np.bincount(train["label_id"].to_numpy(), minlength=model.num_classes)
-    prior = torch.as_tensor(counts / counts.sum(), dtype=torch.float32, device=device)
+    # the prior that prediction adds back (the classifier stores the same class_prior)
+    prior = torch.tensor(class_prior(train["label_id"], model.num_classes), device=device)
     per_process = max(1, config.batch_size // processes.world)
     setup = _Setup(
         config, prep, device, processes, bf16, _Views(prep, device, channels_last), printer,

@@ -71,8 +71,8 @@ class Objective:
     by T² so its gradients keep their size), and with ``logit_adjustment`` tau the logits
     shifted by tau·log(class prior) in both terms (Menon et al., ICLR 2021).
 
-    ``soft`` rows are the teacher's probabilities; they are sharpened or softened to the
-    temperature once, when a batch asks for them.
+    ``soft`` rows are the teacher's probabilities, softened to the temperature as each
+    batch uses them.
     """
 
     def __init__(
@@ -88,7 +88,7 @@ class Objective:
         self.shift = (
             None
             if prior is None or config.logit_adjustment == 0
-            else config.logit_adjustment * prior.clamp_min(1e-12).log()
+            else config.logit_adjustment * prior.log()  # class_prior: no class at 0
         )
 
     def __call__(
