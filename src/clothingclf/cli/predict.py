@@ -15,7 +15,6 @@ import argparse
 import csv
 import io
 import json
-import math
 import os
 import sys
 import time
@@ -181,21 +180,18 @@ def _run_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _balance(text: str) -> str | float:
+def _balance(text: str) -> float:
     """An argparse ``type``: a name of :data:`~clothingclf.calibration.BALANCES` or a
-    number from 0 to 1."""
-    from ..calibration import BALANCES
+    number from 0 to 1, as the number."""
+    from ..calibration import BALANCES, Calibration
 
-    if text in BALANCES:
-        return text
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0.0 <= value <= 1.0:  # NaN too
+        value = BALANCES[text] if text in BALANCES else float(text)
+        Calibration(balance=value)  # the library's one check of a balance
+    except ValueError:  # not a number, or InvalidParameterError: out of range, NaN
         raise argparse.ArgumentTypeError(
             f"expected {', '.join(BALANCES)} or a number from 0 to 1; found {text!r}"
-        )
+        ) from None
     return value
 
 
