@@ -34,7 +34,6 @@ from .checkpoint import (
     atomic_save,
     estimator_params,
     model_payload,
-    read_fitted_model,
 )
 from .devices import resolve_device
 from .exceptions import (
@@ -43,7 +42,7 @@ from .exceptions import (
     NotFittedError,
 )
 from .metrics import EvaluationReport, evaluation_report
-from .predictor import InferenceOptions, Prediction, Predictor, as_images, to_inference_layout
+from .predictor import InferenceOptions, Prediction, Predictor, as_images, load_for_inference
 from .settings import all_settings, resolve_config, resolve_options
 from .training import TrainConfig, fit_networks
 from .training.tables import fit_tables, require_columns
@@ -738,16 +737,13 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             UnsupportedFormatError: A file written by a newer clothingclf.
             MissingDependencyError: A ``timm/<name>`` model without timm.
         """
-        resolved = resolve_device(device)  # a bad device is the caller's, not the file's
-        fitted = read_fitted_model(path, backbone=backbone)
+        fitted, resolved = load_for_inference(path, device=device, backbone=backbone)
         known = set(cls._get_param_names())
         kwargs = {k: v for k, v in fitted.params.items() if k in known}
         kwargs["device"] = device
         if fitted.spec.get("kind") == "module":
             kwargs["backbone"] = backbone
         clf = cls(**kwargs)
-        for network, _ in fitted.networks:
-            to_inference_layout(network, resolved)
         clf._adopt(fitted, resolved)
         return clf
 

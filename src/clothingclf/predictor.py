@@ -18,7 +18,7 @@ import difflib
 import os
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,9 @@ from .exceptions import (
     MissingColumnsError,
 )
 
+if TYPE_CHECKING:
+    from .checkpoint import FittedModel
+
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "INFERENCE_LAYOUT",
@@ -47,6 +50,7 @@ __all__ = [
     "Prediction",
     "Predictor",
     "as_images",
+    "load_for_inference",
     "to_inference_layout",
 ]
 
@@ -68,6 +72,31 @@ def to_inference_layout(model: ClothingNet, device: torch.device) -> None:
     """Move ``model`` to ``device`` in the layout prediction uses, in evaluation mode."""
     model.to(device)
     model.to(memory_format=INFERENCE_LAYOUT).eval()
+
+
+def load_for_inference(
+    path: str | os.PathLike[str],
+    *,
+    device: str | torch.device = "auto",
+    backbone: torch.nn.Module | None = None,
+) -> tuple[FittedModel, torch.device]:
+    """A model file's :class:`~clothingclf.checkpoint.FittedModel`, its networks on
+    ``device`` in the inference layout, and that device: what ``ClothingClassifier.load``
+    and :meth:`Predictor.from_file` start from.
+
+    Raises:
+        InvalidParameterError: ``device`` names no device here (checked before the file:
+            a bad device is the caller's, not the file's).
+        ModelFileError: What :func:`~clothingclf.checkpoint.read_fitted_model` raises.
+    """
+    from .checkpoint import read_fitted_model
+    from .devices import resolve_device
+
+    resolved = resolve_device(device)
+    fitted = read_fitted_model(path, backbone=backbone)
+    for network, _ in fitted.networks:
+        to_inference_layout(network, resolved)
+    return fitted, resolved
 
 
 def as_images(x: Any) -> tuple[list[Any], bool]:
@@ -337,13 +366,7 @@ class Predictor:
             ModelFileError: What :meth:`ClothingClassifier.load
                 <clothingclf.ClothingClassifier.load>` raises for the file.
         """
-        from .checkpoint import read_fitted_model
-        from .devices import resolve_device
-
-        resolved = resolve_device(device)
-        fitted = read_fitted_model(path)
-        for network, _ in fitted.networks:
-            to_inference_layout(network, resolved)
+        fitted, resolved = load_for_inference(path, device=device)
         return cls(
             networks=tuple(fitted.networks),
             classes=tuple(fitted.classes),
