@@ -25,7 +25,12 @@ from clothingclf.checkpoint import (
     read_model_file,
     safe_load,
 )
-from clothingclf.exceptions import ModelFileError, SaveError, UnsupportedFormatError
+from clothingclf.exceptions import (
+    InvalidParameterError,
+    ModelFileError,
+    SaveError,
+    UnsupportedFormatError,
+)
 
 
 def _model_payload(**changes: Any) -> dict[str, Any]:
@@ -127,11 +132,20 @@ def test_an_optimizer_state_round_trips(tmp_path: Path) -> None:
 
 
 def test_payload_that_a_file_cannot_hold_is_rejected_before_writing(tmp_path: Path) -> None:
-    with pytest.raises(TypeError, match=r"payload\['metrics'\]\['acc'\] is a numpy.float64"):
+    with pytest.raises(
+        InvalidParameterError, match=r"payload\['metrics'\]\['acc'\] is a numpy.float64"
+    ):
         atomic_save(_model_payload(metrics={"acc": np.float64(0.5)}), tmp_path / "m.st")
-    with pytest.raises(TypeError, match=r"sparse|layout"):
+    with pytest.raises(InvalidParameterError, match=r"sparse|layout"):
         atomic_save({"w": torch.eye(2).to_sparse()}, tmp_path / "m.st")
     assert not (tmp_path / "m.st").exists()
+    with pytest.raises(InvalidParameterError, match="float8"):
+        atomic_save({"w": torch.zeros(2, dtype=torch.float8_e4m3fn)}, tmp_path / "f8.st")
+    with pytest.raises(InvalidParameterError, match="beyond 64 bits"):
+        atomic_save({"n": 10**400}, tmp_path / "big.st")
+    with pytest.raises(InvalidParameterError, match="over safetensors' limit"):
+        atomic_save({"card": "x" * (101 * 2**20)}, tmp_path / "huge.st")
+    assert not list(tmp_path.iterdir())
 
 
 def test_failed_write_keeps_the_old_file_and_removes_the_temp(
@@ -284,10 +298,10 @@ def test_unreadable_file_is_a_permission_error_not_corruption(
     path = tmp_path / "m.safetensors"
     atomic_save(_model_payload(), path)
 
-    def denied(self: Path) -> bytes:
+    def denied(self: Path, *args: object, **kwargs: object) -> object:
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr(Path, "open", denied)
     with pytest.raises(ModelFileError, match="permission denied") as caught:
         safe_load(path)
     assert "damaged" not in str(caught.value) and "corrupt" not in str(caught.value)

@@ -32,7 +32,7 @@ from PIL import Image
 from torch import nn
 
 from _image_zoo import GOOD, big_jpeg, write_zoo
-from clothingclf import ClothingClassifier, DatasetSplits
+from clothingclf import ClothingClassifier, DatasetSplits, prepare_dataset
 from clothingclf.checkpoint import FORMAT_VERSION, atomic_save, safe_load
 from clothingclf.cli import main
 from clothingclf.exceptions import (
@@ -819,6 +819,40 @@ def test_every_path_taking_function_refuses_what_is_no_path(
             call()
         assert "TypeError" not in str(info.value), name
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_name_longer_than_the_file_system_allows_is_the_libraries_error(
+    fitted: ClothingClassifier, tmp_path: Path
+) -> None:
+    """An over-long name (to every path-taking function, and as an image id of a table) is
+    a clothingclf error naming it, or a photo reported missing: never OSError ENAMETOOLONG."""
+    from clothingclf import open_image
+    from clothingclf.checkpoint import read_training_checkpoint
+
+    long = str(tmp_path / ("x" * 300))
+    calls: dict[str, Callable[[], object]] = {
+        "load": lambda: ClothingClassifier.load(long),
+        "safe_load": lambda: safe_load(long),
+        "read_training_checkpoint": lambda: read_training_checkpoint(long),
+        "save": lambda: fitted.save(long),
+        "atomic_save": lambda: atomic_save({"x": 1}, long),
+        "export": lambda: fitted.export(long, format="torchscript"),
+        "open_image": lambda: open_image(long),
+        "predict": lambda: fitted.predict(long),
+        "prepare_dataset": lambda: prepare_dataset(long),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ClothingClfError, match=r"too long|longer than|does not exist") as info:
+            call()
+        assert "x" * 40 in str(info.value), name
+    folder = tmp_path / "data"
+    (folder / "images").mkdir(parents=True)
+    for index in range(6):
+        Image.new("RGB", (16, 16), (index * 40, 0, 0)).save(folder / "images" / f"i{index}.jpg")
+    rows = [f"i{index},{'Hat' if index % 2 else 'Cap'}" for index in range(6)]
+    (folder / "images.csv").write_text("image,label\n" + "\n".join([*rows, "y" * 300 + ",Hat"]))
+    splits = prepare_dataset(folder, output_dir=tmp_path / "out")
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 6
 
 
 def test_a_nul_byte_in_a_listed_path_is_reported_and_skipped(

@@ -14,12 +14,12 @@ import os
 import struct
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 from .._paths import checked_path, path_kind, write_atomically
-from ..exceptions import ModelFileError, first_line
+from ..exceptions import InvalidParameterError, ModelFileError, first_line
 
 __all__ = ["atomic_save", "check_payload", "safe_load"]
 
@@ -28,32 +28,59 @@ _TENSOR, _TUPLE, _ITEMS, _FLOAT = "__tensor__", "__tuple__", "__items__", "__flo
 _MARKERS = (_TENSOR, _TUPLE, _ITEMS, _FLOAT)
 # safetensors' own limit on the header; a larger length field is damage, not a model.
 _MAX_HEADER = 100 * 1024 * 1024
+#: The tensor types a file may hold (safetensors' names), which every check can compute on;
+#: others (float8, ...) are refused by name when written and when read.
+_DTYPES = ("F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL")
+_TORCH_DTYPES = (
+    torch.float64,
+    torch.float32,
+    torch.float16,
+    torch.bfloat16,
+    torch.int64,
+    torch.int32,
+    torch.int16,
+    torch.int8,
+    torch.uint8,
+    torch.bool,
+)
 
 
 # --------------------------------------------------------------------------- encoding
 
 
 def check_payload(value: Any, where: str) -> None:
-    """Raise :class:`TypeError` if ``value`` holds anything a clothingclf file cannot hold
-    (anything but tensors, plain values, and lists, tuples and dicts of these).
+    """Raise :class:`~clothingclf.exceptions.InvalidParameterError` if ``value`` holds
+    anything a clothingclf file cannot hold (anything but tensors of the types in
+    :data:`_DTYPES`, plain values, and lists, tuples and dicts of these).
 
     Example:
         >>> check_payload({"a": [1, 2.5, None]}, "card")
     """
     # Exact types: subclasses such as numpy.float64 (a float) would not read back as such.
-    if isinstance(value, torch.Tensor) or type(value) in _PLAIN:
+    if isinstance(value, torch.Tensor):
+        if value.dtype not in _TORCH_DTYPES:
+            raise InvalidParameterError(
+                f"{where} is a tensor of {value.dtype}, which a model file cannot hold; convert "
+                "it to float32, float16 or bfloat16 (or an integer type)."
+            )
+        return
+    if type(value) in _PLAIN:
+        if type(value) is int and abs(value) >= 2**63:
+            raise InvalidParameterError(f"{where} is an int beyond 64 bits, {_short(value)}.")
         return
     if type(value) in (dict, collections.OrderedDict):
         for key, item in value.items():
             if type(key) not in _PLAIN:
-                raise TypeError(f"{where} has a key of type {type(key).__name__}: {key!r}.")
+                raise InvalidParameterError(
+                    f"{where} has a key of type {type(key).__name__}: {_short(key)}."
+                )
             check_payload(item, f"{where}[{key!r}]")
         return
     if type(value) in (list, tuple):
         for index, item in enumerate(value):
             check_payload(item, f"{where}[{index}]")
         return
-    raise TypeError(
+    raise InvalidParameterError(
         f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which a model "
         "file cannot hold. Store only tensors, str, int, float, bool, None, and lists, tuples "
         "and dicts of these (convert NumPy values with float()/tolist())."
@@ -64,11 +91,11 @@ def _encode(value: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
     """``value`` as JSON-able data; its tensors go into ``tensors`` under their path."""
     if isinstance(value, torch.Tensor):
         if value.layout != torch.strided or value.device.type == "meta":
-            raise TypeError(
+            raise InvalidParameterError(
                 f"{path} is a {value.layout} tensor on {value.device}; save dense ones."
             )
         if path in tensors:
-            raise TypeError(f"two tensors of the payload would both be named {path!r}.")
+            raise InvalidParameterError(f"two tensors of the payload would both be named {path!r}.")
         # A copy of its own: safetensors refuses tensors that share memory.
         tensors[path] = value.detach().to("cpu").clone(memory_format=torch.contiguous_format)
         return {_TENSOR: path}
@@ -124,6 +151,13 @@ def _serialize(payload: Mapping[str, Any]) -> bytes:
     tensors: dict[str, torch.Tensor] = {}
     body = json.dumps(_encode(dict(payload), "", tensors), allow_nan=False, ensure_ascii=False)
     metadata = {"format": str(payload.get("format", "")), "clothingclf": body}
+    if len(body.encode()) > _MAX_HEADER - 4096:
+        raise InvalidParameterError(
+            f"The file's header (every value but the tensors: the model card, the history, "
+            f"...) would take {len(body.encode()) / 2**20:.0f} MiB, over safetensors' limit "
+            f"of {_MAX_HEADER // 2**20} MiB. Store large data as tensors or in a file of "
+            "its own."
+        )
     draft = save(tensors, metadata=metadata)
     # The data section does not depend on the metadata, so its hash goes into the final one.
     metadata["sha256"] = hashlib.sha256(_data_section(draft)).hexdigest()
@@ -151,7 +185,9 @@ def atomic_save(payload: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
         path: The file to write.
 
     Raises:
-        TypeError: ``payload`` holds another kind of object (the message says where).
+        InvalidParameterError: ``payload`` holds another kind of object, or a tensor of a
+            type a model file cannot hold, or more plain data than a header holds (the
+            message says where).
         SaveError: The file could not be written (disk full, no permission, ...). The
             temporary file is removed and any previous file at ``path`` is untouched.
 
@@ -196,8 +232,7 @@ def safe_load(path: str | os.PathLike[str], *, what: str = "model file") -> dict
     """
     source = checked_path(path, f"The {what}", ModelFileError)
     name = str(source)
-    data = _read_regular_file(source, what)
-    header = _header(data, name, what)
+    header, data = _read_safetensors(source, what)
     metadata = header.get("__metadata__")
     if not isinstance(metadata, dict) or not isinstance(metadata.get("clothingclf"), str):
         raise ModelFileError(
@@ -205,8 +240,13 @@ def safe_load(path: str | os.PathLike[str], *, what: str = "model file") -> dict
             f"has no 'clothingclf' metadata): a bare set of weights is not a {what}. Use it as "
             "weights=... of a new ClothingClassifier instead."
         )
-    digest = hashlib.sha256(_data_section(data)).hexdigest()
-    if metadata.get("sha256") != digest:
+    if not isinstance(metadata.get("sha256"), str):
+        raise ModelFileError(
+            f"The {what} {name!r} is damaged: its header lacks the SHA-256 of its tensors "
+            "that clothingclf always records, so they cannot be checked. It was not loaded; "
+            "use an intact copy."
+        )
+    if metadata["sha256"] != hashlib.sha256(_data_section(data)).hexdigest():
         raise ModelFileError(
             f"The {what} {name!r} is damaged: its tensors do not match the SHA-256 recorded "
             "in it (a changed or truncated byte). It was not loaded; use an intact copy."
@@ -215,6 +255,7 @@ def safe_load(path: str | os.PathLike[str], *, what: str = "model file") -> dict
         from safetensors.torch import load
 
         tensors = load(data)
+        del data
         payload = _decode(json.loads(metadata["clothingclf"]), tensors)
     except Exception as error:  # damage that the hash cannot see: the header itself
         raise ModelFileError(
@@ -226,25 +267,18 @@ def safe_load(path: str | os.PathLike[str], *, what: str = "model file") -> dict
     return payload
 
 
-def _read_regular_file(source: Path, what: str) -> bytes:
+def _read_safetensors(source: Path, what: str) -> tuple[dict[str, Any], bytes]:
+    """The header and the whole bytes of the safetensors file ``source``.
+
+    The 8-byte length and the header are read first and must account for the file's size
+    exactly, so nothing is read that the header does not describe, and a file that is not
+    safetensors costs only the few MB read to say what it is."""
     name = str(source)
     try:
         kind = path_kind(source)
-    except OSError as error:
-        raise ModelFileError(
-            f"The {what} {name!r} cannot be opened ({error.strerror or error})."
-        ) from None
-    if kind == "missing":
-        raise ModelFileError(f"The {what} {name!r} does not exist. Check the path.")
-    if kind == "directory":
-        raise ModelFileError(f"The {what} {name!r} is a directory; expected a file.")
-    if kind == "special":
-        raise ModelFileError(
-            f"The {what} {name!r} is not a regular file (a FIFO, socket or device); expected a "
-            "file written by clothingclf. It was not read."
-        )
-    try:
-        return source.read_bytes()
+        if kind == "regular":
+            with source.open("rb") as file:
+                return _read_described(file, name, what)
     except PermissionError:
         raise ModelFileError(
             f"The {what} {name!r} cannot be read: permission denied. Check the file's "
@@ -254,41 +288,110 @@ def _read_regular_file(source: Path, what: str) -> bytes:
         raise ModelFileError(
             f"The {what} {name!r} cannot be read ({error.strerror or error})."
         ) from None
+    if kind == "missing":
+        raise ModelFileError(f"The {what} {name!r} does not exist. Check the path.")
+    if kind == "directory":
+        raise ModelFileError(f"The {what} {name!r} is a directory; expected a file.")
+    raise ModelFileError(
+        f"The {what} {name!r} is not a regular file (a FIFO, socket or device); expected a "
+        "file written by clothingclf. It was not read."
+    )
 
 
-def _header(data: bytes, name: str, what: str) -> dict[str, Any]:
-    """The JSON header of safetensors ``data``, or an error that says what the bytes are."""
-    length = struct.unpack("<Q", data[:8])[0] if len(data) >= 8 else -1
-    if length < 2 or length > min(_MAX_HEADER, len(data) - 8) or data[8:9] != b"{":
-        raise ModelFileError(f"The {what} {name!r} {_what_it_is(data)}")
+def _read_described(file: BinaryIO, name: str, what: str) -> tuple[dict[str, Any], bytes]:
+    size = os.fstat(file.fileno()).st_size
+    start = file.read(8)
+    length = struct.unpack("<Q", start)[0] if len(start) == 8 else -1
+    if length < 2 or length > min(_MAX_HEADER, size - 8) or file.read(1) != b"{":
+        file.seek(0)
+        raise ModelFileError(f"The {what} {name!r} {_what_it_is(file)}")
+    text = b"{" + file.read(length - 1)
     try:
-        header = json.loads(data[8 : 8 + length])
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         header = None
     if not isinstance(header, dict):
         raise ModelFileError(
             f"The {what} {name!r} is damaged: its safetensors header is not valid JSON. Use an "
             "intact copy."
         )
-    return header
+    problem = _tensor_entries_problem(header)
+    if problem is None:
+        described = 8 + length + _data_length(header)
+        if described != size:
+            problem = (
+                f"its header describes {described} bytes but the file has {size} (truncated, "
+                "or bytes added)"
+            )
+    if problem:
+        raise ModelFileError(
+            f"The {what} {name!r} is damaged: {problem}. It was not loaded; use an intact copy."
+        )
+    return header, start + text + file.read()
 
 
-def _what_it_is(data: bytes) -> str:
-    """The end of a sentence saying what ``data`` is, since it is no safetensors file."""
+def _tensor_entries_problem(header: Mapping[str, Any]) -> str | None:
+    """What is wrong with the header's tensor entries (dtype, shape, data_offsets), or None."""
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        if not isinstance(entry, dict) or not all(k in entry for k in _ENTRY_KEYS):
+            return f"the header's entry {key!r} is not a tensor description"
+        if entry["dtype"] not in _DTYPES:
+            return (
+                f"the tensor {key!r} is of type {_short(entry['dtype'])}, which clothingclf "
+                f"never writes (it writes {', '.join(_DTYPES)})"
+            )
+        numbers = [*entry["shape"], *entry["data_offsets"]] if _lists(entry) else None
+        if (
+            not numbers
+            or len(entry["data_offsets"]) != 2
+            or not all(type(n) is int and 0 <= n < 2**53 for n in numbers)
+        ):
+            return f"the tensor {key!r} has a malformed shape or data_offsets"
+    return None
+
+
+_ENTRY_KEYS = ("dtype", "shape", "data_offsets")
+
+
+def _lists(entry: Mapping[str, Any]) -> bool:
+    return isinstance(entry["shape"], list) and isinstance(entry["data_offsets"], list)
+
+
+def _data_length(header: Mapping[str, Any]) -> int:
+    ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+    return max(ends, default=0)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+#: How much of a file that is not safetensors is read (or inflated) to say what it is.
+_SNIFF = 8 * 1024 * 1024
+
+
+def _what_it_is(file: BinaryIO) -> str:
+    """The end of a sentence saying what the open ``file`` is, since it is no safetensors
+    file; reads (and inflates) at most :data:`_SNIFF` bytes of it."""
     expected = (
         "clothingclf files are safetensors files (written by ClothingClassifier.save or "
         "fit(checkpoint=...))."
     )
+    data = file.read(_SNIFF)
     if not data:
         return f"is empty. {expected}"
     refused = "clothingclf never unpickles, so it was refused and nothing in it ran."
     if data.startswith(b"PK\x03\x04"):
-        if b"/code/" in data[:4096] or b"constants.pkl" in data:
+        names, pickle = _zip_contents(file)
+        if any("/code/" in n or n.endswith("constants.pkl") for n in names):
             return (
                 "is a TorchScript export (what ClothingClassifier.export(format='torchscript') "
                 "writes): run it with torch.jit.load, not ClothingClassifier.load. " + expected
             )
-        code = _code_in_pickle(_pickle_globals(_zip_pickle(data)))
+        code = _code_in_pickle(_pickle_globals(pickle))
         return (
             f"is a torch.save archive (a pickle; the model files of clothingclf before 0.2 "
             f"were such files){code}. {refused} {expected}"
@@ -318,17 +421,21 @@ def _code_in_pickle(imports: list[str] | None) -> str:
     return f" that would run code when unpickled (it calls {names}): it contains code"
 
 
-def _zip_pickle(data: bytes) -> bytes:
-    """The ``data.pkl`` of a torch.save zip archive, or nothing."""
-    import io
+def _zip_contents(file: BinaryIO) -> tuple[list[str], bytes]:
+    """The member names of the zip archive ``file`` and the first :data:`_SNIFF` bytes of
+    its ``data.pkl`` (inflated no further: a small archive may inflate to gigabytes)."""
     import zipfile
 
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = [n for n in archive.namelist() if n.endswith("data.pkl")]
-            return archive.read(names[0]) if names else b""
+        with zipfile.ZipFile(file) as archive:
+            names = archive.namelist()[:100_000]
+            pickles = [n for n in names if n.endswith("data.pkl")]
+            if not pickles:
+                return names, b""
+            with archive.open(pickles[0]) as member:
+                return names, member.read(_SNIFF)
     except Exception:  # encrypted, unknown compression, a bad deflate stream: no pickle to show
-        return b""
+        return [], b""
 
 
 def _pickle_globals(data: bytes) -> list[str] | None:

@@ -117,10 +117,7 @@ def model_payload(fitted: FittedModel, weights_dtype: WeightsDtype = "float32") 
         "calibration": fitted.calibration.to_dict(),
     }
     if fitted.model_card is not None:
-        try:
-            check_payload(dict(fitted.model_card), "model_card")
-        except TypeError as error:
-            raise InvalidParameterError(f"model_card cannot be stored: {error}") from None
+        check_payload(dict(fitted.model_card), "model_card")
         payload["model_card"] = dict(fitted.model_card)
     if len(fitted.networks) > 1:
         payload["extra_networks"] = [
@@ -236,7 +233,24 @@ def _config(payload: Mapping[str, Any], name: str) -> TrainConfig:
 def _rebuild(
     spec: dict[str, Any], state: Any, backbone: nn.Module | None, name: str, classes: int
 ) -> ClothingNet:
-    """The network ``spec`` describes with the weights ``state``."""
+    """The network ``spec`` describes with the weights ``state``.
+
+    The architecture is first made on the meta device (no memory) and compared with the
+    file's tensors, so a small file that names a large network is refused before the
+    network's memory is taken."""
+    with torch.device("meta"):
+        skeleton = rebuild_model(spec, backbone=backbone)
+    expected = {key: tuple(value.shape) for key, value in skeleton.state_dict().items()}
+    found = {key: tuple(value.shape) for key, value in state.items()}
+    if expected != found:
+        different = sorted(set(expected) ^ set(found)) or sorted(
+            key for key in expected if expected[key] != found[key]
+        )
+        raise ModelFileError(
+            f"The weights in {name!r} do not fit the architecture it names ({len(found)} "
+            f"tensors for {len(expected)}; first difference: {different[0]!r}). The file is "
+            "damaged, or was made with another version of the backbone."
+        )
     model = rebuild_model(spec, backbone=backbone)
     try:
         model.load_state_dict(state)

@@ -11,8 +11,9 @@ from typing import Any
 
 import torch
 
+from .._kinds import is_number
 from ..exceptions import ModelFileError, UnsupportedFormatError
-from .files import _PLAIN, safe_load
+from .files import safe_load
 from .training_checkpoint import CHECKPOINT_FORMAT
 
 __all__ = [
@@ -48,6 +49,14 @@ _IMAGE_SIZES = (8, 2048)
 _MAX_FEATURES = 1_000_000
 #: The architecture kinds a model file may name (backbones.registry rebuilds each).
 _SPEC_KINDS = ("torchvision", "timm", "lite", "module")
+#: The builder arguments a spec may record (backbones.torchvision writes no others), so that
+#: no number in a file reaches a builder unchecked.
+_BUILDER_KWARGS: dict[str, type] = {
+    "aux_logits": bool,
+    "init_weights": bool,
+    "transform_input": bool,
+    "image_size": int,
+}
 
 
 def read_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -165,7 +174,7 @@ def validate_model_payload(payload: Mapping[str, Any]) -> str | None:
         return "'metrics' must be a dict."
     for key in ("best_val_accuracy", "final_val_accuracy"):
         value = metrics.get(key)
-        if value is not None and not (_number(value) and 0.0 <= value <= 1.0):
+        if value is not None and not (is_number(value) and 0.0 <= value <= 1.0):
             return f"metrics[{key!r}] must be a number in [0, 1] or null; found {_short(value)}."
     if payload.get("holds") not in ("best", "final"):
         return f"'holds' must be 'best' or 'final'; found {_short(payload.get('holds'))}."
@@ -174,14 +183,10 @@ def validate_model_payload(payload: Mapping[str, Any]) -> str | None:
         return f"metrics['best_epoch'] must be an epoch number; found {_short(epoch)}."
     history = payload.get("history")
     if not isinstance(history, list) or not all(
-        isinstance(row, dict) and all(_number(v) for v in row.values()) for row in history
+        isinstance(row, dict) and all(is_number(v) for v in row.values()) for row in history
     ):
         return "'history' must be a list of rows of numbers."
     return None
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _short(value: Any) -> str:
@@ -208,8 +213,14 @@ def _spec_problem(spec: Any, num_classes: int) -> str | None:
             f"{_short(features)}."
         )
     kwargs = spec.get("builder_kwargs", {})
-    if not isinstance(kwargs, dict) or not all(type(v) in _PLAIN for v in kwargs.values()):
-        return "the architecture's builder_kwargs must be a dict of plain values."
+    if not isinstance(kwargs, dict) or not all(
+        type(value) is _BUILDER_KWARGS.get(key) for key, value in kwargs.items()
+    ):
+        allowed = ", ".join(f"{key} ({kind.__name__})" for key, kind in _BUILDER_KWARGS.items())
+        return (
+            f"the architecture's builder_kwargs may hold only {allowed}, the arguments "
+            f"clothingclf records; found {_short(kwargs)}."
+        )
     size = kwargs.get("image_size")
     if size is not None and not (
         isinstance(size, int) and _IMAGE_SIZES[0] <= size <= _IMAGE_SIZES[1]
@@ -234,7 +245,7 @@ def _preprocessing_problem(prep: Any, where: str) -> str | None:
         if (
             not isinstance(values, list)
             or len(values) != 3
-            or not all(_number(v) and math.isfinite(v) for v in values)
+            or not all(is_number(v) and math.isfinite(v) for v in values)
         ):
             return (
                 f"preprocessing{where}[{key!r}] must be 3 finite numbers; found {_short(values)}."
