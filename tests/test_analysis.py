@@ -119,8 +119,15 @@ def test_a_model_that_cannot_run_on_meta_falls_back_and_says_why() -> None:
         analysis.count_flops(_ReadsValues().to("meta"), input_size=(3, 10, 10))
 
 
+def test_a_huge_input_is_counted_on_the_meta_device() -> None:
+    """100,000 x 100,000 px costs no memory on the meta device: counted, not refused."""
+    small = analysis.count_flops("resnet18", input_size=(3, 1000, 1000))
+    huge = analysis.count_flops("resnet18", input_size=(3, 100_000, 100_000))
+    assert huge.total_flops > 9_000 * small.total_flops
+
+
 def test_bad_inputs_raise_analysis_error() -> None:
-    for size in [(3, 0, 224), None, True, (3, 224, 10**6), "224", (3, 2.5, 224)]:
+    for size in [(3, 0, 224), None, True, (3, 224, 10**6 + 1), "224", (3, 2.5, 224)]:
         with pytest.raises(AnalysisError, match="input_size must be"):
             analysis.count_flops("resnet18", input_size=size)  # type: ignore[arg-type]
         with pytest.raises(AnalysisError, match="input_size must be"):
@@ -346,6 +353,8 @@ def test_a_field_lost_after_the_reported_map_is_said() -> None:
 
     rf = analysis.receptive_field(Join(), input_size=(3, 32, 32))
     assert rf.layer == "coarse" and rf.lost_after is not None
-    assert rf.lost_after.startswith("head (") and "unknown after it: head" in rf.describe()
+    assert rf.lost_after.startswith("head (")
+    assert rf.describe().startswith("not known for the network's last map (unknown after head")
+    assert "earlier: 3 px, stride 2" in str(rf)
     assert rf.to_dict()["lost_after"] == rf.lost_after
     assert analysis.receptive_field("resnet18", input_size=64).lost_after is None

@@ -78,6 +78,7 @@ BAD_ARGUMENTS: dict[str, list[list[str]]] = {
         ["demo", "--image-size", "100000"],
         ["report", "{model}", "{data}", "-o", "{out}", "--batch-size", "0"],
         ["export", "{model}", "-o", "{out}", "--opset", "2"],
+        ["export", "{model}", "-o", "{out}", "--opset", "99"],
     ],
     "a choice that is not offered": [
         ["analyze", "resnet_nine"],
@@ -115,6 +116,8 @@ BAD_ARGUMENTS: dict[str, list[list[str]]] = {
         ["export", "{fifo}", "-o", "{out}"],
         ["export", "{model}", "-o", "{fifo}"],
         ["train", "{data}", "-o", "{fifo}"],
+        ["predict", "--model", "{model}", "--files-from", "{fifo}"],
+        ["predict", "--model", "{model}", "--files-from", "{dir}"],
     ],
     "a file that is not what the command reads": [
         ["prepare", "{text}"],

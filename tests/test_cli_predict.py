@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -152,6 +155,30 @@ def test_predict_file_list_reports_and_skips_bad_photos(
     # A rerun retries only the bad photo.
     assert main(command) == 1
     assert "0 labelled, 4 already in" in capsys.readouterr().err
+
+
+def test_a_list_written_through_a_pipe_is_read_and_one_nobody_writes_does_not_block(
+    trained: Path, synthetic_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--files-from <(find ...)`` is a FIFO with a writer: read. A FIFO that no program
+    writes to: refused at once (status 2), where a plain open would wait forever."""
+    images = sorted(map(str, (synthetic_root / "images").glob("*.jpg")))[:3]
+    fifo = tmp_path / "list.fifo"
+    os.mkfifo(fifo)
+    command = ["predict", "--model", str(trained), "--files-from", str(fifo)]
+    assert main(command) == 2
+    assert "no program writes to" in capsys.readouterr().err
+
+    def write() -> None:
+        with fifo.open("w") as pipe:
+            time.sleep(0.3)  # the reader is already waiting: it must not take this as empty
+            pipe.write("\n".join(images) + "\n")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert main([*command, "--json"]) == 0
+    writer.join()
+    assert [row["image"] for row in json.loads(capsys.readouterr().out)] == images
 
 
 @pytest.mark.parametrize(

@@ -173,7 +173,7 @@ def test_bad_arguments_raise_clear_errors(clf: ClothingClassifier, tmp_path: Pat
         clf.export(tmp_path / "m", format="tflite")  # type: ignore[arg-type]
     with pytest.raises(InvalidParameterError, match="opset applies to format='onnx' only"):
         clf.export(tmp_path / "m", format="torchscript", opset=13)
-    for opset in ("x", 3, True, 17.0):
+    for opset in ("x", 3, True, 17.0, 99):
         with pytest.raises(InvalidParameterError, match="opset must be an ONNX opset number"):
             clf.export(tmp_path / "m.onnx", opset=opset)  # type: ignore[arg-type]
     with pytest.raises(SaveError, match="it is a directory"):

@@ -206,3 +206,58 @@ def test_report_json_is_strict_json_when_a_stage_has_no_training_loss(
     saved = json.loads(files.json.read_text(encoding="utf-8"), parse_constant=refuse)
     assert saved["history"][0]["train_loss"] is None and saved["history"][0]["epoch"] == 0
     assert "training_curves" in files.figures
+
+
+def test_names_with_dollar_signs_are_drawn_as_written_not_as_mathtext() -> None:
+    """``$...$`` in a class or file name would reach matplotlib's mathtext (a ValueError
+    for ``$\\frac{$``, a restyled label otherwise): the text is drawn as it is."""
+    from matplotlib.figure import Figure
+
+    from clothingclf.report.figures import draw_figures
+
+    names = ["$\\frac{a$", "T$-$Shirt", "$x^{"]
+    ids = np.arange(6) % 3
+    evaluation = evaluation_report(ids, ids[::-1], classes=names)
+    gallery = pd.DataFrame(
+        {"path": ["/no/$\\sqrt{$.jpg"], "label": [names[0]], "predicted": [names[2]],
+         "score": [0.9], "true_score": [0.05]}
+    )  # fmt: skip
+    pngs = draw_figures(Figure, evaluation, [], None, gallery)
+    assert sorted(pngs) == ["confusion_matrix", "mistakes"]
+    assert all(png.startswith(PNG_MAGIC) for png in pngs.values())
+
+
+def test_a_report_is_written_completely_or_not_at_all(
+    clf: ClothingClassifier,
+    synthetic_splits: DatasetSplits,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from clothingclf import report as report_module
+    from clothingclf.exceptions import SaveError
+    from clothingclf.report import files as report_files
+
+    def no_figures(*args: object) -> dict[str, bytes]:
+        raise ValueError("a figure could not be drawn")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(report_module, "draw_figures", no_figures)
+        with pytest.raises(ValueError, match="could not be drawn"):
+            write_report(clf, synthetic_splits, tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+
+    out = tmp_path / "earlier"
+    write_report(clf, synthetic_splits, out, max_mistakes=2)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real, calls = report_files.write_atomically, []
+
+    def disk_full(path: Path, data: bytes) -> None:
+        calls.append(path)
+        if len(calls) == 3:
+            raise SaveError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(report_files, "write_atomically", disk_full)
+    with pytest.raises(SaveError, match="Cannot write the report"):
+        write_report(clf, synthetic_splits, out, max_mistakes=0)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no staging folder left

@@ -238,9 +238,13 @@ def export_model(
         raise InvalidParameterError(f"format must be 'onnx' or 'torchscript'; found {format!r}.")
     if opset is not None and format != "onnx":
         raise InvalidParameterError("opset applies to format='onnx' only; leave it None.")
-    if opset is not None and (isinstance(opset, bool) or not isinstance(opset, int) or opset < 7):
+    newest = _newest_opset()
+    if opset is not None and (
+        isinstance(opset, bool) or not isinstance(opset, int) or not 7 <= opset <= newest
+    ):
         raise InvalidParameterError(
-            f"opset must be an ONNX opset number (7 or newer, e.g. 17); found {opset!r}."
+            f"opset must be an ONNX opset number from 7 to {newest} (the newest this torch "
+            f"exports), e.g. {DEFAULT_OPSET}; found {opset!r}."
         )
     predictor = classifier.predictor()
     networks = predictor.networks
@@ -290,6 +294,13 @@ def export_model(
 
 
 _Runner = Callable[[list[np.ndarray]], np.ndarray]
+
+
+def _newest_opset() -> int:
+    """The newest opset torch's ONNX exporter writes (torch keeps it in a private module;
+    the fallback is the newest opset of torch 2.10, the oldest torch clothingclf runs on)."""
+    constants = getattr(torch.onnx, "_constants", None)
+    return int(getattr(constants, "ONNX_MAX_OPSET", 23))
 
 
 def _write_onnx(

@@ -188,17 +188,23 @@ class ReceptiveField:
         return "\n".join(lines)
 
     def describe(self) -> str:
-        """The field in one line: ``"435 px, stride 32, padding 217 (output of layer4); ..."``."""
+        """The field in one line: ``"435 px, stride 32, padding 217 (output of layer4); ..."``.
+
+        Where the field of the network's last map is not known (:attr:`lost_after`), the
+        line starts by saying so, and the numbers are named as those of an earlier map."""
         text = (
             f"{_hw(self.size)} px, stride {_hw(self.stride)}, padding {_hw(self.padding)} "
             f"(output of {self.layer or 'the model'})"
         )
+        if self.lost_after:
+            text = (
+                f"not known for the network's last map (unknown after {self.lost_after}); "
+                f"the last map with a known field is earlier: {text}"
+            )
         if self.sees_whole_input:
             text += "; it also sees the whole input through a global path"
         if self.output_sees_whole_input:
             text += "; the model's output sees the whole input"
-        if self.lost_after:
-            text += f"; unknown after it: {self.lost_after}"
         return text
 
     def __str__(self) -> str:

@@ -41,9 +41,9 @@ InputSize = int | tuple[int, int] | tuple[int, int, int]
 """An input size: ``224`` (3 x 224 x 224), ``(H, W)`` (3 channels) or ``(C, H, W)``."""
 
 
-# A side above this would ask the (meta-device) trace for absurd shapes; no CNN input is
-# near it.
-_MAX_SIDE = 65_536
+# The trace runs on the meta device, so any side costs no memory; above this bound the
+# element counts of a feature map near the input would leave int64.
+_MAX_SIDE = 1_000_000
 
 
 def _normalise_size(input_size: InputSize) -> tuple[int, int, int]:
@@ -54,11 +54,16 @@ def _normalise_size(input_size: InputSize) -> tuple[int, int, int]:
         size = tuple(input_size)
         if len(size) == 2:
             size = (3, *size)
-    valid = all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= _MAX_SIDE for s in size)
-    if len(size) != 3 or not valid:
+    if len(size) != 3 or not all(isinstance(s, int) and not isinstance(s, bool) for s in size):
         raise AnalysisError(
             f"input_size must be an int, (H, W) or (C, H, W) of positive ints; found "
             f"{input_size!r}. Pass for example input_size=(3, 224, 224)."
+        )
+    if not all(0 < s <= _MAX_SIDE for s in size):
+        raise AnalysisError(
+            f"input_size must be from 1 to {_MAX_SIDE:,} a side (the trace costs no memory "
+            f"at any size, but beyond that a feature map's element count leaves int64); "
+            f"found {size}."
         )
     return (size[0], size[1], size[2])
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import io
 import json
 import os
+import stat
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -230,7 +232,7 @@ def _listed(files_from: str) -> Iterator[str]:
         text = sys.stdin.read()
     else:
         try:
-            text = Path(files_from).read_text(encoding="utf-8")
+            text = _read_list(files_from).decode("utf-8")
         except (OSError, UnicodeDecodeError) as error:
             reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
             raise DatasetNotFoundError(
@@ -238,6 +240,26 @@ def _listed(files_from: str) -> Iterator[str]:
                 "one image path per line."
             ) from None
     return (line.strip() for line in text.splitlines() if line.strip())
+
+
+def _read_list(name: str) -> bytes:
+    """The bytes of a file list. A pipe (``<(find ...)``) is read as it is written; one that
+    no program writes to is refused, rather than blocking forever as a plain open would."""
+    descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as file:
+        mode = os.fstat(descriptor).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            raise OSError(errno.EINVAL, "not a text file or a pipe")
+        first = b""
+        if stat.S_ISFIFO(mode):
+            try:
+                first = os.read(descriptor, 65536)
+                if not first:  # end of file at once: no program has the pipe open to write
+                    raise OSError(errno.EPIPE, "a FIFO that no program writes to")
+            except BlockingIOError:  # a writer that has not written yet: wait for it
+                pass
+        os.set_blocking(descriptor, True)
+        return first + file.read()
 
 
 class _Progress:

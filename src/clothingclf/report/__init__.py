@@ -37,7 +37,7 @@ from ..exceptions import InvalidParameterError
 from ..metrics import EvaluationReport
 from .data import label_images, load_evaluation_data, per_class_table
 from .figures import draw_figures, matplotlib_figure
-from .files import claim_folder, refuse_to_replace, write_figures, write_page, write_tables
+from .files import refuse_to_replace, write_report_files
 from .pages import html_page, markdown_page
 from .summary import model_info, summary_json
 
@@ -141,31 +141,35 @@ def write_report(
     refuse_to_replace(out, force)
     labelling = label_images(predictor, load_evaluation_data(data, split=split), batch_size)
     evaluation, mistakes = labelling.evaluation, labelling.mistakes
-
-    claim_folder(out)
     history = [dict(r) for r in getattr(classifier, "history_", []) or []]
     best = getattr(classifier, "best_epoch_", None)
     gallery = mistakes.head(max_mistakes)
+    # Everything is made in memory first, so a failure (a figure that cannot be drawn)
+    # writes nothing; a failed write removes what this call wrote.
     pngs = draw_figures(figure_class, evaluation, history, best, gallery)
-    figures = write_figures(out, pngs)
+    figures = {name: out / f"{name}.png" for name in pngs}
     per_class = per_class_table(evaluation)
-    tables = write_tables(out, per_class, labelling.predictions)
-
+    tables = {"per_class": out / "per_class.csv", "predictions": out / "predictions.csv"}
     info = model_info(classifier, evaluation)
     heading = title or "Evaluation report"
-    n_mistakes = len(mistakes)
+    n_mistakes, coverage = len(mistakes), evaluation.coverage
     summary = summary_json(info, evaluation, n_mistakes, gallery, history, figures | tables)
-    json_path = write_page(out, "report.json", summary)
-    coverage = evaluation.coverage
-    markdown = markdown_page(heading, info, per_class, gallery, n_mistakes, figures, coverage)
-    markdown_path = write_page(out, "report.md", markdown)
-    page = html_page(heading, info, per_class, gallery, n_mistakes, pngs, coverage)
-    html_path = write_page(out, "report.html", page)
+    contents: dict[Path, bytes | str] = {figures[name]: png for name, png in pngs.items()}
+    contents[tables["per_class"]] = per_class.to_csv()
+    contents[tables["predictions"]] = labelling.predictions.to_csv(index=False)
+    contents[out / "report.md"] = markdown_page(
+        heading, info, per_class, gallery, n_mistakes, figures, coverage
+    )
+    contents[out / "report.html"] = html_page(
+        heading, info, per_class, gallery, n_mistakes, pngs, coverage
+    )
+    contents[out / "report.json"] = summary  # last: it marks the folder as a whole report
+    write_report_files(out, contents)
     return ReportFiles(
         output_dir=out,
-        html=html_path,
-        markdown=markdown_path,
-        json=json_path,
+        html=out / "report.html",
+        markdown=out / "report.md",
+        json=out / "report.json",
         figures=figures,
         tables=tables,
         evaluation=evaluation,

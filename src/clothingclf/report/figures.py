@@ -64,7 +64,23 @@ def draw_figures(
 ) -> dict[str, bytes]:
     """Every figure of a report, by name: ``confusion_matrix``, ``reliability`` and
     ``coverage`` (when the evaluation has them), ``training_curves`` (only with a
-    ``history``) and ``mistakes`` (only with rows in ``gallery``)."""
+    ``history``) and ``mistakes`` (only with rows in ``gallery``).
+
+    Text is drawn as written: a class or file name holding ``$...$`` is not read as
+    mathtext (nor as TeX), so it can neither break nor restyle a figure."""
+    import matplotlib
+
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+        return _draw_figures(figure_class, evaluation, history, best, gallery)
+
+
+def _draw_figures(
+    figure_class: Any,
+    evaluation: EvaluationReport,
+    history: Sequence[dict[str, Any]],
+    best: int | None,
+    gallery: pd.DataFrame,
+) -> dict[str, bytes]:
     pngs: dict[str, bytes] = {"confusion_matrix": confusion_png(figure_class, evaluation)}
     if evaluation.reliability is not None:
         pngs["reliability"] = reliability_png(figure_class, evaluation)

@@ -1,12 +1,14 @@
 """The report folder: which names a report owns, the refusal to replace files of those
-names that no report wrote, claiming the folder, and writing each file atomically."""
+names that no report wrote, and writing all of a report's files or none."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-
-import pandas as pd
 
 from .._paths import refuse_blocked_folder, write_atomically
 from ..exceptions import SaveError
@@ -14,11 +16,8 @@ from ..exceptions import SaveError
 __all__ = [
     "REPORT_FILES",
     "REPORT_FORMAT",
-    "claim_folder",
     "refuse_to_replace",
-    "write_figures",
-    "write_page",
-    "write_tables",
+    "write_report_files",
 ]
 
 #: The ``format`` of every ``report.json`` a report writes, by which a rerun knows its own.
@@ -69,39 +68,29 @@ def _written_by_a_report(out: Path) -> bool:
     )
 
 
-def claim_folder(out: Path) -> None:
-    """Create ``out`` and mark it as a report's before anything else is written, so a run
-    cut short still leaves a ``report.json`` that a rerun recognises.
+def write_report_files(out: Path, contents: Mapping[Path, bytes | str]) -> None:
+    """Write every file of a report into ``out`` (created), completely or not at all.
+
+    The files are written into a temporary folder inside ``out`` and then renamed into
+    place, ``report.json`` last, so a full disk leaves ``out`` as it was, and a run killed
+    while renaming leaves the earlier report's ``report.json`` for a rerun to recognise.
 
     Raises:
-        SaveError: The folder cannot be created or written to.
+        SaveError: The folder cannot be created or a file cannot be written; nothing of
+            this report is left in ``out``.
     """
     try:
         out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
     except OSError as error:
-        raise SaveError(f"Cannot create the report folder {str(out)!r} ({error}).") from error
-    write_atomically(out / "report.json", json.dumps({"format": REPORT_FORMAT}).encode("utf-8"))
-
-
-def write_figures(out: Path, pngs: dict[str, bytes]) -> dict[str, Path]:
-    """Write each PNG as ``out/<name>.png``; return the paths by name."""
-    figures = {name: out / f"{name}.png" for name in pngs}
-    for name, data_png in pngs.items():
-        write_atomically(figures[name], data_png)
-    return figures
-
-
-def write_tables(out: Path, per_class: pd.DataFrame, predictions: pd.DataFrame) -> dict[str, Path]:
-    """Write ``per_class.csv`` (with its index, the class names) and ``predictions.csv``;
-    return the paths by name (``per_class``, ``predictions``)."""
-    tables = {"per_class": out / "per_class.csv", "predictions": out / "predictions.csv"}
-    write_atomically(tables["per_class"], per_class.to_csv().encode("utf-8"))
-    write_atomically(tables["predictions"], predictions.to_csv(index=False).encode("utf-8"))
-    return tables
-
-
-def write_page(out: Path, file_name: str, text: str) -> Path:
-    """Write ``text`` (UTF-8) as ``out/file_name``; return its path."""
-    path = out / file_name
-    write_atomically(path, text.encode("utf-8"))
-    return path
+        raise SaveError(f"Cannot write into the report folder {str(out)!r} ({error}).") from None
+    try:
+        for path, content in contents.items():
+            data = content.encode("utf-8") if isinstance(content, str) else content
+            write_atomically(staging / path.name, data)
+        for path in sorted(contents, key=lambda p: p.name == "report.json"):
+            os.replace(staging / path.name, path)
+    except OSError as error:
+        raise SaveError(f"Cannot write the report into {str(out)!r} ({error}).") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
