@@ -259,3 +259,33 @@ def test_hostile_small_files_cost_bounded_memory(valid: Path, tmp_path: Path) ->
     grown = dict(line.split() for line in done.stdout.splitlines())
     assert len(grown) == len(paths) and "LOADED" not in grown.values(), grown
     assert max(int(mb) for mb in grown.values()) < 200, grown
+
+
+def _number_leaves(value: Any, where: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The place of every int or float in a payload (tensors excluded), one history row."""
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = list(enumerate(value[:1]))
+    else:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return [where] if number else []
+    return [leaf for key, item in items for leaf in _number_leaves(item, (*where, key))]
+
+
+def test_every_number_of_a_model_file_may_be_huge_or_non_finite(
+    valid: Path, tmp_path: Path
+) -> None:
+    """Each number of the file in turn replaced by an int of 400 digits, then by NaN: the
+    model loads (a value the model does not use) or the load is a ModelFileError, never
+    OverflowError or ValueError from a conversion."""
+    payload = safe_load(valid)
+    leaves = [leaf for leaf in _number_leaves(payload) if leaf[0] != "state_dict"]
+    assert len(leaves) > 20
+    for leaf in leaves:
+        for value in (10**400, float("nan")):
+            path = _variant(valid, tmp_path, _set(*leaf, value=value))
+            try:
+                ClothingClassifier.load(path, device="cpu")
+            except ModelFileError as error:
+                assert str(path) in str(error), leaf
