@@ -50,8 +50,8 @@ _TORCH_DTYPES = (
 
 def check_payload(value: Any, where: str) -> None:
     """Raise :class:`~clothingclf.exceptions.InvalidParameterError` if ``value`` holds
-    anything a clothingclf file cannot hold (anything but tensors of the types in
-    :data:`_DTYPES`, plain values, and lists, tuples and dicts of these).
+    anything a clothingclf file cannot hold (anything but tensors of float, int and bool
+    types (not float8), plain values, and lists, tuples and dicts of these).
 
     Example:
         >>> check_payload({"a": [1, 2.5, None]}, "card")
