@@ -106,6 +106,7 @@ def test_auto_builds_the_graph_only_for_enough_images(
 ) -> None:
     cpu = torch.device("cpu")
     monkeypatch.setattr(engines, "onnxruntime_available", lambda: True)
+    monkeypatch.setattr(engines, "openvino_available", lambda: False)
     few = engines.choose_engine(device=cpu, images=engines.AUTO_ONNX_MIN_IMAGES - 1)
     assert few.engine == "torch" and "fewer than" in few.reason
     many = engines.choose_engine(device=cpu, images=engines.AUTO_ONNX_MIN_IMAGES)
@@ -191,4 +192,77 @@ def test_engine_and_options_are_checked(pair: ClothingClassifier) -> None:
 def test_the_engine_choice_is_visible(pair: ClothingClassifier) -> None:
     choice = pair.predictor().engine("torch")
     assert (choice.engine, choice.precision, choice.reason) == ("torch", "float32", "asked for")
-    assert pair.predictor().engine(images=1).engine in ("torch", "onnxruntime")
+    assert pair.predictor().engine(images=1).engine in ("torch", "onnxruntime", "openvino")
+
+
+openvino_extra = pytest.mark.skipif(
+    not engines.openvino_available(), reason="needs the openvino extra (onnx, openvino)"
+)
+
+
+@openvino_extra
+@pytest.mark.parametrize("tta", [False, True])
+def test_openvino_float32_agrees_with_eager_float32(
+    pair: ClothingClassifier, photos: list[str], tta: bool
+) -> None:
+    reference = pair.predict_proba(photos, engine="torch", tta=tta)
+    got = pair.predict_proba(photos, engine="openvino", precision="float32", tta=tta)
+    assert np.abs(got - reference).max() <= 1e-4
+    assert np.allclose(got.sum(1), 1.0, rtol=0, atol=1e-12)
+    assert engines.has_onnx_graph(*_graph_key(pair))
+    single = pair.predict_proba(photos[0], engine="openvino", tta=tta)
+    assert np.abs(single - reference[:1]).max() <= 1e-4
+
+
+@openvino_extra
+def test_openvino_bfloat16_keeps_the_bundled_models_labels() -> None:
+    """Where the CPU has native bfloat16: the same label as float32 on every sample photo,
+    probabilities within the bound measured on the test split (0.05); elsewhere refused."""
+    from clothingclf.pretrained import sample_photos
+
+    clf = ClothingClassifier.pretrained(device="cpu")
+    paths = sample_photos()["path"].astype(str).tolist()
+    if not engines.native_bfloat16():
+        with pytest.raises(InvalidParameterError, match="native bfloat16"):
+            clf.predict_proba(paths, engine="openvino", precision="bfloat16")
+        assert clf.predictor().engine("auto", "bfloat16").engine == "torch"
+        return
+    reference = clf.predict_proba(paths, engine="torch")
+    reduced = clf.predict_proba(paths, engine="openvino", precision="bfloat16")
+    assert np.array_equal(reduced.argmax(1), reference.argmax(1))
+    assert np.abs(reduced - reference).max() <= 0.05
+    choice = clf.predictor().engine("auto", "bfloat16")
+    assert (choice.engine, choice.precision) == ("openvino", "bfloat16")
+
+
+@openvino_extra
+@onnx_extra
+def test_auto_times_the_installed_engines_and_keeps_the_fastest(pair: ClothingClassifier) -> None:
+    predictor = pair.predictor()
+    choice = predictor.engine(images=engines.AUTO_ONNX_MIN_IMAGES)
+    timing = engines.fastest_engine(*_graph_key(pair))
+    assert timing is not None and set(timing.rates) == {"onnxruntime", "openvino"}
+    assert choice.engine == timing.engine == max(timing.rates, key=timing.rates.__getitem__)
+    assert choice.precision == "float32" and "timed on first use" in choice.reason
+    assert engines.fastest_engine(*_graph_key(pair)) is timing  # kept for the process
+    assert predictor.engine(images=1).engine == timing.engine  # built: any call size
+
+
+def test_auto_without_the_extras_and_missing_extras(
+    pair: ClothingClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(engines, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(engines, "openvino_available", lambda: False)
+    choice = engines.choose_engine(device=cpu, images=10_000)
+    assert choice.engine == "torch" and "neither the onnx nor the openvino" in choice.reason
+    assert engines.choose_engine("auto", "bfloat16", device=cpu).reason == (
+        "the openvino extra is not installed"
+    )
+    with pytest.raises(MissingDependencyError, match=r"clothingclf\[openvino\]"):
+        pair.predict_proba(np.zeros((2, 40, 30, 3), dtype=np.uint8), engine="openvino")
+    monkeypatch.setattr(engines, "openvino_available", lambda: True)
+    only = engines.choose_engine(device=cpu, images=10_000)
+    assert only.engine == "openvino" and "installed" in only.reason
+    with pytest.raises(InvalidParameterError, match="runs on the CPU"):
+        engines.choose_engine("openvino", device=torch.device("cuda"))

@@ -404,7 +404,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 (:class:`~clothingclf.predictor.InferenceOptions`): ``tta`` (average with
                 the mirror image, twice the work; default: the model's own),
                 ``batch_size`` (images per forward pass, 32), ``engine`` (``"auto"``,
-                ``"torch"``, ``"onnxruntime"``), ``precision`` (``"auto"``: float32,
+                ``"torch"``, ``"onnxruntime"``, ``"openvino"``), ``precision`` (``"auto"``: float32,
                 ``"float32"``, ``"bfloat16"``), ``decode_threads`` (photos decoded while
                 the network runs; up to 4), ``balance`` (for a model trained with
                 ``logit_adjustment``, like the bundled one: ``"accuracy"`` for the most
@@ -420,7 +420,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             ImageNotFoundError: A path does not exist (the message names it).
             InvalidImageError: An input is not a decodable image (the message names it).
             InvalidParameterError: An unknown option or a value it does not take.
-            MissingDependencyError: ``engine="onnxruntime"`` without the onnx extra.
+            MissingDependencyError: ``engine="onnxruntime"`` or ``"openvino"`` without
+                its extra.
         """
         return self.predictor().probabilities(x, **options)
 

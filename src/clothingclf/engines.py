@@ -3,31 +3,38 @@
 * ``"torch"``: the networks in eager PyTorch, in the channels-last layout; float32, or
   under bfloat16 autocast with ``precision="bfloat16"``.
 * ``"onnxruntime"``: the networks as one ONNX graph (the graph :func:`~clothingclf.export_model`
-  writes) run by onnxruntime's CPU provider (``pip install 'clothingclf[onnx]'``). The graph
-  is built from the weights the first time a model is run this way in a process (a few
-  seconds) and reused after that.
+  writes) run by onnxruntime's CPU provider (``pip install 'clothingclf[onnx]'``); float32.
+* ``"openvino"``: the same ONNX graph compiled by OpenVINO for the CPU
+  (``pip install 'clothingclf[openvino]'``); float32, or bfloat16 where the CPU computes it
+  natively (AVX512-BF16, AMX).
 
-``engine="auto"`` is onnxruntime on the CPU when the onnx extra is installed (faster than
-eager torch on every CPU measured, see the performance page) for a call of at least
-:data:`AUTO_ONNX_MIN_IMAGES` images, or once the model's graph is built; torch otherwise
-(a few images, where building the graph would cost more than it saves; a GPU; no extra).
+A graph is built from the weights the first time a model is run that way in a process (a
+few seconds), checked against eager torch on random batches, and reused until the weights
+change.
 
-``precision="auto"`` is float32: bfloat16 (torch only) is used only when asked for. On the
-bundled model's test split it changed no label (probabilities by up to 0.03), within the
-0.1 point of accuracy the library would trade for speed without asking, but on the CPUs
-measured onnxruntime float32 is faster than torch bfloat16 even where bfloat16 is native,
-and on GPUs it was not measured (docs: Performance). Both float32 engines agree with eager
-float32 to 1e-4 on every probability; the tests check it.
+``engine="auto"`` on the CPU, for a call of at least :data:`AUTO_ONNX_MIN_IMAGES` images or
+once a graph is built, runs the fastest float32 engine installed: with both extras, the
+first such call builds both graphs and times them on one batch (:func:`fastest_engine`,
+kept for the process). Otherwise torch (a few images, where building would cost more than
+it saves; a GPU; no extra).
+
+``precision="auto"`` is float32. ``precision="bfloat16"`` runs in OpenVINO where the CPU
+has native bfloat16 and the extra is installed (about twice OpenVINO float32 there), else
+under torch autocast (emulated, and slow, on CPUs without it). Every float32 engine agrees
+with eager float32 to 1e-4 on every probability; the tests check it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import importlib.util
 import io
 import itertools
+import statistics
 import threading
+import time
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -48,11 +55,17 @@ __all__ = [
     "EngineChoice",
     "ProbabilityGraph",
     "choose_engine",
+    "fastest_engine",
+    "native_bfloat16",
     "onnxruntime_available",
+    "openvino_available",
 ]
 
 #: The values of ``engine``.
-ENGINES = ("auto", "torch", "onnxruntime")
+ENGINES = ("auto", "torch", "onnxruntime", "openvino")
+#: The engines that run a graph built from the weights, in the order ``"auto"`` prefers
+#: them before they are timed.
+COMPILED_ENGINES: tuple[Literal["onnxruntime", "openvino"], ...] = ("onnxruntime", "openvino")
 #: The values of ``precision``.
 PRECISIONS = ("auto", "float32", "bfloat16")
 
@@ -64,6 +77,7 @@ ONNX_OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAME = "probabilities"
 ONNX_HINT = 'Install the onnx extra: pip install "clothingclf[onnx]"'
+OPENVINO_HINT = 'Install the openvino extra: pip install "clothingclf[openvino]"'
 
 #: Normalised float batches (one per network) -> ``N x C`` float64 probabilities, the mean
 #: over the networks.
@@ -75,6 +89,26 @@ def onnxruntime_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
 
 
+def openvino_available() -> bool:
+    """Whether the openvino extra (openvino and onnx) is installed."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "openvino"))
+
+
+def _available(engine: str) -> bool:
+    return onnxruntime_available() if engine == "onnxruntime" else openvino_available()
+
+
+@functools.cache
+def native_bfloat16() -> bool:
+    """Whether OpenVINO computes bfloat16 natively on this CPU (its ``BF16`` capability:
+    AVX512-BF16 or AMX); ``False`` without the openvino extra."""
+    if not openvino_available():
+        return False
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
 @dataclass(frozen=True)
 class EngineChoice:
     """What runs the networks: the engine, the precision, and why.
@@ -84,9 +118,18 @@ class EngineChoice:
         'torch'
     """
 
-    engine: Literal["torch", "onnxruntime"]
+    engine: Literal["torch", "onnxruntime", "openvino"]
     precision: Literal["float32", "bfloat16"]
     reason: str
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What :func:`fastest_engine` measured: photos per second of each compiled float32
+    engine on one batch, and the fastest."""
+
+    engine: Literal["onnxruntime", "openvino"]
+    rates: dict[str, float]
 
 
 def choose_engine(
@@ -96,15 +139,16 @@ def choose_engine(
     device: torch.device,
     images: int | None = None,
     built: bool = False,
+    timing: Timing | None = None,
 ) -> EngineChoice:
     """Resolve ``engine`` and ``precision`` for networks that live on ``device``, for a
-    call of ``images`` images (``None``: many), ``built`` telling whether their onnxruntime
-    graph exists already.
+    call of ``images`` images (``None``: many); ``built`` tells whether a graph of them
+    exists already, ``timing`` what :func:`fastest_engine` measured (``None``: not timed).
 
     Raises:
-        InvalidParameterError: An unknown value, onnxruntime for a model on a GPU, or
-            bfloat16 with onnxruntime.
-        MissingDependencyError: ``engine="onnxruntime"`` without the onnx extra.
+        InvalidParameterError: An unknown value, a compiled engine for a model on a GPU,
+            bfloat16 with onnxruntime, or with OpenVINO on a CPU without native bfloat16.
+        MissingDependencyError: A compiled engine without its extra.
     """
     if engine not in ENGINES:
         raise InvalidParameterError(
@@ -115,34 +159,67 @@ def choose_engine(
             f"precision must be one of {', '.join(map(repr, PRECISIONS))}; found {precision!r}."
         )
     resolved: Literal["float32", "bfloat16"] = "bfloat16" if precision == "bfloat16" else "float32"
-    if engine == "onnxruntime":
-        if device.type != "cpu":
-            raise InvalidParameterError(
-                f"engine='onnxruntime' runs on the CPU, and this model is on {device}; load it "
-                "with device='cpu', or use engine='torch'."
-            )
-        if resolved == "bfloat16":
-            raise InvalidParameterError(
-                "precision='bfloat16' needs engine='torch' (the onnxruntime graph is float32)."
-            )
-        if not onnxruntime_available():
-            raise MissingDependencyError(f"engine='onnxruntime' needs onnxruntime. {ONNX_HINT}.")
-        return EngineChoice("onnxruntime", "float32", "asked for")
+    if engine in COMPILED_ENGINES:
+        return _compiled_choice(engine, resolved, device)
     if engine == "torch":
         return EngineChoice("torch", resolved, "asked for")
     if device.type != "cpu":
         return EngineChoice("torch", resolved, f"the model is on {device.type}")
     if resolved == "bfloat16":
-        return EngineChoice("torch", resolved, "bfloat16 runs in torch only")
-    if not onnxruntime_available():
-        return EngineChoice("torch", resolved, "the onnx extra is not installed")
-    if built:
-        return EngineChoice("onnxruntime", resolved, "on the CPU, its graph built already")
-    if images is not None and images < AUTO_ONNX_MIN_IMAGES:
+        if openvino_available() and native_bfloat16():
+            return EngineChoice("openvino", resolved, "native bfloat16: OpenVINO is fastest")
+        why = "OpenVINO sees no native bfloat16 on this CPU" if openvino_available() else None
+        return EngineChoice("torch", resolved, why or "the openvino extra is not installed")
+    installed: list[Literal["onnxruntime", "openvino"]] = [
+        name for name in COMPILED_ENGINES if _available(name)
+    ]
+    if not installed:
+        return EngineChoice(
+            "torch", resolved, "neither the onnx nor the openvino extra is installed"
+        )
+    if not built and images is not None and images < AUTO_ONNX_MIN_IMAGES:
         return EngineChoice(
             "torch", resolved, f"fewer than {AUTO_ONNX_MIN_IMAGES} images: not worth building"
         )
-    return EngineChoice("onnxruntime", resolved, "on the CPU with the onnx extra installed")
+    if timing is not None:
+        rates = ", ".join(f"{name} {rate:.0f}" for name, rate in timing.rates.items())
+        return EngineChoice(
+            timing.engine, resolved, f"the fastest here, timed on first use ({rates} photos/s)"
+        )
+    if built:
+        return EngineChoice(installed[0], resolved, "on the CPU, its graph built already")
+    return EngineChoice(
+        installed[0], resolved, f"on the CPU with the {installed[0]} engine installed"
+    )
+
+
+def _compiled_choice(
+    engine: str, precision: Literal["float32", "bfloat16"], device: torch.device
+) -> EngineChoice:
+    """``engine="onnxruntime"`` or ``"openvino"`` asked for, checked."""
+    if device.type != "cpu":
+        raise InvalidParameterError(
+            f"engine={engine!r} runs on the CPU, and this model is on {device}; load it "
+            "with device='cpu', or use engine='torch'."
+        )
+    if engine == "onnxruntime":
+        if precision == "bfloat16":
+            raise InvalidParameterError(
+                "precision='bfloat16' needs engine='torch' or 'openvino' (the onnxruntime graph "
+                "is float32)."
+            )
+        if not onnxruntime_available():
+            raise MissingDependencyError(f"engine='onnxruntime' needs onnxruntime. {ONNX_HINT}.")
+        return EngineChoice("onnxruntime", precision, "asked for")
+    if not openvino_available():
+        raise MissingDependencyError(f"engine='openvino' needs OpenVINO. {OPENVINO_HINT}.")
+    if precision == "bfloat16" and not native_bfloat16():
+        raise InvalidParameterError(
+            "precision='bfloat16' with engine='openvino' needs a CPU with native bfloat16 "
+            "(AVX512-BF16 or AMX), which this one lacks; use float32 (faster here), or "
+            "engine='torch' to emulate bfloat16."
+        )
+    return EngineChoice("openvino", precision, "asked for")
 
 
 class ProbabilityGraph(nn.Module):
@@ -268,51 +345,109 @@ class TorchRunner:
         return total / len(self.models)
 
 
-#: The largest difference from eager float32 an onnxruntime graph may show on the random
+#: The largest difference from eager float32 a float32 graph may show on the random
 #: batches it is checked on when built.
 PARITY_ATOL = 1e-4
+#: The same for a bfloat16 graph (measured: 0.007 on the bundled model's random batches,
+#: 0.03 on its test photos).
+BF16_PARITY_ATOL = 0.1
+
+
+def _onnx_graph(graph: ProbabilityGraph, shapes: Sequence[tuple[int, int]]) -> bytes:
+    """The ONNX bytes of ``graph`` (CPU copies of the networks) with a dynamic batch axis."""
+    generator = torch.Generator().manual_seed(0)
+    example = tuple(torch.randn(2, 3, *shape, generator=generator) for shape in shapes)
+    buffer = io.BytesIO()
+    write_onnx_graph(graph, example, buffer, opset=ONNX_OPSET)
+    return buffer.getvalue()
+
+
+def _check_parity(
+    run: Runner, graph: ProbabilityGraph, shapes: Sequence[tuple[int, int]], what: str, atol: float
+) -> None:
+    """Compare ``run`` with eager torch on random batches of 1 and 3 images (as
+    :func:`~clothingclf.export_model` checks an export).
+
+    Raises:
+        ExportError: A probability differs by more than ``atol``.
+    """
+    generator = torch.Generator().manual_seed(1)
+    for count in (1, 3):
+        batches = [torch.randn(count, 3, *shape, generator=generator) for shape in shapes]
+        with torch.no_grad():
+            expected = graph(*batches).double()
+        worst = float((run(batches) - expected).abs().max())
+        if not worst <= atol:
+            raise ExportError(
+                f"The {what} graph differs from torch by up to {worst:.1e} on a batch of "
+                f"{count} (allowed: {atol:.0e}); use engine='torch'."
+            )
+
+
+def _normalised(out: np.ndarray) -> torch.Tensor:
+    """float64 rows that sum to 1, as torch's do."""
+    probabilities = torch.from_numpy(np.array(out, dtype=np.float64))
+    return probabilities / probabilities.sum(1, keepdim=True)
+
+
+def _feed(batches: Sequence[torch.Tensor]) -> list[np.ndarray]:
+    return [np.ascontiguousarray(b.detach().cpu().numpy(), dtype=np.float32) for b in batches]
 
 
 class OnnxRunner:
-    """The networks as one ONNX graph in onnxruntime (CPU), checked against eager torch on
-    random batches of 1 and 3 images when built (as :func:`~clothingclf.export_model` checks
-    an export)."""
+    """The networks' ONNX graph in onnxruntime (CPU), float32."""
 
-    def __init__(self, models: Sequence[nn.Module], shapes: Sequence[tuple[int, int]]) -> None:
-        graph = ProbabilityGraph([cpu_copy(model) for model in models], tta=False).eval()
-        generator = torch.Generator().manual_seed(0)
-        example = tuple(torch.randn(2, 3, *shape, generator=generator) for shape in shapes)
-        buffer = io.BytesIO()
-        write_onnx_graph(graph, example, buffer, opset=ONNX_OPSET)
-        self.session = onnx_session(buffer.getvalue())
-        self.names = input_names(len(models))
-        for count in (1, 3):
-            batches = [torch.randn(count, 3, *shape, generator=generator) for shape in shapes]
-            with torch.no_grad():
-                expected = graph(*batches).double()
-            worst = float((self(batches) - expected).abs().max())
-            if not worst <= PARITY_ATOL:
-                raise ExportError(
-                    f"The onnxruntime graph differs from torch by up to {worst:.1e} on a batch of "
-                    f"{count} (allowed: {PARITY_ATOL:.0e}); use engine='torch'."
-                )
+    def __init__(self, onnx: bytes, count: int) -> None:
+        self.session = onnx_session(onnx)
+        self.names = input_names(count)
 
     def __call__(self, batches: Sequence[torch.Tensor]) -> torch.Tensor:
-        feed = {
-            name: np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
-            for name, batch in zip(self.names, batches, strict=True)
+        feed = dict(zip(self.names, _feed(batches), strict=True))
+        return _normalised(self.session.run([OUTPUT_NAME], feed)[0])
+
+
+class OpenVinoRunner:
+    """The networks' ONNX graph compiled by OpenVINO for the CPU, in float32 or bfloat16,
+    for latency (one request at a time on all of torch's threads); one request per
+    calling thread, so decoding threads and callers may share it."""
+
+    def __init__(self, onnx: bytes, precision: Literal["float32", "bfloat16"]) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        config = {
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bfloat16" else "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": torch.get_num_threads(),
         }
-        out = torch.from_numpy(np.asarray(self.session.run([OUTPUT_NAME], feed)[0])).double()
-        return out / out.sum(1, keepdim=True)  # rows sum to 1 in float64, as torch's do
+        self.compiled = core.compile_model(core.read_model(model=onnx, weights=b""), "CPU", config)
+        self.output = self.compiled.output(0)
+        self.local = threading.local()
+
+    def __call__(self, batches: Sequence[torch.Tensor]) -> torch.Tensor:
+        request = getattr(self.local, "request", None)
+        if request is None:
+            request = self.local.request = self.compiled.create_infer_request()
+        result = request.infer(dict(enumerate(_feed(batches))))
+        return _normalised(result[self.output])  # a copy: the request reuses its output
 
 
-# The onnxruntime graphs built so far (None: building failed), by the first network of the
-# model they run, with the fingerprint of the weights they were built from; weakly, so a
-# model that is garbage-collected takes its graph along.
-_ONNX_RUNNERS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], OnnxRunner | None]] = (
-    weakref.WeakKeyDictionary()
-)
-_BUILD_LOCK = threading.Lock()
+@dataclass
+class _Graphs:
+    """The compiled runners of one model as its weights are now (``None``: building failed),
+    with the ONNX bytes they share and what :func:`fastest_engine` measured."""
+
+    key: tuple[Any, ...]
+    runners: dict[tuple[str, str], Runner | None]
+    onnx: bytes | Exception | None = None  # an Exception: the export failed
+    timing: Timing | None = None
+    warned: bool = False
+
+
+# The graphs built so far, by the first network of the model they run; weakly, so a model
+# that is garbage-collected takes its graphs along.
+_GRAPHS: weakref.WeakKeyDictionary[nn.Module, _Graphs] = weakref.WeakKeyDictionary()
+_BUILD_LOCK = threading.RLock()
 
 
 def _fingerprint(models: Sequence[nn.Module], shapes: Sequence[tuple[int, int]]) -> tuple[Any, ...]:
@@ -334,13 +469,50 @@ def _versions(model: nn.Module) -> Iterator[tuple[int, int]]:
                 yield tensor.data_ptr(), tensor._version
 
 
+def _graphs(models: Sequence[nn.Module], shapes: Sequence[tuple[int, int]]) -> _Graphs:
+    """The entry of these networks as they are now (a new one when the weights changed)."""
+    key = _fingerprint(models, shapes)
+    entry = _GRAPHS.get(models[0])
+    if entry is None or entry.key != key:
+        entry = _GRAPHS[models[0]] = _Graphs(key, {})
+    return entry
+
+
 def has_onnx_graph(models: Sequence[nn.Module], shapes: Sequence[tuple[int, int]]) -> bool:
-    """Whether an onnxruntime graph of these networks on inputs of these sizes, as their
-    weights are now, was built in this process."""
-    cached = _ONNX_RUNNERS.get(models[0]) if models else None
+    """Whether a compiled graph (onnxruntime or OpenVINO) of these networks on inputs of
+    these sizes, as their weights are now, was built in this process."""
+    entry = _GRAPHS.get(models[0]) if models else None
     return (
-        cached is not None and cached[1] is not None and cached[0] == _fingerprint(models, shapes)
+        entry is not None
+        and any(run is not None for run in entry.runners.values())
+        and entry.key == _fingerprint(models, shapes)
     )
+
+
+def _build(
+    entry: _Graphs,
+    engine: str,
+    precision: Literal["float32", "bfloat16"],
+    models: Sequence[nn.Module],
+    shapes: Sequence[tuple[int, int]],
+) -> Runner:
+    """A compiled runner, checked against eager torch (the caller holds the lock)."""
+    graph = ProbabilityGraph([cpu_copy(model) for model in models], tta=False).eval()
+    if entry.onnx is None:
+        try:
+            entry.onnx = _onnx_graph(graph, shapes)
+        except ExportError as error:
+            entry.onnx = error  # shared by every compiled engine: not tried twice
+    if isinstance(entry.onnx, Exception):
+        raise entry.onnx
+    run: Runner
+    if engine == "onnxruntime":
+        run = OnnxRunner(entry.onnx, len(models))
+    else:
+        run = OpenVinoRunner(entry.onnx, precision)
+    atol = BF16_PARITY_ATOL if precision == "bfloat16" else PARITY_ATOL
+    _check_parity(run, graph, shapes, f"{engine} {precision}", atol)
+    return run
 
 
 def runner(
@@ -351,8 +523,8 @@ def runner(
     *,
     fallback: bool = False,
 ) -> Runner:
-    """The runner of ``choice`` for these networks (onnxruntime's built once per state of
-    the weights and kept).
+    """The runner of ``choice`` for these networks (a compiled one is built once per state
+    of the weights and kept).
 
     With ``fallback`` (``engine="auto"``) a model whose graph cannot be built, or does not
     match torch, runs in torch instead, with one warning per model; otherwise the error is
@@ -361,20 +533,61 @@ def runner(
     torch_runner = TorchRunner(models, device, bf16=choice.precision == "bfloat16")
     if choice.engine == "torch":
         return torch_runner
-    key = _fingerprint(models, shapes)
+    kind = (choice.engine, choice.precision)
     with _BUILD_LOCK:
-        cached = _ONNX_RUNNERS.get(models[0])
-        if cached is None or cached[0] != key or (cached[1] is None and not fallback):
+        entry = _graphs(models, shapes)
+        if kind not in entry.runners or (entry.runners[kind] is None and not fallback):
             try:
-                cached = (key, OnnxRunner(models, shapes))
+                entry.runners[kind] = _build(entry, *kind, models, shapes)
             except Exception as error:
                 if not fallback:
                     raise
-                warnings.warn(
-                    f"engine='auto': this model does not run in onnxruntime "
-                    f"({first_line(error, 'no message')[:200]}); it runs in torch instead.",
-                    stacklevel=4,
-                )
-                cached = (key, None)
-            _ONNX_RUNNERS[models[0]] = cached
-    return cached[1] if cached[1] is not None else torch_runner
+                if not entry.warned:  # once per model, whichever engine failed first
+                    warnings.warn(
+                        f"engine='auto': this model does not run in {choice.engine} "
+                        f"({first_line(error, 'no message')[:200]}); it runs in torch instead.",
+                        stacklevel=4,
+                    )
+                entry.runners[kind], entry.warned = None, True
+        built = entry.runners[kind]
+    return built if built is not None else torch_runner
+
+
+#: Images per batch, and timed runs, of :func:`fastest_engine`'s measurement.
+TIMING_BATCH, TIMING_RUNS = 16, 3
+
+
+def fastest_engine(models: Sequence[nn.Module], shapes: Sequence[tuple[int, int]]) -> Timing | None:
+    """Build the graph of every installed compiled engine (float32) for these networks,
+    time each on one batch of :data:`TIMING_BATCH` random images (the median of
+    :data:`TIMING_RUNS` runs after a warm-up), and keep the result for the process (until
+    the weights change). ``None`` when fewer than two engines are installed or build.
+
+    A second or so beside the builds; the graphs built are the ones the call then uses.
+    """
+    installed = [name for name in COMPILED_ENGINES if _available(name)]
+    if len(installed) < 2:
+        return None
+    with _BUILD_LOCK:
+        entry = _graphs(models, shapes)
+        if entry.timing is not None:
+            return entry.timing
+        generator = torch.Generator().manual_seed(2)
+        batches = [torch.randn(TIMING_BATCH, 3, *shape, generator=generator) for shape in shapes]
+        rates: dict[str, float] = {}
+        for name in installed:
+            choice = EngineChoice(name, "float32", "timed")
+            run = runner(choice, models, shapes, torch.device("cpu"), fallback=True)
+            if entry.runners.get((name, "float32")) is None:
+                continue  # did not build: torch's runner came back
+            run(batches)
+            samples = []
+            for _ in range(TIMING_RUNS):
+                started = time.perf_counter()
+                run(batches)
+                samples.append(time.perf_counter() - started)
+            rates[name] = TIMING_BATCH / statistics.median(samples)
+        if len(rates) < 2:
+            return None
+        entry.timing = Timing(max(rates, key=rates.__getitem__), rates)  # type: ignore[arg-type]
+        return entry.timing

@@ -211,11 +211,11 @@ class InferenceOptions(TypedDict, total=False):
         tta: Average each image's probabilities with its mirror image's (twice the
             work); ``None`` (the default): the model's own default.
         batch_size: Images per forward pass (``None``: :data:`DEFAULT_BATCH_SIZE`).
-        engine: ``"auto"`` (the default), ``"torch"`` or ``"onnxruntime"``
-            (:mod:`clothingclf.engines` says what ``auto`` picks).
+        engine: ``"auto"`` (the default), ``"torch"``, ``"onnxruntime"`` or
+            ``"openvino"`` (:mod:`clothingclf.engines` says what ``auto`` picks).
         precision: ``"auto"`` (the default: float32), ``"float32"`` or ``"bfloat16"``
-            (torch only; faster on CPUs with native bfloat16 and on GPUs, probabilities
-            change by up to a few thousandths).
+            (OpenVINO where the CPU computes it natively, about twice as fast there; torch
+            elsewhere and on GPUs; probabilities change by up to a few hundredths).
         decode_threads: Threads that decode and resize the next photos while the
             network runs (``None``: up to 4; 0: decode in the calling thread).
         calibrated: Apply the model's :class:`~clothingclf.calibration.Calibration`
@@ -231,7 +231,7 @@ class InferenceOptions(TypedDict, total=False):
 
     tta: bool | None
     batch_size: int | None
-    engine: Literal["auto", "torch", "onnxruntime"]
+    engine: Literal["auto", "torch", "onnxruntime", "openvino"]
     precision: Literal["auto", "float32", "bfloat16"]
     decode_threads: int | None
     calibrated: bool
@@ -479,17 +479,27 @@ class Predictor:
         """What ``engine`` and ``precision`` resolve to for these networks on this machine,
         for a call of ``images`` images (``None``: many): what ``"auto"`` picks, and why.
 
+        With both the onnx and the openvino extras, the first ``"auto"`` call that would
+        run a compiled engine builds both graphs and times them (a few seconds, once per
+        model and process: :func:`~clothingclf.engines.fastest_engine`).
+
         Raises:
             InvalidParameterError: An unknown value, or a pair that cannot run here.
-            MissingDependencyError: ``engine="onnxruntime"`` without the onnx extra.
+            MissingDependencyError: A compiled engine without its extra.
         """
         models = [model for model, _ in self.networks]
         shapes = [prep.input_shape for _, prep in self.networks]
-        # only "auto" asks whether the graph exists (a walk over the weights, ~1 ms)
+        # only "auto" asks whether a graph exists (a walk over the weights, ~1 ms)
         built = engine == "auto" and engines.has_onnx_graph(models, shapes)
-        return engines.choose_engine(
+        choice = engines.choose_engine(
             engine, precision, device=self.device, images=images, built=built
         )
+        if engine == "auto" and precision == "auto" and choice.engine != "torch":
+            timing = engines.fastest_engine(models, shapes)
+            choice = engines.choose_engine(
+                engine, precision, device=self.device, images=images, built=built, timing=timing
+            )
+        return choice
 
     def _mean(self, run: engines.Runner, canvases: Sequence[torch.Tensor], tta: bool) -> np.ndarray:
         """The mean over the networks of each one's probabilities for its own view

@@ -87,14 +87,14 @@ def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument(
         "--engine",
         default="auto",
-        choices=["auto", "torch", "onnxruntime"],
-        help="what runs the network (auto: onnxruntime on the CPU when installed)",
+        choices=["auto", "torch", "onnxruntime", "openvino"],
+        help="what runs the network (auto: the fastest installed on the CPU, timed once)",
     )
     p.add_argument(
         "--precision",
         default="auto",
         choices=["auto", "float32", "bfloat16"],
-        help="auto: float32; bfloat16 needs --engine torch",
+        help="auto: float32; bfloat16: OpenVINO where the CPU has it natively, else torch",
     )
     p.add_argument(
         "--decode-threads",
