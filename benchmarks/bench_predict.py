@@ -7,8 +7,10 @@ at a time in one thread. Against it, in the same run on the same photos:
 
 * ``predict`` as it was (eager torch, float32, decoding in the calling thread:
   ``engine="torch", decode_threads=0``), the "today" of issue #21;
-* ``predict`` with each engine (torch, onnxruntime), with and without decoding threads,
-  and bfloat16 autocast (timed on a few photos only where the CPU has no native bfloat16);
+* ``predict`` with each engine (torch, onnxruntime, OpenVINO float32 and, where the CPU
+  has native bfloat16, OpenVINO bfloat16), with and without decoding threads, and torch's
+  bfloat16 autocast (timed on a few photos only); a second plain loop, OpenVINO float32
+  on the same export, so that ``auto`` is compared with the fastest plain loop;
 * ``engine="auto"``, with the choice it makes on this machine;
 * the networks alone on ready tensors (torch float32, onnxruntime): the bound that
   end-to-end photos/s approaches when decoding overlaps the network; beside them the
@@ -22,8 +24,11 @@ latency (path in, label out) is reported for ``predict`` and for the onnxruntime
 
     python benchmarks/bench_predict.py --data ../shared/data/clothing-dataset --files 128
 
-The model is the bundled ``clothing18-lite0`` (two EfficientNet-Lite0 networks) unless
-``--model FILE`` names another. Without ``--data`` a synthetic set of photo-sized JPEGs
+The model is the bundled ``clothing18-lite0`` (one EfficientNet-Lite0) unless
+``--pretrained clothing18-lite0-pair`` (the 0.2 model: two networks, mirror pass) or
+``--model FILE`` names another. The ``top-1`` column is the share of photos whose label is
+the eager float32 one (run it on the whole test split, ``--files 465``, for the top-1
+change of each reduced precision). Without ``--data`` a synthetic set of photo-sized JPEGs
 (512 x 512) is written first.
 """
 
@@ -47,8 +52,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "onnx_without_torch.py"
 
 
-def _onnx_loop(model: Path, batch_size: int) -> Callable[[list[str]], np.ndarray]:
-    """onnxruntime on the export, fed by the example's Pillow preprocessing."""
+def _onnx_loop(
+    model: Path, batch_size: int, engine: str = "onnxruntime"
+) -> Callable[[list[str]], np.ndarray]:
+    """onnxruntime (or OpenVINO, float32) on the export, fed by the example's Pillow
+    preprocessing, a batch at a time in one thread."""
     spec = importlib.util.spec_from_file_location("onnx_without_torch", EXAMPLE)
     assert spec is not None and spec.loader is not None
     example = importlib.util.module_from_spec(spec)
@@ -58,6 +66,26 @@ def _onnx_loop(model: Path, batch_size: int) -> Callable[[list[str]], np.ndarray
     meta = json.loads(Path(str(model) + ".json").read_text(encoding="utf-8"))
     inputs = meta.get("inputs") or [meta]
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    if engine == "openvino":
+        import openvino as ov
+        import torch
+
+        compiled = ov.Core().compile_model(
+            str(model),
+            "CPU",
+            {
+                "INFERENCE_PRECISION_HINT": "f32",
+                "PERFORMANCE_HINT": "LATENCY",
+                "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+            },
+        )
+        request = compiled.create_infer_request()
+
+        class _Session:
+            def run(self, _: Any, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+                return [np.array(request.infer(feed)[compiled.output(0)])]
+
+        session = _Session()
 
     def run(paths: list[str]) -> np.ndarray:
         out = []
@@ -102,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None, help="dataset root (images.csv)")
     parser.add_argument("--files", type=int, default=128, help="photos to label")
     parser.add_argument("--model", type=Path, default=None, help="default: the bundled model")
+    parser.add_argument(
+        "--pretrained", default=None, help="a bundled model's name (clothing18-lite0-pair)"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3, help="alternating timed rounds")
     parser.add_argument("--repeats", type=int, default=10, help="single-photo latency samples")
@@ -125,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     table = splits.test if len(splits.test) >= args.files else splits.train
     paths = table.sample(min(args.files, len(table)), random_state=0)["path"].astype(str).tolist()
     clf = (
-        ClothingClassifier.pretrained(device="cpu")
+        ClothingClassifier.pretrained(args.pretrained, device="cpu")
         if args.model is None
         else ClothingClassifier.load(args.model, device="cpu")
     )
@@ -142,7 +173,6 @@ def main(argv: list[str] | None = None) -> int:
     clf.export(export_dir / "model.onnx")
     export_seconds = time.perf_counter() - started
     onnx_loop = _onnx_loop(export_dir / "model.onnx", args.batch_size)
-    auto = predictor.engine(images=len(paths))
 
     def ours(**options: Any) -> Callable[[list[str]], np.ndarray]:
         return lambda items: clf.predict_proba(items, batch_size=args.batch_size, **options)
@@ -153,11 +183,26 @@ def main(argv: list[str] | None = None) -> int:
         "predict: torch float32, decoding threads": ours(engine="torch"),
         "predict: onnxruntime, no threads": ours(engine="onnxruntime", decode_threads=0),
         "predict: onnxruntime, decoding threads": ours(engine="onnxruntime"),
-        "predict: engine='auto'": ours(),
     }
+    openvino = engines.openvino_available()
+    if openvino:
+        candidates["OpenVINO float32 on the export, Pillow loop"] = _onnx_loop(
+            export_dir / "model.onnx", args.batch_size, engine="openvino"
+        )
+        candidates["predict: openvino float32, decoding threads"] = ours(
+            engine="openvino", precision="float32"
+        )
+        if engines.native_bfloat16():
+            candidates["predict: openvino bfloat16, decoding threads"] = ours(
+                engine="openvino", precision="bfloat16"
+            )
+    candidates["predict: engine='auto'"] = ours()
     started = time.perf_counter()
     ours(engine="onnxruntime")(paths[:2])  # builds the graph once, timed apart
     build_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    auto = predictor.engine(images=len(paths))  # builds and times the compiled engines
+    auto_seconds = time.perf_counter() - started
     for run in candidates.values():
         run(paths[:4])  # warm-up
     reference = clf.predict_proba(paths, engine="torch", decode_threads=0)
@@ -184,14 +229,20 @@ def main(argv: list[str] | None = None) -> int:
     models = [model for model, _ in clf.networks_]
     eager = engines.TorchRunner(models, clf.device_, bf16=False)
     net_runs: dict[str, Callable[[list[torch.Tensor]], torch.Tensor]] = {
-        "networks alone: torch float32": eager,
-        "networks alone: onnxruntime": engines.runner(
-            engines.EngineChoice("onnxruntime", "float32", "bench"),
+        "networks alone: torch float32": eager
+    }
+    compiled_kinds = [("onnxruntime", "float32")]
+    if openvino:
+        compiled_kinds.append(("openvino", "float32"))
+        if engines.native_bfloat16():
+            compiled_kinds.append(("openvino", "bfloat16"))
+    for engine, precision in compiled_kinds:
+        net_runs[f"networks alone: {engine} {precision}"] = engines.runner(
+            engines.EngineChoice(engine, precision, "bench"),  # type: ignore[arg-type]
             models,
             [p.input_shape for _, p in clf.networks_],
             clf.device_,
-        ),
-    }
+        )
     compile_seconds: dict[str, float] = {}
     started = time.perf_counter()
     net_runs["networks alone: torch frozen TorchScript"] = _frozen(models, inputs)
@@ -269,16 +320,19 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for name, seconds in single.items():
         print(f"single photo, {name:<44}{seconds * 1000:>8.1f} ms")
+    if openvino and not engines.native_bfloat16():
+        print("predict: openvino bfloat16: not run, this CPU has no native bfloat16")
     print(
         f"export {export_seconds:.1f} s; predict's onnxruntime graph built in "
-        f"{build_seconds:.1f} s (once per model and process); "
+        f"{build_seconds:.1f} s (once per model and process); auto's first choice (builds "
+        f"and timing) {auto_seconds:.1f} s; "
         + "; ".join(f"{name} built in {sec:.1f} s" for name, sec in compile_seconds.items())
     )
     fresh_one = engines.choose_engine(device=clf.device_, images=1)
     print(
         f"engine='auto' here, in a fresh process: {auto.engine} {auto.precision} for "
         f"{len(paths)} photos ({auto.reason}); {fresh_one.engine} for one photo "
-        f"({fresh_one.reason}); onnxruntime for any call once the graph is built"
+        f"({fresh_one.reason}); the same engine for any call once its graph is built"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
@@ -290,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                 "threads": torch.get_num_threads(),
                 "cpu_count": os.cpu_count(),
                 "native_bf16": native_bf16,
+                "model": str(args.model or args.pretrained or "clothing18-lite0"),
                 "load_average": os.getloadavg(),
                 "rows": rows,
                 "bf16": {"photos": len(few), "seconds": bf16_seconds, "max_abs_diff": bf16_diff},
@@ -299,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
                 "single_ms": {k: v * 1000 for k, v in single.items()},
                 "export_seconds": export_seconds,
                 "graph_build_seconds": build_seconds,
+                "auto_first_choice_seconds": auto_seconds,
                 "auto": {"engine": auto.engine, "precision": auto.precision, "why": auto.reason},
                 "all_seconds": times,
             },

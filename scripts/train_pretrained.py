@@ -29,6 +29,9 @@ About 20 minutes on a 2-core CPU with native bfloat16 (an hour with AVX2 only).
 ``--from-model FILE`` skips the fit and packages a model file of the same fit instead.
 ``--recalibrate`` only fits the calibration of the bundled model (or of ``--from-model``) on
 the validation split and rewrites its file and card, weights untouched (under two minutes).
+``--check-precision`` only measures bfloat16 against float32 on the test split
+(``ClothingClassifier.check_precision``, on a CPU with native bfloat16 and the openvino
+extra) and records it in the file and card, weights untouched; the full run does it last.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from clothingclf import ClothingClassifier, __version__, prepare_dataset
+from clothingclf import ClothingClassifier, __version__, engines, prepare_dataset
 from clothingclf.calibration import BALANCES, coverage_curve, expected_calibration_error
 from clothingclf.metrics import evaluation_report
 from clothingclf.pretrained import DEFAULT_MODEL
@@ -80,12 +83,20 @@ def main() -> None:
         action="store_true",
         help="only fit the calibration of the bundled model (or --from-model) and rewrite it",
     )
+    parser.add_argument(
+        "--check-precision",
+        action="store_true",
+        help="only measure bfloat16 on the test split and record it in the bundled model",
+    )
     args = parser.parse_args()
 
     splits = prepare_dataset(args.data, seed=42)
     print(f"train {len(splits.train)}  val {len(splits.val)}  test {len(splits.test)}", flush=True)
     if args.recalibrate:
         _recalibrate(args.from_model or args.out, splits, args.out, args.card)
+        return
+    if args.check_precision:
+        _record_precision(args.out, splits, args.card)
         return
     work = Path(tempfile.mkdtemp())
     fit_minutes = None
@@ -135,6 +146,24 @@ def main() -> None:
     args.card.write_text(json.dumps(card, indent=2))
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB) and {args.card}")
     print(full if dtype == "float32" else half)
+    _record_precision(args.out, splits, args.card)
+
+
+def _record_precision(path: Path, splits: Any, card_path: Path) -> None:
+    """Measure what bfloat16 costs the stored weights on the test split (where this CPU
+    computes it natively in OpenVINO) and rewrite the file with the record, by which
+    ``engine="auto"`` may run it; the weights are untouched."""
+    if not (engines.openvino_available() and engines.native_bfloat16()):
+        print("bfloat16 not checked: it needs the openvino extra and native bfloat16")
+        return
+    clf = ClothingClassifier.load(path, device="cpu")
+    dtype = str(clf.model_card_.get("weights_dtype", "float32")) if clf.model_card_ else "float32"
+    check = clf.check_precision(splits.test)
+    card = dict(clf.model_card_ or {})
+    card["precision_checks"] = dict(clf.precision_checks_)
+    clf.save(path, weights_dtype=dtype, model_card=card)  # type: ignore[arg-type]
+    card_path.write_text(json.dumps(card, indent=2))
+    print(f"bfloat16 on the test split: {json.dumps(check)}; recorded in {path}")
 
 
 def _recalibrate(source: Path, splits: Any, out: Path, card_path: Path) -> None:

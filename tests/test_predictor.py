@@ -266,3 +266,42 @@ def test_auto_without_the_extras_and_missing_extras(
     assert only.engine == "openvino" and "installed" in only.reason
     with pytest.raises(InvalidParameterError, match="runs on the CPU"):
         engines.choose_engine("openvino", device=torch.device("cuda"))
+
+
+def test_check_precision_is_recorded_saved_and_read_by_auto(
+    pair: ClothingClassifier,
+    synthetic_splits: DatasetSplits,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bfloat16 check is measured on the val split, saved, loaded, and lets ``auto``
+    time OpenVINO bfloat16 only when the top-1 change is within 0.1 point on a CPU that
+    computes bfloat16 natively."""
+    import copy
+
+    clf = copy.deepcopy(pair)
+    zero = {"top1_change": 0.0, "labels_changed": 0.0, "max_probability_change": 0.01}
+    zero["photos"] = 500
+    if not (engines.openvino_available() and engines.native_bfloat16()):
+        with pytest.raises(InvalidParameterError, match="native bfloat16"):
+            clf.check_precision(synthetic_splits)
+        assert not engines.reduced_precision_allowed(zero)
+        return
+    check = clf.check_precision(synthetic_splits)
+    assert set(check) == {"top1_change", "labels_changed", "max_probability_change", "photos"}
+    assert check["photos"] == len(synthetic_splits.val) and 0 <= check["labels_changed"] <= 1
+    clf.save(tmp_path / "m.safetensors")
+    loaded = ClothingClassifier.load(tmp_path / "m.safetensors", device="cpu")
+    assert loaded.precision_checks_ == {"bfloat16": check}
+
+    assert engines.reduced_precision_allowed(zero)
+    assert not engines.reduced_precision_allowed({**zero, "top1_change": -0.002})
+    loaded.precision_checks_ = {"bfloat16": zero}
+    choice = loaded.predictor().engine(images=engines.AUTO_ONNX_MIN_IMAGES)
+    timing = engines.fastest_engine(*_graph_key(loaded), bfloat16_check=zero)
+    assert timing is not None and "openvino bfloat16" in timing.rates
+    assert (choice.engine, choice.precision) == (timing.engine, timing.precision)
+    if choice.precision == "bfloat16":
+        assert "moved this model's top-1 accuracy by +0.00 points on 500 photos" in choice.reason
+    monkeypatch.setattr(engines, "native_bfloat16", lambda: False)
+    assert not engines.reduced_precision_allowed(zero)

@@ -27,6 +27,7 @@ from PIL import Image
 from sklearn.base import BaseEstimator
 from typing_extensions import Unpack
 
+from . import engines
 from .backbones import ClothingNet, Preprocessing
 from .calibration import Balance, Calibration, class_prior
 from .checkpoint import (
@@ -124,6 +125,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         calibration_: The :class:`~clothingclf.calibration.Calibration` (temperature)
             that ``predict_proba`` applies: fitted on the validation split by :meth:`fit`
             or by :meth:`calibrate`; the identity without one.
+        precision_checks_: What each reduced precision was measured to cost, by
+            :meth:`check_precision` (``{}`` without one); ``engine="auto"`` reads it.
         device_: The :class:`torch.device` the model lives on.
 
     Example:
@@ -328,6 +331,56 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         self.calibration_ = Calibration.fit(probabilities, y_true, base=base)
         return self
 
+    def check_precision(
+        self, split: pd.DataFrame | DatasetSplits, *, precision: Literal["bfloat16"] = "bfloat16"
+    ) -> dict[str, Any]:
+        """Measure what running in ``precision`` costs on a labelled split, against float32,
+        and record it in :attr:`precision_checks_` (:meth:`save` stores it).
+
+        ``engine="auto"`` runs a reduced precision only for a model whose record says its
+        top-1 accuracy moved by at most :data:`~clothingclf.engines.AUTO_MAX_TOP1_CHANGE`
+        (0.1 point), and only where the CPU computes it natively.
+
+        Args:
+            split: A table with columns ``path`` and ``label`` the model was not trained
+                on (a few hundred photos); a :class:`~clothingclf.DatasetSplits` is
+                checked on its ``val`` split.
+            precision: ``"bfloat16"`` (run by OpenVINO).
+
+        Returns:
+            The record: ``top1_change`` (accuracy in ``precision`` minus in float32, a
+            fraction), ``labels_changed`` (share of photos whose label changed),
+            ``max_probability_change`` and ``photos``.
+
+        Raises:
+            NotFittedError: The classifier was not fitted or loaded.
+            InvalidParameterError: ``precision`` cannot run natively here (no openvino
+                extra, or a CPU without native bfloat16): check on a machine that has both.
+            MissingColumnsError, EmptyDatasetError, DatasetError: As :meth:`evaluate`.
+        """
+        table = split.val if hasattr(split, "val") and hasattr(split, "classes") else split
+        if precision != "bfloat16":
+            raise InvalidParameterError(f"precision must be 'bfloat16'; found {precision!r}.")
+        self._check_fitted()
+        if not (engines.openvino_available() and engines.native_bfloat16()):
+            raise InvalidParameterError(
+                "check_precision('bfloat16') runs the model in OpenVINO's native bfloat16, "
+                "which needs the openvino extra and a CPU with AVX512-BF16 or AMX; check on "
+                "such a machine (the record is saved with the model)."
+            )
+        y_true, reference = self._labelled_probabilities(table, "The checked split", True)
+        reduced = self.predictor().probabilities(table, engine="openvino", precision="bfloat16")
+        check = {
+            "top1_change": float(
+                (reduced.argmax(1) == y_true).mean() - (reference.argmax(1) == y_true).mean()
+            ),
+            "labels_changed": float((reduced.argmax(1) != reference.argmax(1)).mean()),
+            "max_probability_change": float(np.abs(reduced - reference).max()),
+            "photos": len(y_true),
+        }
+        self.precision_checks_.update({precision: check})
+        return check
+
     def _adopt(
         self,
         fitted: FittedModel,
@@ -361,6 +414,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         self.stopped_early_: bool = stopped_early
         self.model_card_: dict[str, Any] | None = fitted.model_card
         self.calibration_ = fitted.calibration
+        self.precision_checks_: dict[str, dict[str, Any]] = dict(fitted.precision_checks)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
@@ -388,6 +442,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             device=self.device_,
             tta=bool(getattr(self.config_, "tta", False)),
             calibration=getattr(self, "calibration_", Calibration()),
+            precision_checks=self.precision_checks_,
         )
 
     # ------------------------------------------------------------------ prediction
@@ -642,6 +697,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             params=estimator_params(self.get_params(deep=False), skip=("device", *_OPTION_NAMES)),
             model_card=dict(card) if card is not None else None,
             calibration=getattr(self, "calibration_", Calibration()),
+            precision_checks=self.precision_checks_,
         )
         atomic_save(model_payload(fitted, weights_dtype), path)
 

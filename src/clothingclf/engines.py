@@ -37,7 +37,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -49,6 +49,7 @@ from .calibration import Calibration
 from .exceptions import ExportError, InvalidParameterError, MissingDependencyError, first_line
 
 __all__ = [
+    "AUTO_MAX_TOP1_CHANGE",
     "AUTO_ONNX_MIN_IMAGES",
     "ENGINES",
     "PRECISIONS",
@@ -59,6 +60,7 @@ __all__ = [
     "native_bfloat16",
     "onnxruntime_available",
     "openvino_available",
+    "reduced_precision_allowed",
 ]
 
 #: The values of ``engine``.
@@ -125,11 +127,14 @@ class EngineChoice:
 
 @dataclass(frozen=True)
 class Timing:
-    """What :func:`fastest_engine` measured: photos per second of each compiled float32
-    engine on one batch, and the fastest."""
+    """What :func:`fastest_engine` measured: photos per second of each compiled engine
+    and precision on one batch (``"openvino bfloat16"`` among them where the model's
+    measured top-1 change allows it), the fastest, and why a reduced precision counts."""
 
     engine: Literal["onnxruntime", "openvino"]
+    precision: Literal["float32", "bfloat16"]
     rates: dict[str, float]
+    why: str = ""
 
 
 def choose_engine(
@@ -184,7 +189,9 @@ def choose_engine(
     if timing is not None:
         rates = ", ".join(f"{name} {rate:.0f}" for name, rate in timing.rates.items())
         return EngineChoice(
-            timing.engine, resolved, f"the fastest here, timed on first use ({rates} photos/s)"
+            timing.engine,
+            timing.precision,
+            f"the fastest here, timed on first use ({rates} photos/s){timing.why}",
         )
     if built:
         return EngineChoice(installed[0], resolved, "on the CPU, its graph built already")
@@ -557,28 +564,60 @@ def runner(
 TIMING_BATCH, TIMING_RUNS = 16, 3
 
 
-def fastest_engine(models: Sequence[nn.Module], shapes: Sequence[tuple[int, int]]) -> Timing | None:
-    """Build the graph of every installed compiled engine (float32) for these networks,
-    time each on one batch of :data:`TIMING_BATCH` random images (the median of
-    :data:`TIMING_RUNS` runs after a warm-up), and keep the result for the process (until
-    the weights change). ``None`` when fewer than two engines are installed or build.
+#: The largest change of top-1 accuracy (a fraction: 0.1 point) a model's recorded
+#: precision check may show for ``"auto"`` to run that reduced precision.
+AUTO_MAX_TOP1_CHANGE = 0.001
+
+
+def reduced_precision_allowed(check: Mapping[str, Any] | None) -> bool:
+    """Whether a model's bfloat16 check (``ClothingClassifier.check_precision``) lets
+    ``"auto"`` run bfloat16: its top-1 accuracy moved by at most
+    :data:`AUTO_MAX_TOP1_CHANGE`, and this CPU computes bfloat16 natively in OpenVINO."""
+    return (
+        check is not None
+        and abs(float(check["top1_change"])) <= AUTO_MAX_TOP1_CHANGE
+        and openvino_available()
+        and native_bfloat16()
+    )
+
+
+def fastest_engine(
+    models: Sequence[nn.Module],
+    shapes: Sequence[tuple[int, int]],
+    *,
+    bfloat16_check: Mapping[str, Any] | None = None,
+) -> Timing | None:
+    """Build the graph of every installed compiled engine in float32 for these networks
+    (and OpenVINO bfloat16 where :func:`reduced_precision_allowed` accepts the model's
+    ``bfloat16_check``), time each on one batch of :data:`TIMING_BATCH` random images (the
+    median of :data:`TIMING_RUNS` runs after a warm-up), and keep the result for the
+    process (until the weights change). ``None`` when fewer than two candidates build.
 
     A second or so beside the builds; the graphs built are the ones the call then uses.
     """
-    installed = [name for name in COMPILED_ENGINES if _available(name)]
-    if len(installed) < 2:
+    Kind = tuple[Literal["onnxruntime", "openvino"], Literal["float32", "bfloat16"]]
+    candidates: list[Kind] = [(name, "float32") for name in COMPILED_ENGINES if _available(name)]
+    why = ""
+    if bfloat16_check is not None and reduced_precision_allowed(bfloat16_check):
+        candidates.append(("openvino", "bfloat16"))
+        why = (
+            f"; bfloat16 is native here and moved this model's top-1 accuracy by "
+            f"{float(bfloat16_check['top1_change']) * 100:+.2f} points on "
+            f"{bfloat16_check['photos']} photos (allowed: 0.1)"
+        )
+    if len(candidates) < 2:
         return None
     with _BUILD_LOCK:
         entry = _graphs(models, shapes)
-        if entry.timing is not None:
+        if entry.timing is not None and len(entry.timing.rates) == len(candidates):
             return entry.timing
         generator = torch.Generator().manual_seed(2)
         batches = [torch.randn(TIMING_BATCH, 3, *shape, generator=generator) for shape in shapes]
-        rates: dict[str, float] = {}
-        for name in installed:
-            choice = EngineChoice(name, "float32", "timed")
+        rates: dict[Kind, float] = {}
+        for kind in candidates:
+            choice = EngineChoice(*kind, "timed")
             run = runner(choice, models, shapes, torch.device("cpu"), fallback=True)
-            if entry.runners.get((name, "float32")) is None:
+            if entry.runners.get(kind) is None:
                 continue  # did not build: torch's runner came back
             run(batches)
             samples = []
@@ -586,8 +625,10 @@ def fastest_engine(models: Sequence[nn.Module], shapes: Sequence[tuple[int, int]
                 started = time.perf_counter()
                 run(batches)
                 samples.append(time.perf_counter() - started)
-            rates[name] = TIMING_BATCH / statistics.median(samples)
+            rates[kind] = TIMING_BATCH / statistics.median(samples)
         if len(rates) < 2:
             return None
-        entry.timing = Timing(max(rates, key=rates.__getitem__), rates)  # type: ignore[arg-type]
+        engine, precision = max(rates, key=rates.__getitem__)
+        named = {f"{e} {p}" if p != "float32" else e: rate for (e, p), rate in rates.items()}
+        entry.timing = Timing(engine, precision, named, why if precision == "bfloat16" else "")
         return entry.timing

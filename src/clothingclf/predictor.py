@@ -346,6 +346,8 @@ class Predictor:
             image, probabilities averaged).
         calibration: What turns the averaged probabilities into the returned ones
             (temperature scaling fitted on the validation split; identity by default).
+        precision_checks: What each reduced precision was measured to cost
+            (``ClothingClassifier.check_precision``), by which ``"auto"`` may use it.
     """
 
     networks: tuple[tuple[ClothingNet, Preprocessing], ...]
@@ -353,6 +355,7 @@ class Predictor:
     device: torch.device
     tta: bool
     calibration: Calibration = field(default_factory=Calibration)
+    precision_checks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_file(
@@ -373,6 +376,7 @@ class Predictor:
             device=resolved,
             tta=fitted.config.tta,
             calibration=fitted.calibration,
+            precision_checks=fitted.precision_checks,
         )
 
     def calibration_at(self, balance: Balance | None) -> Calibration:
@@ -495,7 +499,8 @@ class Predictor:
             engine, precision, device=self.device, images=images, built=built
         )
         if engine == "auto" and precision == "auto" and choice.engine != "torch":
-            timing = engines.fastest_engine(models, shapes)
+            check = self.precision_checks.get("bfloat16")
+            timing = engines.fastest_engine(models, shapes, bfloat16_check=check)
             choice = engines.choose_engine(
                 engine, precision, device=self.device, images=images, built=built, timing=timing
             )

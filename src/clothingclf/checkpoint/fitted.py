@@ -14,6 +14,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from .._kinds import is_number
 from .._version import __version__
 from ..backbones import ClothingNet, Preprocessing, rebuild_model
 from ..calibration import Calibration
@@ -34,8 +35,9 @@ class FittedModel:
     of its view, the first being the classifier's ``model_``), the architecture spec, the
     classes, the training settings and history, the validation metrics (``best_epoch``,
     ``best_val_accuracy``, ``final_val_accuracy``), which weights it holds, the estimator's
-    parameters, the model card and the calibration of its probabilities (files written
-    before calibration existed: the identity)."""
+    parameters, the model card, the calibration of its probabilities (files written
+    before calibration existed: the identity) and what each reduced precision was measured
+    to cost (:meth:`~clothingclf.ClothingClassifier.check_precision`; none in older files)."""
 
     networks: list[tuple[ClothingNet, Preprocessing]]
     spec: dict[str, Any]
@@ -47,6 +49,7 @@ class FittedModel:
     params: dict[str, Any]
     model_card: dict[str, Any] | None = None
     calibration: Calibration = field(default_factory=Calibration)
+    precision_checks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def estimator_params(params: Mapping[str, Any], *, skip: Sequence[str]) -> dict[str, Any]:
@@ -116,6 +119,8 @@ def model_payload(fitted: FittedModel, weights_dtype: WeightsDtype = "float32") 
         "weights_dtype": weights_dtype,
         "calibration": fitted.calibration.to_dict(),
     }
+    if fitted.precision_checks:
+        payload["precision_checks"] = {k: dict(v) for k, v in fitted.precision_checks.items()}
     if fitted.model_card is not None:
         check_payload(dict(fitted.model_card), "model_card")
         payload["model_card"] = dict(fitted.model_card)
@@ -185,7 +190,33 @@ def _fitted(payload: dict[str, Any], name: str, backbone: nn.Module | None) -> F
         params=dict(params) if isinstance(params, dict) else {},
         model_card=dict(card) if isinstance(card, dict) else None,
         calibration=_calibration(payload, name, len(classes)),
+        precision_checks=_precision_checks(payload, name),
     )
+
+
+#: The fields of one precision check, each a fraction (``photos``: a count).
+_CHECK_FIELDS = ("top1_change", "labels_changed", "max_probability_change", "photos")
+
+
+def _precision_checks(payload: Mapping[str, Any], name: str) -> dict[str, dict[str, Any]]:
+    """The file's precision checks ({} for files written before there were any)."""
+    stored = payload.get("precision_checks", {})
+    checks = stored if isinstance(stored, dict) else None
+    for precision, check in (checks or {}).items():
+        if (
+            precision != "bfloat16"
+            or not isinstance(check, dict)
+            or set(check) != set(_CHECK_FIELDS)
+            or not all(is_number(v) and -1 <= v <= 1 for k, v in check.items() if k != "photos")
+            or not (isinstance(check["photos"], int) and check["photos"] > 0)
+        ):
+            checks = None
+    if checks is None:
+        raise ModelFileError(
+            f"{name!r} has malformed precision_checks (expected {{'bfloat16': {{"
+            f"{', '.join(_CHECK_FIELDS)}}}}}); the file is damaged."
+        )
+    return {key: dict(value) for key, value in checks.items()}
 
 
 def _calibration(payload: Mapping[str, Any], name: str, classes: int) -> Calibration:
