@@ -9,8 +9,9 @@ at a time in one thread. Against it, in the same run on the same photos:
   ``engine="torch", decode_threads=0``), the "today" of issue #21;
 * ``predict`` with each engine (torch, onnxruntime, OpenVINO float32 and, where the CPU
   has native bfloat16, OpenVINO bfloat16), with and without decoding threads, and torch's
-  bfloat16 autocast (timed on a few photos only); a second plain loop, OpenVINO float32
-  on the same export, so that ``auto`` is compared with the fastest plain loop;
+  bfloat16 autocast (timed on a few photos only); plain loops of OpenVINO on the same
+  export (float32, and bfloat16 where native), so that ``auto`` is compared with the
+  fastest plain loop;
 * ``engine="auto"``, with the choice it makes on this machine;
 * the networks alone on ready tensors (torch float32, onnxruntime): the bound that
   end-to-end photos/s approaches when decoding overlaps the network; beside them the
@@ -53,10 +54,10 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "onnx_without_torch
 
 
 def _onnx_loop(
-    model: Path, batch_size: int, engine: str = "onnxruntime"
+    model: Path, batch_size: int, engine: str = "onnxruntime", precision: str = "f32"
 ) -> Callable[[list[str]], np.ndarray]:
-    """onnxruntime (or OpenVINO, float32) on the export, fed by the example's Pillow
-    preprocessing, a batch at a time in one thread."""
+    """onnxruntime (or OpenVINO, in ``precision``) on the export, fed by the example's
+    Pillow preprocessing, a batch at a time in one thread."""
     spec = importlib.util.spec_from_file_location("onnx_without_torch", EXAMPLE)
     assert spec is not None and spec.loader is not None
     example = importlib.util.module_from_spec(spec)
@@ -74,7 +75,7 @@ def _onnx_loop(
             str(model),
             "CPU",
             {
-                "INFERENCE_PRECISION_HINT": "f32",
+                "INFERENCE_PRECISION_HINT": precision,
                 "PERFORMANCE_HINT": "LATENCY",
                 "INFERENCE_NUM_THREADS": torch.get_num_threads(),
             },
@@ -193,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
             engine="openvino", precision="float32"
         )
         if engines.native_bfloat16():
+            candidates["OpenVINO bfloat16 on the export, Pillow loop"] = _onnx_loop(
+                export_dir / "model.onnx", args.batch_size, engine="openvino", precision="bf16"
+            )
             candidates["predict: openvino bfloat16, decoding threads"] = ours(
                 engine="openvino", precision="bfloat16"
             )

@@ -13,15 +13,19 @@ few seconds), checked against eager torch on random batches, and reused until th
 change.
 
 ``engine="auto"`` on the CPU, for a call of at least :data:`AUTO_ONNX_MIN_IMAGES` images or
-once a graph is built, runs the fastest float32 engine installed: with both extras, the
-first such call builds both graphs and times them on one batch (:func:`fastest_engine`,
-kept for the process). Otherwise torch (a few images, where building would cost more than
-it saves; a GPU; no extra).
+once a graph is built, runs the fastest engine installed: the first such call builds the
+candidates' graphs and times them on one batch (:func:`fastest_engine`, kept for the
+process). Otherwise torch (a few images, where building would cost more than it saves; a
+GPU; no extra).
 
-``precision="auto"`` is float32. ``precision="bfloat16"`` runs in OpenVINO where the CPU
-has native bfloat16 and the extra is installed (about twice OpenVINO float32 there), else
-under torch autocast (emulated, and slow, on CPUs without it). Every float32 engine agrees
-with eager float32 to 1e-4 on every probability; the tests check it.
+The candidates are float32, plus OpenVINO bfloat16 for a model whose recorded check
+(:meth:`~clothingclf.ClothingClassifier.check_precision`) moved its top-1 accuracy by at most
+:data:`AUTO_MAX_TOP1_CHANGE` (0.1 point) and only where the CPU computes bfloat16 natively:
+``precision="auto"`` never trades accuracy it has not measured. ``precision="bfloat16"``
+runs in OpenVINO where the CPU has native bfloat16 and the extra is installed (about twice
+OpenVINO float32 there), else under torch autocast (emulated, and slow, on CPUs without it).
+Every float32 engine agrees with eager float32 to 1e-4 on every probability; the tests check
+it.
 """
 
 from __future__ import annotations
