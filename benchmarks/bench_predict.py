@@ -28,8 +28,9 @@ latency (path in, label out) is reported for ``predict`` and for the onnxruntime
 The model is the bundled ``clothing18-lite0`` (one EfficientNet-Lite0) unless
 ``--pretrained clothing18-lite0-pair`` (the 0.2 model: two networks, mirror pass) or
 ``--model FILE`` names another. The ``top-1`` column is the share of photos whose label is
-the eager float32 one (run it on the whole test split, ``--files 465``, for the top-1
-change of each reduced precision). Without ``--data`` a synthetic set of photo-sized JPEGs
+the eager float32 one, ``acc pts`` the change of top-1 accuracy against eager float32 in
+points (run it on the whole test split, ``--files 465``, for each reduced precision's cost).
+Without ``--data`` a synthetic set of photo-sized JPEGs
 (512 x 512) is written first.
 """
 
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from clothingclf import ClothingClassifier, engines, open_image, prepare_dataset
+    from clothingclf import ClothingClassifier, engines, open_image, prepare_dataset, quantization
     from clothingclf.data.synthetic import make_synthetic
     from clothingclf.training.precision import _cpu_has_native_bf16
 
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     splits = prepare_dataset(root, verify_images=False)
     table = splits.test if len(splits.test) >= args.files else splits.train
-    paths = table.sample(min(args.files, len(table)), random_state=0)["path"].astype(str).tolist()
+    sample = table.sample(min(args.files, len(table)), random_state=0)
+    paths = sample["path"].astype(str).tolist()
     clf = (
         ClothingClassifier.pretrained(args.pretrained, device="cpu")
         if args.model is None
@@ -204,6 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     ours(engine="onnxruntime")(paths[:2])  # builds the graph once, timed apart
     build_seconds = time.perf_counter() - started
+    int8_check = None
+    if quantization.nncf_available():  # quantised on the val split, as check_precision does
+        started = time.perf_counter()
+        int8_check = clf.check_precision(splits.val, precision="int8")
+        int8_seconds = time.perf_counter() - started
+        candidates["predict: openvino int8, decoding threads"] = ours(
+            engine="openvino", precision="int8"
+        )
     started = time.perf_counter()
     auto = predictor.engine(images=len(paths))  # builds and times the compiled engines
     auto_seconds = time.perf_counter() - started
@@ -240,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         compiled_kinds.append(("openvino", "float32"))
         if engines.native_bfloat16():
             compiled_kinds.append(("openvino", "bfloat16"))
+    if int8_check is not None:
+        compiled_kinds.append(("openvino", "int8"))
     for engine, precision in compiled_kinds:
         net_runs[f"networks alone: {engine} {precision}"] = engines.runner(
             engines.EngineChoice(engine, precision, "bench"),  # type: ignore[arg-type]
@@ -289,9 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     baseline = statistics.median(times[baseline_name])
     before = statistics.median(times["predict as before: torch float32, no threads"])
     rows = []
+    known = [
+        clf.classes_.index(label) if label in clf.classes_ else -1 for label in sample["label"]
+    ]
+    truth = np.array(known)
+    reference_accuracy = float((reference.argmax(1) == truth).mean())
     print(
         f"\n{'run':<58}{'s':>7}{'photos/s':>10}{'vs ort':>8}{'vs before':>10}"
-        f"{'max diff':>10}{'top-1':>7}"
+        f"{'max diff':>10}{'top-1':>7}{'acc pts':>8}"
     )
     for name in candidates:
         seconds = statistics.median(times[name])
@@ -304,12 +321,14 @@ def main(argv: list[str] | None = None) -> int:
             "vs_before": before / seconds,
             "max_abs_diff": float(np.abs(got - reference).max()),
             "top1_agreement": float((got.argmax(1) == reference.argmax(1)).mean()),
+            "accuracy_change": float((got.argmax(1) == truth).mean()) - reference_accuracy,
         }
         rows.append(row)
         print(
             f"{name:<58}{seconds:>7.2f}{row['photos_per_second']:>10.1f}"
             f"{row['vs_onnx_loop']:>7.2f}x{row['vs_before']:>9.2f}x"
             f"{row['max_abs_diff']:>10.1e}{row['top1_agreement']:>7.3f}"
+            f"{row['accuracy_change'] * 100:>+8.2f}"
         )
     bf16_rate = len(few) / bf16_seconds
     bf16_diff = float(np.abs(bf16_out - reference[: len(few)]).max())
@@ -326,6 +345,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"single photo, {name:<44}{seconds * 1000:>8.1f} ms")
     if openvino and not engines.native_bfloat16():
         print("predict: openvino bfloat16: not run, this CPU has no native bfloat16")
+    if int8_check is not None:
+        print(
+            f"int8 quantised on the val split ({int8_check['photos']} photos) in "
+            f"{int8_seconds:.1f} s: there, top-1 {int8_check['top1_change'] * 100:+.2f} points, "
+            f"{int8_check['labels_changed']:.1%} of labels changed"
+        )
+    for name, check in clf.precision_checks_.items():
+        allowed = engines.reduced_precision_allowed(check, name)
+        print(
+            f"recorded check of {name}: top-1 {check['top1_change'] * 100:+.2f} points on "
+            f"{check['photos']} photos: auto {'may' if allowed else 'does not'} run it here"
+        )
     print(
         f"export {export_seconds:.1f} s; predict's onnxruntime graph built in "
         f"{build_seconds:.1f} s (once per model and process); auto's first choice (builds "
@@ -348,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                 "threads": torch.get_num_threads(),
                 "cpu_count": os.cpu_count(),
                 "native_bf16": native_bf16,
+                "reference_accuracy": reference_accuracy,
                 "model": str(args.model or args.pretrained or "clothing18-lite0"),
                 "load_average": os.getloadavg(),
                 "rows": rows,
@@ -360,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
                 "graph_build_seconds": build_seconds,
                 "auto_first_choice_seconds": auto_seconds,
                 "auto": {"engine": auto.engine, "precision": auto.precision, "why": auto.reason},
+                "precision_checks": clf.precision_checks_,
                 "all_seconds": times,
             },
             indent=2,

@@ -283,7 +283,7 @@ def test_check_precision_is_recorded_saved_and_read_by_auto(
     zero = {"top1_change": 0.0, "labels_changed": 0.0, "max_probability_change": 0.01}
     zero["photos"] = 500
     if not (engines.openvino_available() and engines.native_bfloat16()):
-        with pytest.raises(InvalidParameterError, match="native bfloat16"):
+        with pytest.raises((InvalidParameterError, MissingDependencyError)):
             clf.check_precision(synthetic_splits)
         assert not engines.reduced_precision_allowed(zero)
         return
@@ -298,10 +298,66 @@ def test_check_precision_is_recorded_saved_and_read_by_auto(
     assert not engines.reduced_precision_allowed({**zero, "top1_change": -0.002})
     loaded.precision_checks_ = {"bfloat16": zero}
     choice = loaded.predictor().engine(images=engines.AUTO_ONNX_MIN_IMAGES)
-    timing = engines.fastest_engine(*_graph_key(loaded), bfloat16_check=zero)
+    timing = engines.fastest_engine(*_graph_key(loaded), checks={"bfloat16": zero})
     assert timing is not None and "openvino bfloat16" in timing.rates
     assert (choice.engine, choice.precision) == (timing.engine, timing.precision)
     if choice.precision == "bfloat16":
         assert "moved this model's top-1 accuracy by +0.00 points on 500 photos" in choice.reason
     monkeypatch.setattr(engines, "native_bfloat16", lambda: False)
     assert not engines.reduced_precision_allowed(zero)
+
+
+int8_extra = pytest.mark.skipif(
+    not __import__("clothingclf.quantization").quantization.nncf_available(),
+    reason="needs the int8 extra (nncf, openvino, onnx)",
+)
+
+
+@int8_extra
+def test_int8_is_quantised_by_check_precision_and_run_by_openvino(
+    pair: ClothingClassifier,
+    synthetic_splits: DatasetSplits,
+    photos: list[str],
+    tmp_path: Path,
+) -> None:
+    """``precision="int8"`` needs the graph ``check_precision(..., "int8")`` quantises on
+    the val split (two networks here: one input each); then it runs, is recorded and saved,
+    and ``auto`` times it only when its record allows."""
+    import copy
+
+    clf = copy.deepcopy(pair)
+    with pytest.raises(InvalidParameterError, match="no int8 graph in this process"):
+        clf.predict_proba(photos, precision="int8")
+    check = clf.check_precision(synthetic_splits, precision="int8")
+    assert check["photos"] == len(synthetic_splits.val)
+    reference = clf.predict_proba(photos, engine="openvino", precision="float32")
+    got = clf.predict_proba(photos, engine="openvino", precision="int8")
+    assert got.shape == reference.shape and np.allclose(got.sum(1), 1.0, atol=1e-9)
+    assert clf.predictor().engine("auto", "int8").engine == "openvino"
+    clf.save(tmp_path / "m.safetensors")
+    assert ClothingClassifier.load(tmp_path / "m.safetensors").precision_checks_["int8"] == check
+
+    zero = {"top1_change": 0.0, "labels_changed": 0.0, "max_probability_change": 0.1}
+    zero["photos"] = 500
+    timing = engines.fastest_engine(*_graph_key(clf), checks={"int8": zero})
+    assert timing is not None and "openvino int8" in timing.rates
+    failing = {**zero, "top1_change": -0.002}
+    timing = engines.fastest_engine(*_graph_key(clf), checks={"int8": failing})
+    assert timing is not None and "openvino int8" not in timing.rates
+
+
+def test_int8_runs_in_openvino_only_and_needs_its_extra(
+    pair: ClothingClassifier, synthetic_splits: DatasetSplits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clothingclf import quantization
+
+    image = np.zeros((2, 40, 30, 3), dtype=np.uint8)
+    for engine in ("torch", "onnxruntime"):
+        with pytest.raises(InvalidParameterError, match="runs in OpenVINO only"):
+            pair.predict_proba(image, engine=engine, precision="int8")
+    with pytest.raises(InvalidParameterError, match="on the CPU"):
+        engines.choose_engine("auto", "int8", device=torch.device("cuda"))
+    monkeypatch.setattr(quantization, "nncf_available", lambda: False)
+    monkeypatch.setattr(engines, "openvino_available", lambda: True)
+    with pytest.raises(MissingDependencyError, match=r"clothingclf\[int8\]"):
+        engines.build_int8(*_graph_key(pair), [])

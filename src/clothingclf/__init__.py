@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         exceptions,
         predictor,
         pretrained,
+        quantization,
         settings,
         training,
     )
@@ -112,6 +113,7 @@ __all__ = [
     "predictor",
     "prepare_dataset",
     "pretrained",
+    "quantization",
     "read_export_metadata",
     "settings",
     "training",

@@ -18,7 +18,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,7 @@ from .exceptions import (
 )
 from .metrics import EvaluationReport, evaluation_report
 from .predictor import InferenceOptions, Prediction, Predictor, as_images, load_for_inference
+from .quantization import CALIBRATION_PHOTOS
 from .settings import all_settings, resolve_config, resolve_options
 from .training import TrainConfig, fit_networks
 from .training.tables import fit_tables, require_columns
@@ -332,20 +333,27 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         return self
 
     def check_precision(
-        self, split: pd.DataFrame | DatasetSplits, *, precision: Literal["bfloat16"] = "bfloat16"
+        self,
+        split: pd.DataFrame | DatasetSplits,
+        *,
+        precision: Literal["bfloat16", "int8"] = "bfloat16",
     ) -> dict[str, Any]:
         """Measure what running in ``precision`` costs on a labelled split, against float32,
         and record it in :attr:`precision_checks_` (:meth:`save` stores it).
 
         ``engine="auto"`` runs a reduced precision only for a model whose record says its
         top-1 accuracy moved by at most :data:`~clothingclf.engines.AUTO_MAX_TOP1_CHANGE`
-        (0.1 point), and only where the CPU computes it natively.
+        (0.1 point), bfloat16 only where the CPU computes it natively. For ``"int8"`` the
+        networks are first quantised by NNCF on up to
+        :data:`~clothingclf.quantization.CALIBRATION_PHOTOS` photos of the split; the
+        quantised graph is kept in memory for this process (``precision="int8"`` then runs
+        it); after a restart, call this again to rebuild it.
 
         Args:
             split: A table with columns ``path`` and ``label`` the model was not trained
                 on (a few hundred photos); a :class:`~clothingclf.DatasetSplits` is
                 checked on its ``val`` split.
-            precision: ``"bfloat16"`` (run by OpenVINO).
+            precision: ``"bfloat16"`` or ``"int8"`` (both run by OpenVINO).
 
         Returns:
             The record: ``top1_change`` (accuracy in ``precision`` minus in float32, a
@@ -354,22 +362,27 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
 
         Raises:
             NotFittedError: The classifier was not fitted or loaded.
-            InvalidParameterError: ``precision`` cannot run natively here (no openvino
-                extra, or a CPU without native bfloat16): check on a machine that has both.
+            InvalidParameterError: ``precision`` cannot run here (bfloat16 on a CPU
+                without it natively, the model on a GPU).
+            MissingDependencyError: The openvino extra (bfloat16) or the int8 extra is
+                not installed.
             MissingColumnsError, EmptyDatasetError, DatasetError: As :meth:`evaluate`.
         """
         table = split.val if hasattr(split, "val") and hasattr(split, "classes") else split
-        if precision != "bfloat16":
-            raise InvalidParameterError(f"precision must be 'bfloat16'; found {precision!r}.")
-        self._check_fitted()
-        if not (engines.openvino_available() and engines.native_bfloat16()):
+        if precision not in ("bfloat16", "int8"):
             raise InvalidParameterError(
-                "check_precision('bfloat16') runs the model in OpenVINO's native bfloat16, "
-                "which needs the openvino extra and a CPU with AVX512-BF16 or AMX; check on "
-                "such a machine (the record is saved with the model)."
+                f"precision must be 'bfloat16' or 'int8'; found {precision!r}."
             )
+        self._check_fitted()
+        engines.choose_engine("openvino", precision, device=self.device_)  # can it run here?
         y_true, reference = self._labelled_probabilities(table, "The checked split", True)
-        reduced = self.predictor().probabilities(table, engine="openvino", precision="bfloat16")
+        predictor = self.predictor()
+        if precision == "int8":
+            paths = cast(pd.DataFrame, table)["path"].tolist()  # checked by the line above
+            calibration = predictor.network_inputs(paths, CALIBRATION_PHOTOS)
+            models = [model for model, _ in predictor.networks]
+            engines.build_int8(models, [p.input_shape for _, p in predictor.networks], calibration)
+        reduced = predictor.probabilities(table, engine="openvino", precision=precision)
         check = {
             "top1_change": float(
                 (reduced.argmax(1) == y_true).mean() - (reference.argmax(1) == y_true).mean()

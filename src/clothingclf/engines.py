@@ -59,6 +59,7 @@ __all__ = [
     "PRECISIONS",
     "EngineChoice",
     "ProbabilityGraph",
+    "build_int8",
     "choose_engine",
     "fastest_engine",
     "native_bfloat16",
@@ -73,7 +74,9 @@ ENGINES = ("auto", "torch", "onnxruntime", "openvino")
 #: them before they are timed.
 COMPILED_ENGINES: tuple[Literal["onnxruntime", "openvino"], ...] = ("onnxruntime", "openvino")
 #: The values of ``precision``.
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")
+#: A precision an engine runs in.
+Precision = Literal["float32", "bfloat16", "int8"]
 
 #: ``engine="auto"`` builds the onnxruntime graph for a call of this many images or more.
 AUTO_ONNX_MIN_IMAGES = 64
@@ -125,7 +128,7 @@ class EngineChoice:
     """
 
     engine: Literal["torch", "onnxruntime", "openvino"]
-    precision: Literal["float32", "bfloat16"]
+    precision: Precision
     reason: str
 
 
@@ -136,7 +139,7 @@ class Timing:
     measured top-1 change allows it), the fastest, and why a reduced precision counts."""
 
     engine: Literal["onnxruntime", "openvino"]
-    precision: Literal["float32", "bfloat16"]
+    precision: Precision
     rates: dict[str, float]
     why: str = ""
 
@@ -167,6 +170,20 @@ def choose_engine(
         raise InvalidParameterError(
             f"precision must be one of {', '.join(map(repr, PRECISIONS))}; found {precision!r}."
         )
+    if precision == "int8":
+        if device.type != "cpu":
+            raise InvalidParameterError(
+                f"precision='int8' runs in OpenVINO on the CPU, and this model is on {device}; "
+                "load it with device='cpu'."
+            )
+        if engine in ("torch", "onnxruntime"):
+            raise InvalidParameterError(
+                f"precision='int8' runs in OpenVINO only; use engine='openvino' or 'auto', "
+                f"not {engine!r}."
+            )
+        if not openvino_available():
+            raise MissingDependencyError(f"precision='int8' needs OpenVINO. {OPENVINO_HINT}.")
+        return EngineChoice("openvino", "int8", "asked for")
     resolved: Literal["float32", "bfloat16"] = "bfloat16" if precision == "bfloat16" else "float32"
     if engine in COMPILED_ENGINES:
         return _compiled_choice(engine, resolved, device)
@@ -422,7 +439,10 @@ class OpenVinoRunner:
     for latency (one request at a time on all of torch's threads); one request per
     calling thread, so decoding threads and callers may share it."""
 
-    def __init__(self, onnx: bytes, precision: Literal["float32", "bfloat16"]) -> None:
+    def __init__(self, graph: Any, precision: Precision) -> None:
+        """``graph``: ONNX bytes, or an OpenVINO model (the int8 one of
+        :func:`~clothingclf.quantization.quantized_graph`, whose layers left in floating
+        point run in float32)."""
         import openvino as ov
 
         core = ov.Core()
@@ -431,7 +451,8 @@ class OpenVinoRunner:
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": torch.get_num_threads(),
         }
-        self.compiled = core.compile_model(core.read_model(model=onnx, weights=b""), "CPU", config)
+        model = core.read_model(model=graph, weights=b"") if isinstance(graph, bytes) else graph
+        self.compiled = core.compile_model(model, "CPU", config)
         self.output = self.compiled.output(0)
         self.local = threading.local()
 
@@ -503,11 +524,13 @@ def has_onnx_graph(models: Sequence[nn.Module], shapes: Sequence[tuple[int, int]
 def _build(
     entry: _Graphs,
     engine: str,
-    precision: Literal["float32", "bfloat16"],
+    precision: Precision,
     models: Sequence[nn.Module],
     shapes: Sequence[tuple[int, int]],
+    calibration: Sequence[Sequence[np.ndarray]] = (),
 ) -> Runner:
-    """A compiled runner, checked against eager torch (the caller holds the lock)."""
+    """A compiled runner, checked against eager torch (the caller holds the lock); an int8
+    one is quantised on ``calibration`` and measured by the caller instead."""
     graph = ProbabilityGraph([cpu_copy(model) for model in models], tta=False).eval()
     if entry.onnx is None:
         try:
@@ -516,6 +539,10 @@ def _build(
             entry.onnx = error  # shared by every compiled engine: not tried twice
     if isinstance(entry.onnx, Exception):
         raise entry.onnx
+    if precision == "int8":
+        from .quantization import quantized_graph
+
+        return OpenVinoRunner(quantized_graph(entry.onnx, calibration), "int8")
     run: Runner
     if engine == "onnxruntime":
         run = OnnxRunner(entry.onnx, len(models))
@@ -547,6 +574,13 @@ def runner(
     kind = (choice.engine, choice.precision)
     with _BUILD_LOCK:
         entry = _graphs(models, shapes)
+        if choice.precision == "int8" and entry.runners.get(kind) is None:
+            raise InvalidParameterError(
+                "This model has no int8 graph in this process: call "
+                "clf.check_precision(validation_split, precision='int8') first (it quantises "
+                "on those photos and measures the cost; the graph is kept until the process "
+                "ends or the weights change)."
+            )
         if kind not in entry.runners or (entry.runners[kind] is None and not fallback):
             try:
                 entry.runners[kind] = _build(entry, *kind, models, shapes)
@@ -568,51 +602,85 @@ def runner(
 TIMING_BATCH, TIMING_RUNS = 16, 3
 
 
-#: The largest change of top-1 accuracy (a fraction: 0.1 point) a model's recorded
-#: precision check may show for ``"auto"`` to run that reduced precision.
+#: The largest change of top-1 accuracy, as a fraction (0.001 is 0.1 point), that a
+#: model's recorded precision check may show for ``"auto"`` to run that reduced precision.
 AUTO_MAX_TOP1_CHANGE = 0.001
 
 
-def reduced_precision_allowed(check: Mapping[str, Any] | None) -> bool:
-    """Whether a model's bfloat16 check (``ClothingClassifier.check_precision``) lets
-    ``"auto"`` run bfloat16: its top-1 accuracy moved by at most
-    :data:`AUTO_MAX_TOP1_CHANGE`, and this CPU computes bfloat16 natively in OpenVINO."""
+def reduced_precision_allowed(check: Mapping[str, Any] | None, precision: str = "bfloat16") -> bool:
+    """Whether a model's check of ``precision`` (``ClothingClassifier.check_precision``)
+    lets ``"auto"`` run it: its top-1 accuracy moved by at most
+    :data:`AUTO_MAX_TOP1_CHANGE`, OpenVINO is installed, and for bfloat16 this CPU
+    computes it natively."""
     return (
         check is not None
         and abs(float(check["top1_change"])) <= AUTO_MAX_TOP1_CHANGE
         and openvino_available()
-        and native_bfloat16()
+        and (precision != "bfloat16" or native_bfloat16())
     )
+
+
+def build_int8(
+    models: Sequence[nn.Module],
+    shapes: Sequence[tuple[int, int]],
+    calibration: Sequence[Sequence[np.ndarray]],
+) -> None:
+    """Quantise these networks' graph to int8 on ``calibration`` (per photo, one
+    ``1 x 3 x H x W`` float32 input per network) and keep it, as ``engine="openvino",
+    precision="int8"``, for the process (until the weights change).
+
+    Raises:
+        MissingDependencyError: NNCF or OpenVINO is not installed (the int8 extra).
+        ExportError: The networks do not export to ONNX.
+    """
+    from .quantization import nncf_available
+
+    if not nncf_available():
+        raise MissingDependencyError(
+            "int8 quantisation needs NNCF and OpenVINO. Install the int8 extra: pip install "
+            '"clothingclf[int8]".'
+        )
+    with _BUILD_LOCK:
+        entry = _graphs(models, shapes)
+        entry.runners[("openvino", "int8")] = _build(
+            entry, "openvino", "int8", models, shapes, calibration
+        )
+        entry.timing = None  # the candidates changed
 
 
 def fastest_engine(
     models: Sequence[nn.Module],
     shapes: Sequence[tuple[int, int]],
     *,
-    bfloat16_check: Mapping[str, Any] | None = None,
+    checks: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Timing | None:
-    """Build the graph of every installed compiled engine in float32 for these networks
-    (and OpenVINO bfloat16 where :func:`reduced_precision_allowed` accepts the model's
-    ``bfloat16_check``), time each on one batch of :data:`TIMING_BATCH` random images (the
-    median of :data:`TIMING_RUNS` runs after a warm-up), and keep the result for the
-    process (until the weights change). ``None`` when fewer than two candidates build.
+    """Build the graph of every installed compiled engine in float32 for these networks,
+    time each on one batch of ``TIMING_BATCH`` (16) random images (the median of
+    ``TIMING_RUNS`` (3) runs after a warm-up), and keep the result for the process (until
+    the weights change). OpenVINO bfloat16, and int8 once built (:func:`build_int8`), are
+    candidates too where :func:`reduced_precision_allowed` accepts the model's ``checks``.
+    ``None`` when fewer than two candidates build.
 
     A second or so beside the builds; the graphs built are the ones the call then uses.
     """
-    Kind = tuple[Literal["onnxruntime", "openvino"], Literal["float32", "bfloat16"]]
+    Kind = tuple[Literal["onnxruntime", "openvino"], Precision]
     candidates: list[Kind] = [(name, "float32") for name in COMPILED_ENGINES if _available(name)]
-    why = ""
-    if bfloat16_check is not None and reduced_precision_allowed(bfloat16_check):
-        candidates.append(("openvino", "bfloat16"))
-        why = (
-            f"; bfloat16 is native here and moved this model's top-1 accuracy by "
-            f"{float(bfloat16_check['top1_change']) * 100:+.2f} points on "
-            f"{bfloat16_check['photos']} photos (allowed: 0.1)"
-        )
-    if len(candidates) < 2:
-        return None
+    reasons: dict[str, str] = {}
     with _BUILD_LOCK:
         entry = _graphs(models, shapes)
+        for precision in ("bfloat16", "int8"):
+            check = (checks or {}).get(precision)
+            built = precision != "int8" or entry.runners.get(("openvino", "int8")) is not None
+            if check is not None and built and reduced_precision_allowed(check, precision):
+                candidates.append(("openvino", precision))
+                native = " is native here and" if precision == "bfloat16" else ""
+                reasons[precision] = (
+                    f"; {precision}{native} moved this model's top-1 accuracy by "
+                    f"{float(check['top1_change']) * 100:+.2f} points on "
+                    f"{check['photos']} photos (allowed: 0.1)"
+                )
+        if len(candidates) < 2:
+            return None
         if entry.timing is not None and len(entry.timing.rates) == len(candidates):
             return entry.timing
         generator = torch.Generator().manual_seed(2)
@@ -634,5 +702,5 @@ def fastest_engine(
             return None
         engine, precision = max(rates, key=rates.__getitem__)
         named = {f"{e} {p}" if p != "float32" else e: rate for (e, p), rate in rates.items()}
-        entry.timing = Timing(engine, precision, named, why if precision == "bfloat16" else "")
+        entry.timing = Timing(engine, precision, named, reasons.get(precision, ""))
         return entry.timing

@@ -213,9 +213,11 @@ class InferenceOptions(TypedDict, total=False):
         batch_size: Images per forward pass (``None``: :data:`DEFAULT_BATCH_SIZE`).
         engine: ``"auto"`` (the default), ``"torch"``, ``"onnxruntime"`` or
             ``"openvino"`` (:mod:`clothingclf.engines` says what ``auto`` picks).
-        precision: ``"auto"`` (the default: float32), ``"float32"`` or ``"bfloat16"``
-            (OpenVINO where the CPU computes it natively, about twice as fast there; torch
-            elsewhere and on GPUs; probabilities change by up to a few hundredths).
+        precision: ``"auto"`` (the default: float32, or a reduced precision the model's
+            ``precision_checks_`` allow), ``"float32"``, ``"bfloat16"`` (OpenVINO where
+            the CPU computes it natively, about twice as fast there; torch elsewhere and on
+            GPUs; probabilities change by up to a few hundredths) or ``"int8"`` (OpenVINO,
+            once ``check_precision(split, precision="int8")`` has quantised the model).
         decode_threads: Threads that decode and resize the next photos while the
             network runs (``None``: up to 4; 0: decode in the calling thread).
         calibrated: Apply the model's :class:`~clothingclf.calibration.Calibration`
@@ -232,7 +234,7 @@ class InferenceOptions(TypedDict, total=False):
     tta: bool | None
     batch_size: int | None
     engine: Literal["auto", "torch", "onnxruntime", "openvino"]
-    precision: Literal["auto", "float32", "bfloat16"]
+    precision: Literal["auto", "float32", "bfloat16", "int8"]
     decode_threads: int | None
     calibrated: bool
     balance: Balance | None
@@ -499,12 +501,27 @@ class Predictor:
             engine, precision, device=self.device, images=images, built=built
         )
         if engine == "auto" and precision == "auto" and choice.engine != "torch":
-            check = self.precision_checks.get("bfloat16")
-            timing = engines.fastest_engine(models, shapes, bfloat16_check=check)
+            timing = engines.fastest_engine(models, shapes, checks=self.precision_checks)
             choice = engines.choose_engine(
                 engine, precision, device=self.device, images=images, built=built, timing=timing
             )
         return choice
+
+    def network_inputs(self, items: Sequence[Any], limit: int) -> list[list[np.ndarray]]:
+        """For each of the first ``limit`` readable images of ``items``, the float32
+        ``1 x 3 x H x W`` input of every network (the calibration data of int8
+        quantisation); unreadable images are skipped."""
+        dataset = _inputs(list(items), [prep for _, prep in self.networks])
+        inputs = []
+        for index in range(len(dataset)):
+            decoded = _decode_or_error(dataset, index)
+            if isinstance(decoded, Exception):
+                continue
+            views = zip(self.networks, decoded[0], strict=True)
+            inputs.append([prep.network_input(view[None]).numpy() for (_, prep), view in views])
+            if len(inputs) == limit:
+                break
+        return inputs
 
     def _mean(self, run: engines.Runner, canvases: Sequence[torch.Tensor], tta: bool) -> np.ndarray:
         """The mean over the networks of each one's probabilities for its own view

@@ -204,7 +204,7 @@ def _precision_checks(payload: Mapping[str, Any], name: str) -> dict[str, dict[s
     checks = stored if isinstance(stored, dict) else None
     for precision, check in (checks or {}).items():
         if (
-            precision != "bfloat16"
+            precision not in ("bfloat16", "int8")
             or not isinstance(check, dict)
             or set(check) != set(_CHECK_FIELDS)
             or not all(is_number(v) and -1 <= v <= 1 for k, v in check.items() if k != "photos")
@@ -213,7 +213,7 @@ def _precision_checks(payload: Mapping[str, Any], name: str) -> dict[str, dict[s
             checks = None
     if checks is None:
         raise ModelFileError(
-            f"{name!r} has malformed precision_checks (expected {{'bfloat16': {{"
+            f"{name!r} has malformed precision_checks (expected {{'bfloat16' or 'int8': {{"
             f"{', '.join(_CHECK_FIELDS)}}}}}); the file is damaged."
         )
     return {key: dict(value) for key, value in checks.items()}
