@@ -31,6 +31,9 @@ def _graph_key(clf: ClothingClassifier) -> tuple[list[torch.nn.Module], list[tup
 onnx_extra = pytest.mark.skipif(
     not engines.onnxruntime_available(), reason="needs the onnx extra (onnx, onnxruntime)"
 )
+openvino_extra = pytest.mark.skipif(
+    not engines.openvino_available(), reason="needs the openvino extra (onnx, openvino)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,19 +50,25 @@ def photos(synthetic_splits: DatasetSplits) -> list[str]:
     ]
 
 
-@onnx_extra
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param("onnxruntime", marks=onnx_extra),
+        pytest.param("openvino", marks=openvino_extra),
+    ],
+)
 @pytest.mark.parametrize("tta", [False, True])
-def test_onnxruntime_agrees_with_eager_float32(
-    pair: ClothingClassifier, photos: list[str], tta: bool
+def test_compiled_engines_agree_with_eager_float32(
+    pair: ClothingClassifier, photos: list[str], tta: bool, engine: str
 ) -> None:
     reference = pair.predict_proba(photos, engine="torch", tta=tta)
-    got = pair.predict_proba(photos, engine="onnxruntime", tta=tta)
+    got = pair.predict_proba(photos, engine=engine, precision="float32", tta=tta)  # type: ignore[arg-type]
     assert got.shape == reference.shape == (len(photos), 4)
     assert np.abs(got - reference).max() <= 1e-4
     assert np.allclose(got.sum(1), 1.0, rtol=0, atol=1e-12)
     assert engines.has_onnx_graph(*_graph_key(pair))
-    # one graph per model, reused by later calls and by single images
-    single = pair.predict_proba(photos[0], engine="onnxruntime", tta=tta)
+    # one graph per model and engine, reused by later calls and by single images
+    single = pair.predict_proba(photos[0], engine=engine, tta=tta)  # type: ignore[arg-type]
     assert np.abs(single - reference[:1]).max() <= 1e-4
 
 
@@ -193,25 +202,6 @@ def test_the_engine_choice_is_visible(pair: ClothingClassifier) -> None:
     choice = pair.predictor().engine("torch")
     assert (choice.engine, choice.precision, choice.reason) == ("torch", "float32", "asked for")
     assert pair.predictor().engine(images=1).engine in ("torch", "onnxruntime", "openvino")
-
-
-openvino_extra = pytest.mark.skipif(
-    not engines.openvino_available(), reason="needs the openvino extra (onnx, openvino)"
-)
-
-
-@openvino_extra
-@pytest.mark.parametrize("tta", [False, True])
-def test_openvino_float32_agrees_with_eager_float32(
-    pair: ClothingClassifier, photos: list[str], tta: bool
-) -> None:
-    reference = pair.predict_proba(photos, engine="torch", tta=tta)
-    got = pair.predict_proba(photos, engine="openvino", precision="float32", tta=tta)
-    assert np.abs(got - reference).max() <= 1e-4
-    assert np.allclose(got.sum(1), 1.0, rtol=0, atol=1e-12)
-    assert engines.has_onnx_graph(*_graph_key(pair))
-    single = pair.predict_proba(photos[0], engine="openvino", tta=tta)
-    assert np.abs(single - reference[:1]).max() <= 1e-4
 
 
 @openvino_extra

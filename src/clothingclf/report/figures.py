@@ -71,26 +71,16 @@ def draw_figures(
     import matplotlib
 
     with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
-        return _draw_figures(figure_class, evaluation, history, best, gallery)
-
-
-def _draw_figures(
-    figure_class: Any,
-    evaluation: EvaluationReport,
-    history: Sequence[dict[str, Any]],
-    best: int | None,
-    gallery: pd.DataFrame,
-) -> dict[str, bytes]:
-    pngs: dict[str, bytes] = {"confusion_matrix": confusion_png(figure_class, evaluation)}
-    if evaluation.reliability is not None:
-        pngs["reliability"] = reliability_png(figure_class, evaluation)
-    if evaluation.coverage is not None:
-        pngs["coverage"] = coverage_png(figure_class, evaluation)
-    if history:
-        pngs["training_curves"] = curves_png(figure_class, history, best)
-    if len(gallery):
-        pngs["mistakes"] = gallery_png(figure_class, gallery)
-    return pngs
+        pngs: dict[str, bytes] = {"confusion_matrix": confusion_png(figure_class, evaluation)}
+        if evaluation.reliability is not None:
+            pngs["reliability"] = reliability_png(figure_class, evaluation)
+        if evaluation.coverage is not None:
+            pngs["coverage"] = coverage_png(figure_class, evaluation)
+        if history:
+            pngs["training_curves"] = curves_png(figure_class, history, best)
+        if len(gallery):
+            pngs["mistakes"] = gallery_png(figure_class, gallery)
+        return pngs
 
 
 def _png(fig: Figure) -> bytes:
