@@ -124,6 +124,8 @@ def test_a_huge_input_is_counted_on_the_meta_device() -> None:
     small = analysis.count_flops("resnet18", input_size=(3, 1000, 1000))
     huge = analysis.count_flops("resnet18", input_size=(3, 100_000, 100_000))
     assert huge.total_flops > 9_000 * small.total_flops
+    with pytest.raises(AnalysisError, match="runs the model forward and backward"):
+        analysis.empirical_receptive_field("resnet18", input_size=(3, 100_000, 100_000))
 
 
 def test_bad_inputs_raise_analysis_error() -> None:

@@ -289,3 +289,38 @@ def test_every_number_of_a_model_file_may_be_huge_or_non_finite(
                 ClothingClassifier.load(path, device="cpu")
             except ModelFileError as error:
                 assert str(path) in str(error), leaf
+
+
+def test_a_header_number_of_5000_digits_is_damage(tmp_path: Path) -> None:
+    header = '{"w": {"dtype": "F32", "shape": [' + "9" * 5000 + '], "data_offsets": [0, 4]}}'
+    _refused(_raw(tmp_path / "digits.safetensors", header.encode(), b"\0" * 4), "not valid JSON")
+
+
+def test_a_network_whose_builder_reads_values_still_loads(tmp_path: Path) -> None:
+    """RegNet's builder computes widths from tensor values, which the meta device cannot
+    give: the shape check before building is skipped, the file still loads."""
+    from clothingclf import __version__
+    from clothingclf.backbones import build_model
+    from clothingclf.checkpoint import FORMAT_NAME, FORMAT_VERSION, atomic_save
+    from clothingclf.training import resolve_config
+
+    net, preprocessing, spec = build_model(
+        "regnet_y_400mf", weights=None, num_classes=3, image_size=32
+    )
+    payload = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "library_version": __version__,
+        "model": spec,
+        "state_dict": net.state_dict(),
+        "classes": ["Cap", "Hat", "Shoes"],
+        "preprocessing": preprocessing.to_dict(),
+        "config": resolve_config("seed", epochs=1).to_dict(),
+        "metrics": {"best_val_accuracy": None, "final_val_accuracy": None, "best_epoch": 1},
+        "holds": "best",
+        "history": [],
+        "params": {"backbone": "regnet_y_400mf", "weights": None, "image_size": 32},
+    }
+    atomic_save(payload, tmp_path / "regnet.safetensors")
+    clf = ClothingClassifier.load(tmp_path / "regnet.safetensors", device="cpu")
+    assert clf.classes_ == ["Cap", "Hat", "Shoes"]

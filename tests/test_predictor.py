@@ -22,6 +22,7 @@ from clothingclf.exceptions import (
     InvalidParameterError,
     MissingDependencyError,
 )
+from clothingclf.predictor import Predictor
 
 
 def _graph_key(clf: ClothingClassifier) -> tuple[list[torch.nn.Module], list[tuple[int, int]]]:
@@ -329,6 +330,19 @@ def test_int8_is_quantised_by_check_precision_and_run_by_openvino(
 
     zero = {"top1_change": 0.0, "labels_changed": 0.0, "max_probability_change": 0.1}
     zero["photos"] = 500
+    # With a record that lets auto run int8, a new check still compares with float32.
+    clf.precision_checks_ = {"int8": zero}
+    asked: list[object] = []
+    probabilities = Predictor.probabilities
+
+    def spy(self: Predictor, x: object, **options: object) -> np.ndarray:
+        asked.append(options.get("precision"))
+        return probabilities(self, x, **options)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Predictor, "probabilities", spy)
+        clf.check_precision(synthetic_splits, precision="int8")
+    assert asked == ["float32", "int8"]
     timing = engines.fastest_engine(*_graph_key(clf), checks={"int8": zero})
     assert timing is not None and "openvino int8" in timing.rates
     failing = {**zero, "top1_change": -0.002}

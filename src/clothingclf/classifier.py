@@ -345,7 +345,8 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         top-1 accuracy moved by at most :data:`~clothingclf.engines.AUTO_MAX_TOP1_CHANGE`
         (0.1 point), bfloat16 only where the CPU computes it natively. For ``"int8"`` the
         networks are first quantised by NNCF on up to
-        :data:`~clothingclf.quantization.CALIBRATION_PHOTOS` photos of the split; the
+        :data:`~clothingclf.quantization.CALIBRATION_PHOTOS` photos of the split (a random
+        sample; the cost is then measured on all of it, those photos included); the
         quantised graph is kept in memory for this process (``precision="int8"`` then runs
         it); after a restart, call this again to rebuild it.
 
@@ -375,11 +376,14 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             )
         self._check_fitted()
         engines.choose_engine("openvino", precision, device=self.device_)  # can it run here?
-        y_true, reference = self._labelled_probabilities(table, "The checked split", True)
+        y_true, reference = self._labelled_probabilities(
+            table, "The checked split", True, precision="float32"
+        )
         predictor = self.predictor()
         if precision == "int8":
-            paths = cast(pd.DataFrame, table)["path"].tolist()  # checked by the line above
-            calibration = predictor.network_inputs(paths, CALIBRATION_PHOTOS)
+            rows = cast(pd.DataFrame, table)  # checked by the line above
+            spread = rows.sample(min(len(rows), CALIBRATION_PHOTOS), random_state=0)
+            calibration = predictor.network_inputs(spread["path"].tolist(), CALIBRATION_PHOTOS)
             models = [model for model, _ in predictor.networks]
             engines.build_int8(models, [p.input_shape for _, p in predictor.networks], calibration)
         reduced = predictor.probabilities(table, engine="openvino", precision=precision)
@@ -635,7 +639,12 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         )
 
     def _labelled_probabilities(
-        self, table: Any, what: str, calibrated: bool, balance: Balance | None = None
+        self,
+        table: Any,
+        what: str,
+        calibrated: bool,
+        balance: Balance | None = None,
+        precision: Literal["auto", "float32"] = "auto",
     ) -> tuple[np.ndarray, np.ndarray]:
         """The label ids and the probabilities of a labelled split table."""
         predictor = self.predictor()
@@ -648,7 +657,10 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         if len(table) == 0:
             raise EmptyDatasetError(f"{what} has no rows.")
         y_true = predictor.label_ids(table, what)
-        return y_true, predictor.probabilities(table, calibrated=calibrated, balance=balance)
+        probabilities = predictor.probabilities(
+            table, calibrated=calibrated, balance=balance, precision=precision
+        )
+        return y_true, probabilities
 
     # ------------------------------------------------------------------ files
 

@@ -142,6 +142,7 @@ class Timing:
     precision: Precision
     rates: dict[str, float]
     why: str = ""
+    candidates: frozenset[tuple[str, str]] = frozenset()
 
 
 def choose_engine(
@@ -516,7 +517,7 @@ def has_onnx_graph(models: Sequence[nn.Module], shapes: Sequence[tuple[int, int]
     entry = _GRAPHS.get(models[0]) if models else None
     return (
         entry is not None
-        and any(run is not None for run in entry.runners.values())
+        and any(run is not None for run in tuple(entry.runners.values()))
         and entry.key == _fingerprint(models, shapes)
     )
 
@@ -539,15 +540,21 @@ def _build(
             entry.onnx = error  # shared by every compiled engine: not tried twice
     if isinstance(entry.onnx, Exception):
         raise entry.onnx
-    if precision == "int8":
-        from .quantization import quantized_graph
-
-        return OpenVinoRunner(quantized_graph(entry.onnx, calibration), "int8")
     run: Runner
-    if engine == "onnxruntime":
-        run = OnnxRunner(entry.onnx, len(models))
-    else:
-        run = OpenVinoRunner(entry.onnx, precision)
+    try:
+        if precision == "int8":
+            from .quantization import quantized_graph
+
+            return OpenVinoRunner(quantized_graph(entry.onnx, calibration), "int8")
+        if engine == "onnxruntime":
+            run = OnnxRunner(entry.onnx, len(models))
+        else:
+            run = OpenVinoRunner(entry.onnx, precision)
+    except Exception as error:  # the runtime refused the graph (an operator it lacks, ...)
+        raise ExportError(
+            f"{engine} could not build this model's {precision} graph ({type(error).__name__}: "
+            f"{first_line(error, 'no message')}); use engine='torch'."
+        ) from error
     atol = BF16_PARITY_ATOL if precision == "bfloat16" else PARITY_ATOL
     _check_parity(run, graph, shapes, f"{engine} {precision}", atol)
     return run
@@ -681,7 +688,7 @@ def fastest_engine(
                 )
         if len(candidates) < 2:
             return None
-        if entry.timing is not None and len(entry.timing.rates) == len(candidates):
+        if entry.timing is not None and entry.timing.candidates == frozenset(candidates):
             return entry.timing
         generator = torch.Generator().manual_seed(2)
         batches = [torch.randn(TIMING_BATCH, 3, *shape, generator=generator) for shape in shapes]
@@ -698,9 +705,10 @@ def fastest_engine(
                 run(batches)
                 samples.append(time.perf_counter() - started)
             rates[kind] = TIMING_BATCH / statistics.median(samples)
-        if len(rates) < 2:
+        if not rates:
             return None
-        engine, precision = max(rates, key=rates.__getitem__)
+        engine, precision = max(rates, key=rates.__getitem__)  # one that built, at least
         named = {f"{e} {p}" if p != "float32" else e: rate for (e, p), rate in rates.items()}
-        entry.timing = Timing(engine, precision, named, reasons.get(precision, ""))
+        why = reasons.get(precision, "")
+        entry.timing = Timing(engine, precision, named, why, frozenset(candidates))
         return entry.timing

@@ -53,9 +53,10 @@ from torch.overrides import TorchFunctionMode
 
 from ..exceptions import AnalysisError
 from .fields import receptive_field
-from .tracing import InputSize, _normalise_size
+from .tracing import _MAX_REAL_PIXELS, InputSize, _normalise_size
 
 __all__ = ["EmpiricalReceptiveField", "empirical_receptive_field"]
+
 
 Pair = tuple[int, int]
 
@@ -344,6 +345,12 @@ def empirical_receptive_field(
         ((30, 224), (30, 224))
     """
     size = _normalise_size(input_size)
+    if size[1] * size[2] > _MAX_REAL_PIXELS:
+        raise AnalysisError(
+            f"empirical_receptive_field runs the model forward and backward on a real input, "
+            f"so it takes at most {_MAX_REAL_PIXELS:,} pixels ({size[1]} x {size[2]} given); use "
+            "receptive_field, which traces any size on the meta device."
+        )
     if isinstance(model, str):
         from .tracing import meta_model
 

@@ -44,6 +44,8 @@ InputSize = int | tuple[int, int] | tuple[int, int, int]
 # The trace runs on the meta device, so any side costs no memory; above this bound the
 # element counts of a feature map near the input would leave int64.
 _MAX_SIDE = 1_000_000
+# A model that cannot run on meta is run for real, on inputs up to this many pixels.
+_MAX_REAL_PIXELS = 4096 * 4096
 
 
 def _normalise_size(input_size: InputSize) -> tuple[int, int, int]:
@@ -61,9 +63,9 @@ def _normalise_size(input_size: InputSize) -> tuple[int, int, int]:
         )
     if not all(0 < s <= _MAX_SIDE for s in size):
         raise AnalysisError(
-            f"input_size must be from 1 to {_MAX_SIDE:,} a side (the trace costs no memory "
-            f"at any size, but beyond that a feature map's element count leaves int64); "
-            f"found {size}."
+            f"input_size must be from 1 to {_MAX_SIDE:,} a side (the trace on the meta device "
+            f"costs no memory at any size, but beyond that a feature map's element count "
+            f"leaves int64); found {size}."
         )
     return (size[0], size[1], size[2])
 
@@ -178,6 +180,12 @@ def trace(model: nn.Module | str, *, input_size: InputSize = 224, batch_size: in
                 f"could not trace {model_name} at input size {size} on the meta device "
                 f"({reason}), and its parameters hold no data to run it for real. Check "
                 f"the input size, or pass the model with real weights."
+            ) from error
+        if size[1] * size[2] > _MAX_REAL_PIXELS:
+            raise AnalysisError(
+                f"could not trace {model_name} on the meta device ({reason}), and an input of "
+                f"{size[1]} x {size[2]} is too large to run for real (at most "
+                f"{_MAX_REAL_PIXELS:,} pixels). Use a smaller input_size."
             ) from error
         device = tensors[0].device if tensors else torch.device("cpu")
         note = f"could not run on the meta device ({reason}); traced by running it on {device}"

@@ -26,8 +26,8 @@ __all__ = ["atomic_save", "check_payload", "safe_load"]
 _PLAIN = (str, int, float, bool, type(None))
 _TENSOR, _TUPLE, _ITEMS, _FLOAT = "__tensor__", "__tuple__", "__items__", "__float__"
 _MARKERS = (_TENSOR, _TUPLE, _ITEMS, _FLOAT)
-# safetensors' own limit on the header; a larger length field is damage, not a model.
-_MAX_HEADER = 100 * 1024 * 1024
+# safetensors' own limit on the header (100 MB); a larger length field is damage.
+_MAX_HEADER = 100_000_000
 #: The tensor types a file may hold (safetensors' names), which every check can compute on;
 #: others (float8, ...) are refused by name when written and when read.
 _DTYPES = ("F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL")
@@ -151,17 +151,19 @@ def _serialize(payload: Mapping[str, Any]) -> bytes:
     tensors: dict[str, torch.Tensor] = {}
     body = json.dumps(_encode(dict(payload), "", tensors), allow_nan=False, ensure_ascii=False)
     metadata = {"format": str(payload.get("format", "")), "clothingclf": body}
-    if len(body.encode()) > _MAX_HEADER - 4096:
+    try:
+        draft = save(tensors, metadata=metadata)
+        # The data section does not depend on the metadata, so its hash goes into the final one.
+        metadata["sha256"] = hashlib.sha256(_data_section(draft)).hexdigest()
+        return save(tensors, metadata=metadata)
+    except Exception as error:  # safetensors' SafetensorError: "header too large"
+        size = len(json.dumps(metadata).encode()) / 1e6
         raise InvalidParameterError(
-            f"The file's header (every value but the tensors: the model card, the history, "
-            f"...) would take {len(body.encode()) / 2**20:.0f} MiB, over safetensors' limit "
-            f"of {_MAX_HEADER // 2**20} MiB. Store large data as tensors or in a file of "
-            "its own."
-        )
-    draft = save(tensors, metadata=metadata)
-    # The data section does not depend on the metadata, so its hash goes into the final one.
-    metadata["sha256"] = hashlib.sha256(_data_section(draft)).hexdigest()
-    return save(tensors, metadata=metadata)
+            f"The payload cannot be written as safetensors ({first_line(error)}): its header "
+            f"(every value but the tensors: the model card, the history, ...) takes {size:.0f} "
+            f"MB, and safetensors allows {_MAX_HEADER / 1e6:.0f} MB. Store large data as "
+            "tensors or in a file of its own."
+        ) from None
 
 
 def _data_section(data: bytes) -> memoryview:
@@ -308,7 +310,7 @@ def _read_described(file: BinaryIO, name: str, what: str) -> tuple[dict[str, Any
     text = b"{" + file.read(length - 1)
     try:
         header = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, an int of 5,000 digits
         header = None
     if not isinstance(header, dict):
         raise ModelFileError(

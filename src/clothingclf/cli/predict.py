@@ -245,11 +245,14 @@ def _listed(files_from: str) -> Iterator[str]:
 def _read_list(name: str) -> bytes:
     """The bytes of a file list. A pipe (``<(find ...)``) is read as it is written; one that
     no program writes to is refused, rather than blocking forever as a plain open would."""
-    descriptor = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
+    posix = os.name == "posix"  # elsewhere no FIFO can be opened without a writer
+    descriptor = os.open(name, os.O_RDONLY | (os.O_NONBLOCK if posix else 0))
     with os.fdopen(descriptor, "rb") as file:
         mode = os.fstat(descriptor).st_mode
         if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
             raise OSError(errno.EINVAL, "not a text file or a pipe")
+        if not posix:
+            return file.read()
         first = b""
         if stat.S_ISFIFO(mode):
             try:

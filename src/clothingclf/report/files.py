@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from .._paths import refuse_blocked_folder, write_atomically
+from .._paths import refuse_blocked_folder, refuse_to_replace_non_file, write_atomically
 from ..exceptions import SaveError
 
 __all__ = [
@@ -73,24 +73,32 @@ def write_report_files(out: Path, contents: Mapping[Path, bytes | str]) -> None:
 
     The files are written into a temporary folder inside ``out`` and then renamed into
     place, ``report.json`` last, so a full disk leaves ``out`` as it was, and a run killed
-    while renaming leaves the earlier report's ``report.json`` for a rerun to recognise.
+    while renaming leaves a ``report.json`` (the earlier report's, or a claim written just
+    before) for a rerun to recognise and replace.
 
     Raises:
-        SaveError: The folder cannot be created or a file cannot be written; nothing of
-            this report is left in ``out``.
+        SaveError: The folder cannot be created, a file cannot be written (nothing of this
+            report is left in ``out``), or a rename failed part-way (the message says so).
     """
     try:
         out.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
     except OSError as error:
         raise SaveError(f"Cannot write into the report folder {str(out)!r} ({error}).") from None
+    renaming = False
     try:
         for path, content in contents.items():
             data = content.encode("utf-8") if isinstance(content, str) else content
             write_atomically(staging / path.name, data)
+        for path in contents:
+            refuse_to_replace_non_file(path, "write the report")
+        if not (out / "report.json").exists():  # a first report: claim the folder first
+            write_atomically(out / "report.json", json.dumps({"format": REPORT_FORMAT}).encode())
+        renaming = True
         for path in sorted(contents, key=lambda p: p.name == "report.json"):
             os.replace(staging / path.name, path)
     except OSError as error:
-        raise SaveError(f"Cannot write the report into {str(out)!r} ({error}).") from None
+        state = "it is incomplete; run it again" if renaming else "the folder is as it was"
+        raise SaveError(f"Cannot write the report into {str(out)!r} ({error}); {state}.") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
