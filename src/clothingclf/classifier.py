@@ -12,7 +12,6 @@ file.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 import os
@@ -41,6 +40,7 @@ from .exceptions import (
     EmptyDatasetError,
     InvalidParameterError,
     NotFittedError,
+    did_you_mean,
 )
 from .metrics import EvaluationReport, evaluation_report
 from .predictor import InferenceOptions, Prediction, Predictor, as_images, load_for_inference
@@ -863,8 +863,7 @@ def teacher_probabilities(
 
 def _unknown_parameter(name: str) -> InvalidParameterError:
     known = ClothingClassifier._get_param_names()
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, known)
     return InvalidParameterError(
         f"ClothingClassifier has no parameter {name!r}.{hint} Its parameters: "
         f"{', '.join(known)} (the settings table of the docs says what each does)."

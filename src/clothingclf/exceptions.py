@@ -28,6 +28,8 @@ Messages say what was expected, what was found, and what to do.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 __all__ = [
     "AnalysisError",
     "ClothingClfError",
@@ -48,6 +50,7 @@ __all__ = [
     "UnsafePathError",
     "UnsupportedFormatError",
     "WeightsUnavailableError",
+    "did_you_mean",
     "first_line",
 ]
 
@@ -129,6 +132,23 @@ class ExportError(ClothingClfError, RuntimeError):
 
 class MissingDependencyError(ClothingClfError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+def did_you_mean(
+    name: str, known: Iterable[str], *, most: int = 1, show: Callable[[str], str] = repr
+) -> str:
+    """``" Did you mean 'x'?"`` (up to ``most`` of the names in ``known`` closest to
+    ``name``, each written by ``show``), or ``""`` when none is close: the hint of every
+    "no such name" message.
+
+    Example:
+        >>> did_you_mean("engnie", ["engine", "precision"])
+        " Did you mean 'engine'?"
+    """
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=most)
+    return f" Did you mean {', '.join(map(show, close))}?" if close else ""
 
 
 def first_line(error: BaseException | str, default: str = "") -> str:

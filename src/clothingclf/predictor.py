@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
-import difflib
 import os
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from .exceptions import (
     InvalidImageError,
     InvalidParameterError,
     MissingColumnsError,
+    did_you_mean,
 )
 
 if TYPE_CHECKING:
@@ -272,8 +272,7 @@ def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """The options with their defaults filled in, each checked."""
     unknown = sorted(set(options) - set(_OPTION_DEFAULTS))
     if unknown:
-        close = difflib.get_close_matches(unknown[0], list(_OPTION_DEFAULTS), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(unknown[0], _OPTION_DEFAULTS)
         raise InvalidParameterError(
             f"Prediction has no option {unknown[0]!r}.{hint} Its options: "
             f"{', '.join(_OPTION_DEFAULTS)}."

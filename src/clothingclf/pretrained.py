@@ -11,13 +11,12 @@ the clothing-dataset's test split (CC0), stored as small JPEGs.
 
 from __future__ import annotations
 
-import difflib
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
-from .exceptions import InvalidParameterError, ModelFileError
+from .exceptions import InvalidParameterError, ModelFileError, did_you_mean
 
 __all__ = ["DEFAULT_MODEL", "list_pretrained", "pretrained_file", "sample_photos"]
 
@@ -70,8 +69,7 @@ def pretrained_file(name: str = DEFAULT_MODEL) -> Path:
             f"found {type(name).__name__}."
         )
     if name not in _MODELS:
-        close = difflib.get_close_matches(name, list(_MODELS), n=2)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, _MODELS)
         raise InvalidParameterError(
             f"No bundled model named {name!r}; this release has {', '.join(list_pretrained())}."
             f"{hint}"

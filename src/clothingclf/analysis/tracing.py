@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..exceptions import AnalysisError
+from ..exceptions import AnalysisError, did_you_mean
 from ._meta_device import _meta_copy, _parameters_on_meta, _plain_copy
 from ._recorder import _run
 from ._records import VIEW_WRITE, ModuleCall, OpRecord, TensorInfo, Trace
@@ -96,13 +96,9 @@ def meta_model(name: str, **kwargs: Any) -> nn.Module:
 
     known = torchvision.models.list_models()
     if name not in known:
-        import difflib
-
-        close = difflib.get_close_matches(name, known, n=4)
         raise AnalysisError(
-            f"torchvision has no model named {name!r}"
-            + (f" (close: {', '.join(close)})" if close else "")
-            + ". Use a name of torchvision.models.list_models(), e.g. 'resnet18'."
+            f"torchvision has no model named {name!r}.{did_you_mean(name, known, most=4, show=str)}"
+            " Use a name of torchvision.models.list_models(), e.g. 'resnet18'."
         )
     if name in ("googlenet", "inception_v3"):
         kwargs.setdefault("init_weights", True)  # silences torchvision's FutureWarning

@@ -7,14 +7,18 @@ so that the rest of clothingclf, EfficientNet-Lite included, works without it.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
 from typing import Any, Literal, cast
 
 from torch import nn
 
-from ..exceptions import InvalidParameterError, MissingDependencyError, WeightsUnavailableError
+from ..exceptions import (
+    InvalidParameterError,
+    MissingDependencyError,
+    WeightsUnavailableError,
+    did_you_mean,
+)
 from .network import Built, ClothingNet
 from .preprocessing import CROP_FRACTION, IMAGENET_MEAN, IMAGENET_STD, Preprocessing, triple
 from .weights import Weights, load_local, local_weights_path
@@ -39,8 +43,7 @@ def timm_features(name: str, *, pretrained: bool = False) -> tuple[nn.Module, in
     """timm's model ``name`` without its classifier, and its number of features."""
     timm = import_timm(f"The timm backbone {name!r}")
     if not timm.is_model(name):
-        close = difflib.get_close_matches(name, timm.list_models(), n=3)
-        hint = f" Did you mean {', '.join('timm/' + c for c in close)}?" if close else ""
+        hint = did_you_mean(name, timm.list_models(), most=3, show=lambda c: f"timm/{c}")
         raise InvalidParameterError(f"Unknown timm model {name!r}.{hint}")
     model = timm.create_model(name, pretrained=pretrained, num_classes=0)
     return cast(nn.Module, model), int(model.num_features)

@@ -4,13 +4,12 @@ layer replaced by the new head, with torchvision's weights and their preprocessi
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any, cast
 
 from torch import nn
 
-from ..exceptions import InvalidParameterError
+from ..exceptions import InvalidParameterError, did_you_mean
 from .network import Built, ClothingNet
 from .preprocessing import CROP_FRACTION, Preprocessing, default_preprocessing, triple
 from .weights import Weights, download, load_local, local_weights_path, weights_enum
@@ -27,8 +26,7 @@ def build_torchvision(name: str, weights: Weights, num_classes: int, image_size:
 
     available = torchvision.models.list_models(module=torchvision.models)
     if name not in available:
-        close = difflib.get_close_matches(name, available, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        hint = did_you_mean(name, available, most=3, show=str)
         raise InvalidParameterError(
             f"Unknown backbone {name!r}: not a torchvision classification model.{hint} Use "
             "clothingclf.backbones.list_backbones() for the names, 'timm/<name>' for a timm "
