@@ -17,7 +17,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,7 @@ from .checkpoint import (
     estimator_params,
     model_payload,
 )
+from .data.splits import is_splits
 from .devices import resolve_device
 from .exceptions import (
     EmptyDatasetError,
@@ -318,7 +319,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             EmptyDatasetError: The table has no rows.
             DatasetError: The table has labels the model does not know.
         """
-        table = split.val if hasattr(split, "val") and hasattr(split, "classes") else split
+        table = split.val if is_splits(split) else split
         self._check_fitted()
         base = self.calibration_ if balance is None else self.calibration_.at(balance)
         y_true, probabilities = self._labelled_probabilities(table, "The calibration split", False)
@@ -369,7 +370,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
                 not installed.
             MissingColumnsError, EmptyDatasetError, DatasetError: As :meth:`evaluate`.
         """
-        table = split.val if hasattr(split, "val") and hasattr(split, "classes") else split
+        table = split.val if is_splits(split) else split
         if precision not in ("bfloat16", "int8"):
             raise InvalidParameterError(
                 f"precision must be 'bfloat16' or 'int8'; found {precision!r}."
@@ -381,8 +382,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         )
         predictor = self.predictor()
         if precision == "int8":
-            rows = cast(pd.DataFrame, table)  # checked by the line above
-            spread = rows.sample(min(len(rows), CALIBRATION_PHOTOS), random_state=0)
+            spread = table.sample(min(len(table), CALIBRATION_PHOTOS), random_state=0)
             calibration = predictor.network_inputs(spread["path"].tolist(), CALIBRATION_PHOTOS)
             models = [model for model, _ in predictor.networks]
             engines.build_int8(models, [p.input_shape for _, p in predictor.networks], calibration)
@@ -630,7 +630,7 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             EmptyDatasetError: The table has no rows.
             DatasetError: The table has labels the model does not know.
         """
-        table = split.test if hasattr(split, "test") and hasattr(split, "classes") else split
+        table = split.test if is_splits(split) else split
         y_true, probabilities = self._labelled_probabilities(
             table, "The evaluated split", True, balance
         )

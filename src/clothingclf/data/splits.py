@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from typing_extensions import TypeIs
 
 from .._paths import path_kind, write_atomically, write_error
 from ..exceptions import (
@@ -24,7 +25,7 @@ from ..exceptions import (
 from .report import DatasetReport
 from .splitting import SPLIT_NAMES
 
-__all__ = ["DatasetSplits", "load_splits"]
+__all__ = ["DatasetSplits", "is_splits", "load_splits"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,6 +153,19 @@ def _listed(value: Any, name: str) -> list[Any]:
     if not isinstance(value, list):
         raise ValueError(f"{name!r} is a {type(value).__name__}, expected a list")
     return value
+
+
+def is_splits(value: Any) -> TypeIs[DatasetSplits]:
+    """Whether ``value`` is a :class:`DatasetSplits` (or has its shape: ``train``, ``val``,
+    ``test``, ``classes`` and ``class_weights``), as opposed to one table: the one test of
+    every function that takes either.
+
+    Example:
+        >>> is_splits(pd.DataFrame({"path": [], "label": []}))
+        False
+    """
+    names = ("train", "val", "test", "classes", "class_weights")
+    return isinstance(value, DatasetSplits) or all(hasattr(value, name) for name in names)
 
 
 def load_splits(output_dir: str | os.PathLike[str]) -> DatasetSplits:

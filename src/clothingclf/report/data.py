@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from ..data.splits import is_splits
 from ..exceptions import (
     DatasetNotFoundError,
     EmptyDatasetError,
@@ -72,7 +73,7 @@ def load_evaluation_data(
         )
     if isinstance(data, pd.DataFrame):
         table, what = data, "the table"
-    elif hasattr(data, "train") and hasattr(data, "classes"):
+    elif is_splits(data):
         table, what = _pick(data, split), f"the {split} split"
     else:
         table, what = _read(Path(data), split, seed)

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from ..data.prepare import balanced_class_weights
+from ..data.splits import is_splits
 from ..exceptions import (
     DatasetError,
     EmptyDatasetError,
@@ -41,7 +42,7 @@ def fit_tables(
         EmptyDatasetError: No training rows.
         DatasetError: One class only, or validation labels the training table lacks.
     """
-    if hasattr(data, "train") and hasattr(data, "classes") and hasattr(data, "class_weights"):
+    if is_splits(data):
         if val is not None:
             raise InvalidParameterError(
                 "fit(splits) takes the validation split from splits.val; do not pass val_df too."
