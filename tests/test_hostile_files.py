@@ -299,28 +299,5 @@ def test_a_header_number_of_5000_digits_is_damage(tmp_path: Path) -> None:
 def test_a_network_whose_builder_reads_values_still_loads(tmp_path: Path) -> None:
     """RegNet's builder computes widths from tensor values, which the meta device cannot
     give: the shape check before building is skipped, the file still loads."""
-    from clothingclf import __version__
-    from clothingclf.backbones import build_model
-    from clothingclf.checkpoint import FORMAT_NAME, FORMAT_VERSION, atomic_save
-    from clothingclf.training import resolve_config
-
-    net, preprocessing, spec = build_model(
-        "regnet_y_400mf", weights=None, num_classes=3, image_size=32
-    )
-    payload = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "library_version": __version__,
-        "model": spec,
-        "state_dict": net.state_dict(),
-        "classes": ["Cap", "Hat", "Shoes"],
-        "preprocessing": preprocessing.to_dict(),
-        "config": resolve_config("seed", epochs=1).to_dict(),
-        "metrics": {"best_val_accuracy": None, "final_val_accuracy": None, "best_epoch": 1},
-        "holds": "best",
-        "history": [],
-        "params": {"backbone": "regnet_y_400mf", "weights": None, "image_size": 32},
-    }
-    atomic_save(payload, tmp_path / "regnet.safetensors")
-    clf = ClothingClassifier.load(tmp_path / "regnet.safetensors", device="cpu")
+    clf = ClothingClassifier.load(_model_file(tmp_path, "regnet_y_400mf"), device="cpu")
     assert clf.classes_ == ["Cap", "Hat", "Shoes"]

@@ -132,11 +132,9 @@ def test_open_image_on_any_bytes_gives_rgb_or_invalid_image_error(data: bytes) -
             assert image.mode == "RGB" and image.width >= 1 and image.height >= 1
 
 
-def _model_file(folder: Path) -> Path:
-    """A valid model file of SqueezeNet 1.1 (random weights), made without training."""
-    net, preprocessing, spec = build_model(
-        "squeezenet1_1", weights=None, num_classes=3, image_size=32
-    )
+def _model_file(folder: Path, backbone: str = "squeezenet1_1") -> Path:
+    """A valid model file of ``backbone`` (random weights), made without training."""
+    net, preprocessing, spec = build_model(backbone, weights=None, num_classes=3, image_size=32)
     payload = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -149,7 +147,7 @@ def _model_file(folder: Path) -> Path:
         "metrics": {"best_val_accuracy": None, "final_val_accuracy": None, "best_epoch": 1},
         "holds": "best",
         "history": [],
-        "params": {"backbone": "squeezenet1_1", "weights": None, "image_size": 32},
+        "params": {"backbone": backbone, "weights": None, "image_size": 32},
     }
     path = folder / "model.safetensors"
     atomic_save(payload, path)
