@@ -12,7 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-_BAD = object()  # what a kind's check returns for a value it refuses
+#: What a kind's check returns for a value it refuses.
+BAD = object()
+#: The smallest and largest image side (px) a network may be trained and run at: one bound
+#: for the setting, the builder and the model-file check.
+IMAGE_SIDES = (8, 2048)
 
 
 def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -89,7 +93,7 @@ class Int(Kind):
         if value is None and self.optional:
             return None
         ok = is_int(value) and value >= self.low and (self.high is None or value <= self.high)
-        return value if ok else _BAD
+        return value if ok else BAD
 
     def cli(self) -> dict[str, Any]:
         return {"type": int_in(self.low, self.high), "metavar": "N"}
@@ -104,10 +108,10 @@ class Number(Kind):
 
     def check(self, value: Any) -> Any:
         if not is_number(value) or math.isnan(value):
-            return _BAD
+            return BAD
         above = value > self.low if self.low_open else value >= self.low
         below = value < self.high if self.high_open else value <= self.high
-        return float(value) if above and below and math.isfinite(value) else _BAD
+        return float(value) if above and below and math.isfinite(value) else BAD
 
     def cli(self) -> dict[str, Any]:
         return {"type": float, "metavar": "X"}
@@ -118,7 +122,7 @@ class Choice(Kind):
     choices: tuple[str, ...] = ()
 
     def check(self, value: Any) -> Any:
-        return value if isinstance(value, str) and value in self.choices else _BAD
+        return value if isinstance(value, str) and value in self.choices else BAD
 
     def cli(self) -> dict[str, Any]:
         return {"choices": self.choices}
@@ -127,7 +131,7 @@ class Choice(Kind):
 @dataclass(frozen=True)
 class Flag(Kind):
     def check(self, value: Any) -> Any:
-        return value if isinstance(value, bool) else _BAD
+        return value if isinstance(value, bool) else BAD
 
     def cli(self) -> dict[str, Any]:
         return {"action": argparse.BooleanOptionalAction}
@@ -141,9 +145,9 @@ class Numbers(Kind):
 
     def check(self, value: Any) -> Any:
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            return _BAD
+            return BAD
         if not all(is_number(v) and self.item(v) for v in value):
-            return _BAD
+            return BAD
         return tuple(float(v) for v in value)
 
     def cli(self) -> dict[str, Any]:
@@ -155,7 +159,7 @@ class Folder(Kind):
     def check(self, value: Any) -> Any:
         if value is None:
             return None
-        return os.fspath(value) if isinstance(value, (str, os.PathLike)) else _BAD
+        return os.fspath(value) if isinstance(value, (str, os.PathLike)) else BAD
 
     def cli(self) -> dict[str, Any]:
         return {"type": str, "metavar": "DIR"}

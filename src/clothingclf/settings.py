@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, cast
 
-from ._kinds import _BAD, Choice, Flag, Folder, Int, Kind, Number, Numbers
+from ._kinds import BAD, IMAGE_SIDES, Choice, Flag, Folder, Int, Kind, Number, Numbers
 from .backbones import ASPECT_RANGE, valid_aspect
 from .exceptions import InvalidParameterError
 
@@ -70,7 +70,7 @@ class Setting:
                 the value and what is allowed.
         """
         checked = self.kind.check(value)
-        if checked is _BAD:
+        if checked is BAD:
             raise InvalidParameterError(
                 f"{self.name} must be {self.kind.expected}; found {value!r}."
             )
@@ -146,7 +146,7 @@ class TrainConfig:
     image_size: int = setting(
         "side (width, with aspect) of the images the network sees at the end of training, "
         "in validation and in prediction",
-        Int("an int from 8 to 2048", low=8, high=2048),
+        Int("an int from {} to {}".format(*IMAGE_SIDES), low=IMAGE_SIDES[0], high=IMAGE_SIDES[1]),
         seed=224,
         fast=224,
     )

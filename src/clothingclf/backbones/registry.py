@@ -15,6 +15,7 @@ from typing import Any, TypeAlias
 import torch
 from torch import nn
 
+from .._kinds import IMAGE_SIDES
 from ..exceptions import InvalidParameterError, ModelFileError
 from .lite import LITE_BACKBONES, LITE_BY_TIMM_NAME, build_lite, rebuild_lite
 from .module import build_from_module, rebuild_module
@@ -97,10 +98,11 @@ def build_model(
     if (
         not isinstance(image_size, int)
         or isinstance(image_size, bool)
-        or not 8 <= image_size <= 2048
+        or not IMAGE_SIDES[0] <= image_size <= IMAGE_SIDES[1]
     ):
         raise InvalidParameterError(
-            f"image_size must be an int from 8 to 2048; found {image_size!r}."
+            "image_size must be an int from {} to {}; ".format(*IMAGE_SIDES)
+            + f"found {image_size!r}."
         )
     builder, source = _builder(backbone)
     return builder(source, weights, num_classes, image_size)

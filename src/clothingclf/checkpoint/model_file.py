@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .._kinds import is_number
+from .._kinds import IMAGE_SIDES, is_number
 from ..exceptions import ModelFileError, UnsupportedFormatError
 from .files import safe_load
 from .training_checkpoint import CHECKPOINT_FORMAT
@@ -45,7 +45,6 @@ MODEL_FILE_KEYS = (
 
 # Bounds of the fields of a model file.
 _MAX_CLASSES = 10_000
-_IMAGE_SIZES = (8, 2048)
 _MAX_FEATURES = 1_000_000
 #: The architecture kinds a model file may name (backbones.registry rebuilds each).
 _SPEC_KINDS = ("torchvision", "timm", "lite", "module")
@@ -223,16 +222,17 @@ def _spec_problem(spec: Any, num_classes: int) -> str | None:
         )
     size = kwargs.get("image_size")
     if size is not None and not (
-        isinstance(size, int) and _IMAGE_SIZES[0] <= size <= _IMAGE_SIZES[1]
+        isinstance(size, int) and IMAGE_SIDES[0] <= size <= IMAGE_SIDES[1]
     ):
-        return f"builder_kwargs['image_size'] must be 8 to 2048; found {_short(size)}."
+        low, high = IMAGE_SIDES
+        return f"builder_kwargs['image_size'] must be {low} to {high}; found {_short(size)}."
     return None
 
 
 def _preprocessing_problem(prep: Any, where: str) -> str | None:
     if not isinstance(prep, dict):
         return f"the preprocessing{where} must be a dict."
-    low, high = _IMAGE_SIZES
+    low, high = IMAGE_SIDES
     for key in ("image_size", "resize_size"):
         value = prep.get(key)
         if not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
