@@ -30,7 +30,7 @@ from ..predictor import to_inference_layout
 from ..settings import RECIPE_BACKBONES, RunOptions, TrainConfig
 from .loop import TrainResult, train_model
 from .memory import return_freed_memory
-from .processes import _join_processes
+from .processes import _join_processes, _leave_processes
 
 __all__ = ["Ensemble", "fit_networks", "network_file"]
 
@@ -105,11 +105,7 @@ def _process_group(device: torch.device, several: bool) -> Iterator[torch.device
     try:
         yield device
     finally:
-        if processes.created_group:
-            import torch.distributed as dist
-
-            dist.barrier()
-            dist.destroy_process_group()
+        _leave_processes(processes)
 
 
 def fit_networks(

@@ -32,7 +32,6 @@ from typing import cast
 import numpy as np
 import pandas as pd
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from ..backbones import ClothingNet, Preprocessing
@@ -46,7 +45,7 @@ from .augment import _batches, _image_size, _mix, _Views
 from .inputs import _Data, _load_data
 from .memory import heap_reuse_available, reused_memory, trim_kept_memory
 from .precision import _use_bf16, _use_channels_last
-from .processes import _all_sum, _join_processes, _Processes
+from .processes import _all_sum, _join_processes, _leave_processes, _Processes
 from .state import _as_array, _cpu_state, _resume, _Run, _save_checkpoint
 from .steps import (
     Objective,
@@ -361,9 +360,7 @@ def _result(setup: _Setup, run: _Run, epoch: int, interrupted: bool, stopped: bo
     final_state = _cpu_state(run.model)
     if run.best_state is None:
         run.best_state, run.best_epoch = final_state, max(0, epoch - 1 if interrupted else epoch)
-    if setup.processes.created_group:
-        dist.barrier()
-        dist.destroy_process_group()
+    _leave_processes(setup.processes)
     has_val = setup.data.has_val
     validated = [row["val_accuracy"] for row in run.history if not math.isnan(row["val_accuracy"])]
     return TrainResult(

@@ -46,6 +46,14 @@ def _join_processes(device: torch.device) -> tuple[_Processes, torch.device]:
     return _Processes(dist.get_rank(), dist.get_world_size(), True), device
 
 
+def _leave_processes(processes: _Processes) -> None:
+    """Leave the process group this run created (after every process got here); a group
+    the caller created is left to the caller."""
+    if processes.created_group:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _all_sum(values: list[float], processes: _Processes, device: torch.device) -> list[float]:
     if not processes.distributed:
         return values
