@@ -666,7 +666,7 @@ def fastest_engine(
     ``TIMING_RUNS`` (3) runs after a warm-up), and keep the result for the process (until
     the weights change). OpenVINO bfloat16, and int8 once built (:func:`build_int8`), are
     candidates too where :func:`reduced_precision_allowed` accepts the model's ``checks``.
-    ``None`` when fewer than two candidates build.
+    ``None`` with fewer than two candidates, or when none builds.
 
     A second or so beside the builds; the graphs built are the ones the call then uses.
     """

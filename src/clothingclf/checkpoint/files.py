@@ -28,21 +28,20 @@ _TENSOR, _TUPLE, _ITEMS, _FLOAT = "__tensor__", "__tuple__", "__items__", "__flo
 _MARKERS = (_TENSOR, _TUPLE, _ITEMS, _FLOAT)
 # safetensors' own limit on the header (100 MB); a larger length field is damage.
 _MAX_HEADER = 100_000_000
-#: The tensor types a file may hold (safetensors' names), which every check can compute on;
-#: others (float8, ...) are refused by name when written and when read.
-_DTYPES = ("F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL")
-_TORCH_DTYPES = (
-    torch.float64,
-    torch.float32,
-    torch.float16,
-    torch.bfloat16,
-    torch.int64,
-    torch.int32,
-    torch.int16,
-    torch.int8,
-    torch.uint8,
-    torch.bool,
-)
+#: The tensor types a file may hold, with safetensors' names for them: those every check
+#: can compute on; others (float8, ...) are refused by name when written and when read.
+_DTYPES = {
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
 
 
 # --------------------------------------------------------------------------- encoding
@@ -58,7 +57,7 @@ def check_payload(value: Any, where: str) -> None:
     """
     # Exact types: subclasses such as numpy.float64 (a float) would not read back as such.
     if isinstance(value, torch.Tensor):
-        if value.dtype not in _TORCH_DTYPES:
+        if value.dtype not in _DTYPES:
             raise InvalidParameterError(
                 f"{where} is a tensor of {value.dtype}, which a model file cannot hold; convert "
                 "it to float32, float16 or bfloat16 (or an integer type)."
@@ -66,13 +65,13 @@ def check_payload(value: Any, where: str) -> None:
         return
     if type(value) in _PLAIN:
         if type(value) is int and abs(value) >= 2**63:
-            raise InvalidParameterError(f"{where} is an int beyond 64 bits, {_short(value)}.")
+            raise InvalidParameterError(f"{where} is an int beyond 64 bits, {_short(value, 40)}.")
         return
     if type(value) in (dict, collections.OrderedDict):
         for key, item in value.items():
             if type(key) not in _PLAIN:
                 raise InvalidParameterError(
-                    f"{where} has a key of type {type(key).__name__}: {_short(key)}."
+                    f"{where} has a key of type {type(key).__name__}: {_short(key, 40)}."
                 )
             check_payload(item, f"{where}[{key!r}]")
         return
@@ -339,10 +338,10 @@ def _tensor_entries_problem(header: Mapping[str, Any]) -> str | None:
             continue
         if not isinstance(entry, dict) or not all(k in entry for k in _ENTRY_KEYS):
             return f"the header's entry {key!r} is not a tensor description"
-        if entry["dtype"] not in _DTYPES:
+        if entry["dtype"] not in _DTYPES.values():
             return (
-                f"the tensor {key!r} is of type {_short(entry['dtype'])}, which clothingclf "
-                f"never writes (it writes {', '.join(_DTYPES)})"
+                f"the tensor {key!r} is of type {_short(entry['dtype'], 40)}, which clothingclf "
+                f"never writes (it writes {', '.join(_DTYPES.values())})"
             )
         numbers = [*entry["shape"], *entry["data_offsets"]] if _lists(entry) else None
         if (
@@ -366,9 +365,10 @@ def _data_length(header: Mapping[str, Any]) -> int:
     return max(ends, default=0)
 
 
-def _short(value: Any) -> str:
+def _short(value: Any, width: int = 80) -> str:
+    """``repr(value)`` cut to ``width`` characters, for a message quoting a file's value."""
     text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 #: How much of a file that is not safetensors is read (or inflated) to say what it is.

@@ -201,26 +201,31 @@ _CHECK_FIELDS = ("top1_change", "labels_changed", "max_probability_change", "pho
 def _precision_checks(payload: Mapping[str, Any], name: str) -> dict[str, dict[str, Any]]:
     """The file's precision checks ({} for files written before there were any)."""
     stored = payload.get("precision_checks", {})
-    checks = stored if isinstance(stored, dict) else None
-    known = {}
-    for precision, check in (checks or {}).items():
-        if precision not in ("bfloat16", "int8"):
-            continue  # a precision of a later release: not this one's to judge
-        if (
-            not isinstance(check, dict)
-            or not set(_CHECK_FIELDS) <= set(check)
-            or not all(is_number(check[k]) and -1 <= check[k] <= 1 for k in _CHECK_FIELDS[:3])
-            or not (isinstance(check["photos"], int) and check["photos"] > 0)
-        ):
-            checks = None
-            break
-        known[precision] = {key: check[key] for key in _CHECK_FIELDS}
-    if checks is None:
+    # a precision of a later release is not this one's to judge: skipped
+    ours = (
+        {p: c for p, c in stored.items() if p in ("bfloat16", "int8")}
+        if isinstance(stored, dict)
+        else None
+    )
+    if ours is None or not all(map(_is_check, ours.values())):
         raise ModelFileError(
             f"{name!r} has malformed precision_checks (expected {{'bfloat16' or 'int8': {{"
             f"{', '.join(_CHECK_FIELDS)}}}}}); the file is damaged."
         )
-    return known
+    return {
+        precision: {key: check[key] for key in _CHECK_FIELDS} for precision, check in ours.items()
+    }
+
+
+def _is_check(check: Any) -> bool:
+    """Whether ``check`` holds the fields of a precision check, each in its range."""
+    return (
+        isinstance(check, dict)
+        and set(_CHECK_FIELDS) <= set(check)
+        and all(is_number(check[k]) and -1 <= check[k] <= 1 for k in _CHECK_FIELDS[:3])
+        and isinstance(check["photos"], int)
+        and check["photos"] > 0
+    )
 
 
 def _calibration(payload: Mapping[str, Any], name: str, classes: int) -> Calibration:

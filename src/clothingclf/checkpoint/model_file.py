@@ -13,7 +13,7 @@ import torch
 
 from .._kinds import IMAGE_SIDES, is_number
 from ..exceptions import ModelFileError, UnsupportedFormatError
-from .files import safe_load
+from .files import _short, safe_load
 from .training_checkpoint import CHECKPOINT_FORMAT
 
 __all__ = [
@@ -186,11 +186,6 @@ def validate_model_payload(payload: Mapping[str, Any]) -> str | None:
     ):
         return "'history' must be a list of rows of numbers."
     return None
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _spec_problem(spec: Any, num_classes: int) -> str | None:

@@ -145,7 +145,7 @@ def write_report(
     best = getattr(classifier, "best_epoch_", None)
     gallery = mistakes.head(max_mistakes)
     # Everything is made in memory first, so a failure (a figure that cannot be drawn)
-    # writes nothing; a failed write removes what this call wrote.
+    # writes nothing; write_report_files then writes all of it or leaves the folder as is.
     pngs = draw_figures(figure_class, evaluation, history, best, gallery)
     figures = {name: out / f"{name}.png" for name in pngs}
     per_class = per_class_table(evaluation)
