@@ -322,7 +322,10 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         table = split.val if is_splits(split) else split
         self._check_fitted()
         base = self.calibration_ if balance is None else self.calibration_.at(balance)
-        y_true, probabilities = self._labelled_probabilities(table, "The calibration split", False)
+        # on float32 probabilities, as fit calibrates, whatever engine="auto" would run here
+        y_true, probabilities = self._labelled_probabilities(
+            table, "The calibration split", False, precision="float32"
+        )
         if len(y_true) < MIN_CALIBRATION_IMAGES:
             warnings.warn(
                 f"Calibrating on {len(y_true)} photos: a temperature fitted on fewer than "
