@@ -1,9 +1,9 @@
 """The kinds of values a setting takes (:mod:`clothingclf.settings`): each checks a value
-and says what it expects in words, for error messages, CLI flags and the docs."""
+and says what it expects in words, for error messages, CLI flags and the docs (the CLI
+turns a kind into a flag's arguments: ``clothingclf.cli.flags``)."""
 
 from __future__ import annotations
 
-import argparse
 import math
 import numbers
 import os
@@ -17,39 +17,9 @@ BAD = object()
 #: The smallest and largest image side (px) a network may be trained and run at: one bound
 #: for the setting, the builder and the model-file check.
 IMAGE_SIDES = (8, 2048)
-
-
-def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
-    """An argparse ``type``: an int from ``low`` to ``high`` (a usage error names the range)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f"from {low} to {high}" if high is not None else f"{low} or more"
-            raise argparse.ArgumentTypeError(f"must be {bound}; found {value}")
-        return value
-
-    parse.__name__ = "int"
-    return parse
-
-
-def number_in(low: float, high: float) -> Callable[[str], float]:
-    """An argparse ``type``: a number from ``low`` to ``high`` (a usage error names the range)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, found {text!r}") from None
-        if not low <= value <= high:  # NaN too
-            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}; found {text}")
-        return value
-
-    parse.__name__ = "float"
-    return parse
+#: The largest ``logit_adjustment``: one bound for the setting and the calibration that
+#: adds the class prior back in prediction.
+MAX_LOGIT_ADJUSTMENT = 10.0
 
 
 @dataclass(frozen=True)
@@ -60,9 +30,6 @@ class Kind:
 
     def check(self, value: Any) -> Any:
         raise NotImplementedError
-
-    def cli(self) -> dict[str, Any]:
-        return {"type": str}
 
 
 def is_int(value: Any) -> bool:
@@ -95,9 +62,6 @@ class Int(Kind):
         ok = is_int(value) and value >= self.low and (self.high is None or value <= self.high)
         return value if ok else BAD
 
-    def cli(self) -> dict[str, Any]:
-        return {"type": int_in(self.low, self.high), "metavar": "N"}
-
 
 @dataclass(frozen=True)
 class Number(Kind):
@@ -113,9 +77,6 @@ class Number(Kind):
         below = value < self.high if self.high_open else value <= self.high
         return float(value) if above and below and math.isfinite(value) else BAD
 
-    def cli(self) -> dict[str, Any]:
-        return {"type": float, "metavar": "X"}
-
 
 @dataclass(frozen=True)
 class Choice(Kind):
@@ -124,17 +85,11 @@ class Choice(Kind):
     def check(self, value: Any) -> Any:
         return value if isinstance(value, str) and value in self.choices else BAD
 
-    def cli(self) -> dict[str, Any]:
-        return {"choices": self.choices}
-
 
 @dataclass(frozen=True)
 class Flag(Kind):
     def check(self, value: Any) -> Any:
         return value if isinstance(value, bool) else BAD
-
-    def cli(self) -> dict[str, Any]:
-        return {"action": argparse.BooleanOptionalAction}
 
 
 @dataclass(frozen=True)
@@ -150,9 +105,6 @@ class Numbers(Kind):
             return BAD
         return tuple(float(v) for v in value)
 
-    def cli(self) -> dict[str, Any]:
-        return {"type": float, "nargs": "*", "metavar": "X"}
-
 
 @dataclass(frozen=True)
 class Folder(Kind):
@@ -160,6 +112,3 @@ class Folder(Kind):
         if value is None:
             return None
         return os.fspath(value) if isinstance(value, (str, os.PathLike)) else BAD
-
-    def cli(self) -> dict[str, Any]:
-        return {"type": str, "metavar": "DIR"}

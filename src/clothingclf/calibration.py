@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._kinds import is_real
+from ._kinds import MAX_LOGIT_ADJUSTMENT, is_real
 from .exceptions import InvalidParameterError
 
 __all__ = [
@@ -71,7 +71,6 @@ Balance: TypeAlias = float | Literal["accuracy", "middle", "balanced"]
 _THRESHOLDS = (*(round(t, 2) for t in np.arange(0.0, 1.0, 0.05)), 0.99)
 _EPS = 1e-12
 _MAX_PRIOR = 10_000  # classes, as a model file allows
-_MAX_ADJUSTMENT = 10.0
 
 
 def _checked(probabilities: Any, labels: Any | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -156,9 +155,10 @@ class Calibration:
             )
         object.__setattr__(self, "prior", tuple(float(v) for v in prior))
         tau = self.logit_adjustment
-        if not is_real(tau) or not 0 <= tau <= _MAX_ADJUSTMENT:
+        if not is_real(tau) or not 0 <= tau <= MAX_LOGIT_ADJUSTMENT:
             raise InvalidParameterError(
-                f"logit_adjustment must be a number from 0 to {_MAX_ADJUSTMENT}; found {tau!r}."
+                f"logit_adjustment must be a number from 0 to {MAX_LOGIT_ADJUSTMENT}; "
+                f"found {tau!r}."
             )
         object.__setattr__(self, "logit_adjustment", float(tau))
         object.__setattr__(self, "balance", _balance_value(self.balance))

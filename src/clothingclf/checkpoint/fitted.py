@@ -19,7 +19,7 @@ from .._version import __version__
 from ..backbones import ClothingNet, Preprocessing, rebuild_model
 from ..calibration import Calibration
 from ..exceptions import ClothingClfError, InvalidParameterError, ModelFileError, first_line
-from ..settings import TrainConfig
+from ..settings import TrainConfig, implied_values
 from .files import check_payload
 from .model_file import FORMAT_NAME, FORMAT_VERSION, read_model_file
 
@@ -253,17 +253,16 @@ def _config(payload: Mapping[str, Any], name: str) -> TrainConfig:
     """The file's training settings, upgraded: what older files lack, they did not use."""
     try:
         stored = dict(payload["config"])
-        # Files written before image_size was a setting: the preprocessing knows it.
+        # Files written before image_size and aspect were settings: no one value is implied,
+        # the file's preprocessing knows them.
         prep = payload.get("preprocessing")
         if isinstance(prep, Mapping) and isinstance(prep.get("image_size"), int):
             stored.setdefault("image_size", prep["image_size"])
         if isinstance(prep, Mapping) and isinstance(prep.get("aspect"), (int, float)):
             stored.setdefault("aspect", prep["aspect"])
-        # Settings added since: the file's fit did not have them (one network, every
-        # epoch validated), whatever its recipe's value is now.
-        stored.setdefault("extra_views", [])
-        stored.setdefault("val_every", 1)
-        return TrainConfig.from_dict(stored)
+        # Settings added since: what the file's fit ran with (one network, every epoch
+        # validated, ...), whatever its recipe's value is now.
+        return TrainConfig.from_dict({**implied_values(), **stored})
     except Exception as error:
         raise ModelFileError(
             f"{name!r} has a training configuration this version cannot read ({error})."

@@ -4,7 +4,8 @@ This module assembles the parser and runs a sub-command (:func:`main`); each sub
 lives in the module of its group (``prepare``, ``analyze``, ``train`` for train and
 evaluate, ``predict``, ``demo``, ``report``, ``export``) as an ``_add_<name>`` function that
 declares its arguments and a ``_run_<name>`` function that calls the library and prints the
-result; ``shared`` holds what several of them use. Errors that clothingclf raises on
+result; ``shared`` holds what several of them use, ``flags`` the range-checked number types
+and the flags made from the settings' declarations. Errors that clothingclf raises on
 purpose are printed as one line on stderr; the exit status is 2 when the command line is
 wrong (an argument, or a file it names) and 1 when the work failed (:func:`exit_status`).
 Nothing here holds logic of its own.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .._kinds import int_in
+from .flags import int_in
 from .shared import _POSITIVE
 
 

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-from .._kinds import int_in
+from .flags import int_in
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .._kinds import int_in
+from .flags import int_in
 
 
 def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -24,11 +24,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .._kinds import number_in
+from .flags import number_in
 from .shared import _POSITIVE, _add_model_options
 
 if TYPE_CHECKING:
-    from ..predictor import Prediction
+    from ..inference import Prediction
 
 #: The files a folder given to ``predict`` is searched for (by suffix, any case).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -415,7 +415,7 @@ def _is_our_record(record: dict[str, Any]) -> bool:
 def _csv_header(top_k: int, *, guess: bool = False) -> list[str]:
     """The CSV columns: ``image``, the labels and scores, and with ``--min-score`` a last
     column ``guess`` (the most probable class, also where ``label`` is left empty)."""
-    from ..predictor import Prediction
+    from ..inference import Prediction
 
     return ["image", *Prediction.flat_columns(top_k), *(["guess"] if guess else [])]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, NoReturn
 
-from .._kinds import int_in
+from .flags import int_in
 
 if TYPE_CHECKING:
     from ..data import DatasetSplits

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from .flags import add_setting_flag
 from .shared import _add_model_options, _check_output_file, _load_data
 
 
@@ -35,7 +36,7 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     from ..settings import all_settings
 
     for declared in all_settings():  # one flag per setting, from its declaration
-        declared.add_flag(p)
+        add_setting_flag(p, declared)
     p.add_argument(
         "--teacher",
         metavar="MODEL",

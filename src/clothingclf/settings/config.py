@@ -1,130 +1,32 @@
-"""Every setting of a fit, declared once: its type, default per recipe, bounds and help.
-
-Two groups, kept apart:
-
-* :class:`TrainConfig`: what the model learns with (epochs, learning rate, augmentation,
-  views, ...). It is saved in model files and training checkpoints, and a resumed fit must
-  keep it. :func:`resolve_config` fills it from a recipe (:data:`RECIPES`) and overrides.
-* :class:`RunOptions`: how this run executes (decoding workers, progress, the image cache,
-  precision, compilation, memory reuse). Never saved; a resumed run may change it.
-
-Each field is declared with ``setting(...)`` or ``option(...)``, and everything else is
-derived from that declaration: the recipes, the validation and its messages, the
-:class:`~clothingclf.ClothingClassifier` parameters, the ``clothingclf train`` flags and
-the settings table of the docs (:func:`settings_table`). Adding a setting means adding
-one field here and using it where it acts.
-"""
+"""What a model is trained with: :class:`TrainConfig`, every field declared with
+``setting(...)``, the named recipes made from the declarations, and :func:`resolve_config`."""
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
-from ._kinds import BAD, IMAGE_SIDES, Choice, Flag, Folder, Int, Kind, Number, Numbers
-from .backbones import ASPECT_RANGE, valid_aspect
-from .exceptions import InvalidParameterError
+from .._kinds import IMAGE_SIDES, MAX_LOGIT_ADJUSTMENT, Choice, Flag, Int, Number, Numbers
+from ..backbones import ASPECT_RANGE, valid_aspect
+from ..exceptions import InvalidParameterError
+from .declaration import (
+    _AMOUNT,
+    _ASPECT,
+    _COUNT,
+    _FRACTION,
+    _OFF,
+    _POSITIVE,
+    _declared,
+    _resolved,
+    setting,
+)
 
-__all__ = [
-    "RECIPES",
-    "RECIPE_BACKBONES",
-    "RECIPE_NAMES",
-    "RunOptions",
-    "Setting",
-    "TrainConfig",
-    "all_settings",
-    "resolve_config",
-    "resolve_options",
-    "settings_table",
-]
+__all__ = ["RECIPE_NAMES", "TrainConfig", "resolve_config"]
 
 RecipeName = Literal["seed", "fast"]
 RECIPE_NAMES: tuple[RecipeName, ...] = ("seed", "fast")
-
-#: The backbone each recipe was measured with, used when none is given (the study's
-#: ResNet-18 for ``"seed"``, EfficientNet-Lite0 with ImageNet weights from pip for ``"fast"``).
-RECIPE_BACKBONES: dict[str, str] = {"seed": "resnet18", "fast": "efficientnet_lite0"}
-
-# --------------------------------------------------------------------------- declarations
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One setting: its help (one sentence), kind, default per recipe and CLI flag."""
-
-    name: str
-    help: str
-    kind: Kind
-    defaults: Mapping[str, Any]
-    runtime: bool
-    flag: str
-
-    def check(self, value: Any) -> Any:
-        """``value`` normalised (a list of numbers to a tuple, a path to a str).
-
-        Raises:
-            InvalidParameterError: The value cannot work; the message names the setting,
-                the value and what is allowed.
-        """
-        checked = self.kind.check(value)
-        if checked is BAD:
-            raise InvalidParameterError(
-                f"{self.name} must be {self.kind.expected}; found {value!r}."
-            )
-        return checked
-
-    def add_flag(self, parser: argparse.ArgumentParser) -> None:
-        """Add this setting's flag to a parser (default ``None``: the recipe's value)."""
-        values = {recipe: _shown(value) for recipe, value in self.defaults.items()}
-        same = len(set(values.values())) == 1
-        shown = (
-            next(iter(values.values()))
-            if same
-            else ", ".join(f"{recipe} {value}" for recipe, value in values.items())
-        )
-        parser.add_argument(
-            self.flag,
-            dest=self.name,
-            default=None,
-            help=f"{self.help} ({shown})",
-            **self.kind.cli(),
-        )
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, tuple):
-        return " ".join(f"{v:.4g}" for v in value) or "none"
-    return "off" if value is None else str(value)
-
-
-def setting(help: str, kind: Kind, *, seed: Any, fast: Any, flag: str | None = None) -> Any:
-    """Declare a field of :class:`TrainConfig`: learned with, saved, checked on resume."""
-    return field(metadata={"setting": (help, kind, {"seed": seed, "fast": fast}, False, flag)})
-
-
-def option(help: str, kind: Kind, *, default: Any, flag: str | None = None) -> Any:
-    """Declare a field of :class:`RunOptions`: how a run executes, never saved."""
-    declared = (help, kind, {"*": default}, True, flag)
-    return field(default=default, metadata={"setting": declared})
-
-
-def _declared(cls: type) -> Iterator[Setting]:
-    for item in fields(cls):
-        if "setting" in item.metadata:
-            help, kind, defaults, runtime, flag = item.metadata["setting"]
-            flag = flag or "--" + item.name.replace("_", "-")
-            yield Setting(item.name, help, kind, defaults, runtime, flag)
-
-
-_POSITIVE = Int("a positive int", low=1)
-_COUNT = Int("an int >= 0", low=0)
-_FRACTION = Number("a number in [0, 1)", high=1.0)
-_AMOUNT = Number("a finite number >= 0")
-_ASPECT = f"from {ASPECT_RANGE[0]} to {ASPECT_RANGE[1]}"
-_OFF = " (0: off)"
 
 
 @dataclass(frozen=True)
@@ -138,10 +40,18 @@ class TrainConfig:
 
     recipe: str
     epochs: int = setting(
-        "epochs over all layers (the head-only stage not counted)", _POSITIVE, seed=50, fast=10
+        "epochs over all layers (the head-only stage not counted)",
+        _POSITIVE,
+        seed=50,
+        fast=10,
+        resume=True,
     )
     batch_size: int = setting(
-        "images per optimiser step, summed over all processes", _POSITIVE, seed=32, fast=32
+        "images per optimiser step, summed over all processes",
+        _POSITIVE,
+        seed=32,
+        fast=32,
+        resume=True,
     )
     image_size: int = setting(
         "side (width, with aspect) of the images the network sees at the end of training, "
@@ -149,6 +59,8 @@ class TrainConfig:
         Int("an int from {} to {}".format(*IMAGE_SIDES), low=IMAGE_SIDES[0], high=IMAGE_SIDES[1]),
         seed=224,
         fast=224,
+        resume=True,
+        added="0.2",  # before, the classifier's parameter: older files do not say it here
     )
     aspect: float = setting(
         "height / width of the images the network sees: 1 the centre square of each photo, "
@@ -161,26 +73,36 @@ class TrainConfig:
         ),
         seed=1.0,
         fast=1.0,
+        resume=True,
+        added="0.2",
+        implied=1.0,
     )
     optimizer: Literal["sgd", "nesterov", "adamw"] = setting(
         "sgd, nesterov (SGD with Nesterov momentum) or adamw",
         Choice("one of 'sgd', 'nesterov', 'adamw'", choices=("sgd", "nesterov", "adamw")),
         seed="sgd",
         fast="adamw",
+        resume=True,
     )
     lr: float = setting(
         "peak learning rate",
         Number("a positive finite number", low_open=True),
         seed=0.005,
         fast=0.0002,
+        resume=True,
     )
-    momentum: float = setting("SGD momentum (beta1 for AdamW)", _FRACTION, seed=0.9, fast=0.9)
-    weight_decay: float = setting("decoupled for AdamW, L2 for SGD", _AMOUNT, seed=0.0, fast=0.05)
+    momentum: float = setting(
+        "SGD momentum (beta1 for AdamW)", _FRACTION, seed=0.9, fast=0.9, resume=True
+    )
+    weight_decay: float = setting(
+        "decoupled for AdamW, L2 for SGD", _AMOUNT, seed=0.0, fast=0.05, resume=True
+    )
     class_weighted: bool = setting(
         "weight the loss by the inverse class frequency of the training set",
         Flag("True or False"),
         seed=True,
         fast=False,
+        resume=True,
     )
     keep: Literal["best", "final"] = setting(
         "which weights the model ends with: the best validation epoch's or the final ones",
@@ -189,7 +111,11 @@ class TrainConfig:
         fast="final",
     )
     seed: int = setting(
-        "seeds the new head, the data order and the augmentations", _COUNT, seed=0, fast=0
+        "seeds the new head, the data order and the augmentations",
+        _COUNT,
+        seed=0,
+        fast=0,
+        resume=True,
     )
     early_stopping: int | None = setting(
         "stop after this many epochs without a better validation accuracy (None: never)",
@@ -205,12 +131,17 @@ class TrainConfig:
         ),
         seed="constant",
         fast="onecycle",
+        resume=True,
     )
     warmup_epochs: float = setting(
-        "length of the warm-up, in epochs (may be fractional)", _AMOUNT, seed=0.0, fast=0.5
+        "length of the warm-up, in epochs (may be fractional)",
+        _AMOUNT,
+        seed=0.0,
+        fast=0.5,
+        resume=True,
     )
     label_smoothing: float = setting(
-        "label smoothing of the cross-entropy", _FRACTION, seed=0.0, fast=0.1
+        "label smoothing of the cross-entropy", _FRACTION, seed=0.0, fast=0.1, resume=True
     )
     head_epochs: int = setting(
         "epochs of a first stage that trains the new head alone on cached features of the "
@@ -218,6 +149,7 @@ class TrainConfig:
         _COUNT,
         seed=0,
         fast=20,
+        resume=True,
     )
     head_lr: float = setting(
         "learning rate of the head-only stage (AdamW, cosine)",
@@ -234,6 +166,7 @@ class TrainConfig:
         ),
         seed=(),
         fast=(0.71, 0.86, 1.0),
+        resume=True,
     )
     min_scale: float = setting(
         "smallest area fraction of the random resized crop",
@@ -250,6 +183,9 @@ class TrainConfig:
         Number("a finite number >= 0" + _OFF),
         seed=0.0,
         fast=0.0,
+        resume=True,
+        added="0.2",
+        implied=0.0,
     )
     cutmix_alpha: float = setting(
         "CutMix: a box of another image of the batch pasted in, its area share drawn the "
@@ -257,6 +193,9 @@ class TrainConfig:
         Number("a finite number >= 0" + _OFF),
         seed=0.0,
         fast=0.0,
+        resume=True,
+        added="0.2",
+        implied=0.0,
     )
     color_jitter: float = setting(
         "brightness, contrast and saturation of each training image scaled by factors in "
@@ -264,6 +203,9 @@ class TrainConfig:
         Number("a number in [0, 1)" + _OFF, high=1.0),
         seed=0.0,
         fast=0.0,
+        resume=True,
+        added="0.2",
+        implied=0.0,
     )
     tta: bool = setting(
         "test-time augmentation: validate on each image and its mirror image, averaging "
@@ -277,6 +219,8 @@ class TrainConfig:
         Int("a positive int (1: validate after every epoch)", low=1),
         seed=1,
         fast=5,
+        added="0.2",
+        implied=1,
     )
     extra_views: tuple[float, ...] = setting(
         "aspects of further networks, each trained with these settings on its own view of "
@@ -289,12 +233,15 @@ class TrainConfig:
         ),
         seed=(),
         fast=(4 / 3,),
+        added="0.2",
+        implied=(),
     )
     freeze_bn: bool = setting(
         "keep BatchNorm layers on their pretrained statistics while training all layers",
         Flag("True or False"),
         seed=False,
         fast=True,
+        added="0.2",  # files without it have always been read with their recipe's value
     )
     ema_decay: float = setting(
         "keep an exponential moving average of the weights with this decay per step, used "
@@ -302,6 +249,9 @@ class TrainConfig:
         Number("a number in [0, 1) (0: no weight averaging)", high=1.0),
         seed=0.0,
         fast=0.0,
+        resume=True,
+        added="0.2",
+        implied=0.0,
     )
     distill_weight: float = setting(
         "with fit(teacher=...): the share of the loss that matches the teacher's "
@@ -309,6 +259,9 @@ class TrainConfig:
         Number("a number from 0 to 1", high=1.0, high_open=False),
         seed=0.7,
         fast=0.7,
+        resume=True,
+        added="0.3",
+        implied=0.7,  # used only with a teacher, which no fit before it had
     )
     distill_temperature: float = setting(
         "with fit(teacher=...): the temperature that softens the teacher's and the "
@@ -316,14 +269,42 @@ class TrainConfig:
         Number("a positive finite number", low_open=True),
         seed=2.0,
         fast=2.0,
+        resume=True,
+        added="0.3",
+        implied=2.0,  # used only with a teacher, as distill_weight
     )
     logit_adjustment: float = setting(
         "train on logits plus this times the log of the training set's class frequencies "
         "(the logit-adjusted loss): the network learns scores free of the class prior, "
         "and prediction adds the prior back by the model's balance" + _OFF,
-        _AMOUNT,
+        Number(
+            f"a number from 0 to {MAX_LOGIT_ADJUSTMENT:g}" + _OFF,
+            high=MAX_LOGIT_ADJUSTMENT,
+            high_open=False,
+        ),
         seed=0.0,
         fast=0.0,
+        resume=True,
+        added="0.3",
+        implied=0.0,
+    )
+    head_weight_decay: float = setting(
+        "AdamW weight decay of the head-only stage",
+        _AMOUNT,
+        seed=1e-4,
+        fast=1e-4,
+        resume=True,
+        added="0.3",
+        implied=1e-4,
+    )
+    head_batch_size: int = setting(
+        "cached feature vectors per optimiser step of the head-only stage",
+        _POSITIVE,
+        seed=64,
+        fast=64,
+        resume=True,
+        added="0.3",
+        implied=64,
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -370,81 +351,6 @@ class TrainConfig:
         return resolve_config(cast(RecipeName, data.get("recipe", "seed")), **values)
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """How a fit runs on this machine; never saved, free to change on resume.
-
-    Example:
-        >>> resolve_options(num_workers=0).amp
-        'auto'
-    """
-
-    num_workers: int = option(
-        "processes that decode images into the cache (0: this one)",
-        _COUNT,
-        default=min(4, os.cpu_count() or 1),
-        flag="--workers",
-    )
-    progress: bool = option(
-        "a progress bar (on a terminal) and one line per epoch on stderr",
-        Flag("True or False"),
-        default=True,
-    )
-    cache_dir: str | None = option(
-        "keep the decoded images in memory-mapped files in this folder instead of in memory",
-        Folder("None or a folder path"),
-        default=None,
-    )
-    amp: Literal["auto", "bf16", "off"] = option(
-        "bfloat16 autocast: auto where the hardware computes in it natively (CUDA with "
-        "bf16, CPUs with AVX-512 BF16 or AMX), bf16 always, off never",
-        Choice("one of 'auto', 'bf16', 'off'", choices=("auto", "bf16", "off")),
-        default="auto",
-    )
-    channels_last: Literal["auto", "on", "off"] = option(
-        "the channels-last memory layout: auto on the CPU and CUDA",
-        Choice("one of 'auto', 'on', 'off'", choices=("auto", "on", "off")),
-        default="auto",
-    )
-    compile: bool = option(
-        "run the network through torch.compile", Flag("True or False"), default=False
-    )
-    reuse_memory: Literal["auto", "on", "off"] = option(
-        "keep memory a training step frees on the heap for the next step (glibc; auto on "
-        "the CPU), handed back when the fit ends",
-        Choice("one of 'auto', 'on', 'off'", choices=("auto", "on", "off")),
-        default="auto",
-    )
-
-
-def all_settings() -> list[Setting]:
-    """Every declared setting: :class:`TrainConfig`'s, then :class:`RunOptions`'."""
-    return [*_declared(TrainConfig), *_declared(RunOptions)]
-
-
-#: The named recipes, each a dict of every field of :class:`TrainConfig` except ``recipe``:
-#: ``"seed"``, the original study exactly, and ``"fast"``, two networks (the centre square
-#: and the whole photo) averaged, more accurate than the study in 40 % of its image-passes.
-RECIPES: dict[str, dict[str, Any]] = {
-    recipe: {s.name: s.defaults[recipe] for s in _declared(TrainConfig)} for recipe in RECIPE_NAMES
-}
-
-
-def _resolved(
-    declared: list[Setting], base: dict[str, Any], overrides: Mapping[str, Any], what: str
-) -> dict[str, Any]:
-    by_name = {s.name: s for s in declared}
-    values = dict(base)
-    for name, value in overrides.items():
-        if name not in by_name:
-            raise InvalidParameterError(
-                f"{name!r} is not {what}; expected one of {', '.join(by_name)}."
-            )
-        if value is not None:
-            values[name] = value
-    return {name: by_name[name].check(value) for name, value in values.items()}
-
-
 def resolve_config(recipe: RecipeName = "seed", **overrides: Any) -> TrainConfig:
     """The settings of a named recipe, with some of them replaced.
 
@@ -461,36 +367,11 @@ def resolve_config(recipe: RecipeName = "seed", **overrides: Any) -> TrainConfig
         >>> config.epochs, config.lr, config.optimizer
         (3, 0.005, 'sgd')
     """
-    if recipe not in RECIPES:
+    if recipe not in RECIPE_NAMES:
         raise InvalidParameterError(
-            f"Unknown recipe {recipe!r}; expected one of {', '.join(map(repr, RECIPES))}."
+            f"Unknown recipe {recipe!r}; expected one of {', '.join(map(repr, RECIPE_NAMES))}."
         )
     declared = list(_declared(TrainConfig))
-    values = _resolved(declared, RECIPES[recipe], overrides, "a training setting")
+    base = {s.name: s.defaults[recipe] for s in declared}  # the recipe (RECIPES)
+    values = _resolved(declared, base, overrides, "a training setting")
     return TrainConfig(recipe=recipe, **values)
-
-
-def resolve_options(**overrides: Any) -> RunOptions:
-    """The run options, defaults replaced by the ``overrides`` that are not ``None``.
-
-    Raises:
-        InvalidParameterError: An unknown option or a value that cannot work.
-    """
-    declared = list(_declared(RunOptions))
-    base = {s.name: s.defaults["*"] for s in declared}
-    return RunOptions(**_resolved(declared, base, overrides, "a run option"))
-
-
-def settings_table() -> str:
-    """The reStructuredText table of every setting (the docs include it)."""
-    rows = ["   * - Setting\n     - Meaning\n     - Values\n     - ``seed``\n     - ``fast``"]
-    for s in all_settings():
-        seed = s.defaults.get("seed", s.defaults.get("*"))
-        fast = s.defaults.get("fast", s.defaults.get("*"))
-        group = " (run option)" if s.runtime else ""
-        rows.append(
-            f"   * - ``{s.name}``{group}\n     - {s.help[0].upper()}{s.help[1:]}.\n"
-            f"     - {s.kind.expected}\n     - ``{seed!r}``\n     - ``{fast!r}``"
-        )
-    head = ".. list-table::\n   :header-rows: 1\n   :widths: 18 44 22 8 8\n\n"
-    return head + "\n".join(rows) + "\n"
