@@ -17,7 +17,7 @@ from clothingclf.data import cache
 from clothingclf.data.cache import build_image_cache, cache_key, decode_square, decode_view
 from clothingclf.exceptions import ImageNotFoundError, InvalidImageError
 from clothingclf.images import open_image
-from clothingclf.training.augment import _Views
+from clothingclf.training.augment import Views
 
 PORTRAIT = 4 / 3
 
@@ -201,7 +201,7 @@ def test_the_cache_holds_the_same_view_as_the_evaluation_transform(tmp_path: Pat
     assert torch.equal(cached[0], decode_view(paths[0], 28, aspect=PORTRAIT))
     assert torch.equal(decode_view(paths[0], 28), decode_square(paths[0], 28))
     # The evaluation view of the cache is the evaluation transform's, to rounding.
-    views = _Views(tall, torch.device("cpu"), channels_last=False)
+    views = Views(tall, torch.device("cpu"), channels_last=False)
     centre = views.center(cached)
     assert centre.shape == (4, 3, 32, 24)
     expected = torch.stack([tall.eval_transform()(Image.open(p).convert("RGB")) for p in paths])

@@ -29,7 +29,8 @@ from clothingclf.exceptions import InvalidParameterError, ModelFileError, Traini
 from clothingclf.settings import RECIPES, RunOptions, all_settings, resolve_options
 from clothingclf.training import TrainConfig, resolve_config, steps, train_model
 from clothingclf.training import loop as training
-from clothingclf.training.augment import _image_size, _jitter
+from clothingclf.training.augment import Views, _jitter, batches, image_size, mix
+from clothingclf.training.averaging import Average
 
 PREP = Preprocessing(image_size=32, resize_size=36, mean=(0.5,) * 3, std=(0.25,) * 3)
 CPU = torch.device("cpu")
@@ -114,7 +115,7 @@ def test_fast_recipe_is_the_measured_one() -> None:
     assert c.views() == [(224, 1.0), (192, 4 / 3)]
     # Progressive resizing gives the measured sizes: 4 x 160, 3 x 192, 3 x 224 px for the
     # square, 4 x 144, 3 x 160, 3 x 192 px wide for the whole photo.
-    sizes = [[_image_size(c, epoch, width) for epoch in range(1, 11)] for width, _ in c.views()]
+    sizes = [[image_size(c, epoch, width) for epoch in range(1, 11)] for width, _ in c.views()]
     assert sizes == [[160] * 4 + [192] * 3 + [224] * 3, [144] * 4 + [160] * 3 + [192] * 3]
 
 
@@ -178,20 +179,20 @@ def test_unknown_recipe() -> None:
 
 def test_onecycle_warms_up_then_anneals_to_zero() -> None:
     c = resolve_config("fast", epochs=4, warmup_epochs=1.0)
-    factor = training._lr_factor(c, steps_per_epoch=10)
+    factor = steps.lr_factor(c, steps_per_epoch=10)
     values = [factor(step) for step in range(40)]
     assert values[0] < values[5] < values[9] <= 1.0
     assert values[10] == pytest.approx(1.0) and values[-1] < 0.01
     assert all(a >= b for a, b in itertools.pairwise(values[10:]))
-    constant = training._lr_factor(resolve_config("seed"), steps_per_epoch=10)
+    constant = steps.lr_factor(resolve_config("seed"), steps_per_epoch=10)
     assert {constant(step) for step in range(500)} == {1.0}
 
 
 def test_progressive_resizing_schedule() -> None:
     c = resolve_config("fast", epochs=8, size_schedule=(0.57, 0.71, 0.86, 1.0))
-    sizes = [training._image_size(c, epoch, 224) for epoch in range(1, 9)]
+    sizes = [image_size(c, epoch, 224) for epoch in range(1, 9)]
     assert sizes == [128, 128, 160, 160, 192, 192, 224, 224]
-    assert training._image_size(resolve_config("seed"), 3, 224) == 224
+    assert image_size(resolve_config("seed"), 3, 224) == 224
 
 
 def test_weighted_loss_weighs_images_not_the_smoothing() -> None:
@@ -214,15 +215,15 @@ def test_weighted_loss_weighs_images_not_the_smoothing() -> None:
 
 
 def test_last_batch_of_one_joins_the_previous() -> None:
-    sizes = [len(b) for b in training._batches(np.arange(33), 16)]
+    sizes = [len(b) for b in batches(np.arange(33), 16)]
     assert sizes == [16, 17]
-    assert [len(b) for b in training._batches(np.arange(1), 16)] == [1]
+    assert [len(b) for b in batches(np.arange(1), 16)] == [1]
 
 
 def test_augmentation_is_deterministic_and_flips() -> None:
     images = torch.zeros(2, 3, 36, 36, dtype=torch.uint8)
     images[:, 0, :, :18] = 255  # left half red
-    views = training._Views(
+    views = Views(
         Preprocessing(image_size=32, resize_size=36, mean=(0, 0, 0), std=(1, 1, 1)), CPU, False
     )
 
@@ -258,7 +259,7 @@ def test_color_jitter_matches_torchvision_and_draws_only_when_on() -> None:
     assert float(jittered.min()) >= 0.0 and float(jittered.max()) <= 1.0
 
     cached = torch.randint(0, 256, (2, 3, 20, 20), dtype=torch.uint8)
-    views = training._Views(
+    views = Views(
         Preprocessing(image_size=16, resize_size=20, mean=(0, 0, 0), std=(1, 1, 1)), CPU, False
     )
     off = torch.Generator().manual_seed(2)
@@ -379,7 +380,7 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(
     reference = fit(synthetic_splits, cfg)
 
     calls = {"n": 0}
-    original = training._evaluate
+    original = training.evaluate
 
     def interrupt_in_epoch_two(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
@@ -387,7 +388,7 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(training, "_evaluate", interrupt_in_epoch_two)
+    monkeypatch.setattr(training, "evaluate", interrupt_in_epoch_two)
     checkpoint = tmp_path / "run.ckpt"
     stopped = fit(synthetic_splits, cfg, checkpoint_path=checkpoint)
     monkeypatch.undo()
@@ -416,22 +417,18 @@ def test_mix_off_changes_nothing_and_draws_nothing() -> None:
     images = _constant_images()
     generator = torch.Generator().manual_seed(3)
     state = generator.get_state()
-    mixed, share = training._mix(images, generator, mixup_alpha=0.0, cutmix_alpha=0.0)
+    mixed, share = mix(images, generator, mixup_alpha=0.0, cutmix_alpha=0.0)
     assert mixed is images and share == 1.0
     assert torch.equal(generator.get_state(), state)
 
 
 def test_mixup_blends_each_image_with_its_mirror_in_the_batch() -> None:
     images = _constant_images()
-    mixed, share = training._mix(
-        images, torch.Generator().manual_seed(1), mixup_alpha=0.4, cutmix_alpha=0.0
-    )
+    mixed, share = mix(images, torch.Generator().manual_seed(1), mixup_alpha=0.4, cutmix_alpha=0.0)
     assert 0.0 < share < 1.0
     expected = share * images + (1 - share) * images.flip(0)
     assert torch.allclose(mixed, expected)
-    again, same = training._mix(
-        images, torch.Generator().manual_seed(1), mixup_alpha=0.4, cutmix_alpha=0.0
-    )
+    again, same = mix(images, torch.Generator().manual_seed(1), mixup_alpha=0.4, cutmix_alpha=0.0)
     assert torch.equal(again, mixed) and same == share
 
 
@@ -439,7 +436,7 @@ def test_cutmix_pastes_one_box_and_returns_its_true_share() -> None:
     images = _constant_images(size=16)
     shares = []
     for seed in range(20):
-        mixed, share = training._mix(
+        mixed, share = mix(
             images, torch.Generator().manual_seed(seed), mixup_alpha=0.0, cutmix_alpha=1.0
         )
         own = (mixed == images).all(1)  # pixels still from the image itself
@@ -459,7 +456,7 @@ def test_both_mixes_are_used_when_both_are_set() -> None:
     kinds = set()
     images = _constant_images(size=16)
     for seed in range(30):
-        mixed, _ = training._mix(
+        mixed, _ = mix(
             images, torch.Generator().manual_seed(seed), mixup_alpha=0.4, cutmix_alpha=1.0
         )
         blended = not bool(((mixed == images) | (mixed == images.flip(0))).all())
@@ -483,7 +480,7 @@ def test_weight_average_follows_the_ramped_decay() -> None:
     net = nn.Sequential(nn.Linear(1, 1, bias=False), nn.BatchNorm1d(1))
     with torch.no_grad():
         net[0].weight.fill_(0.0)
-    average = training._Average(net, decay=0.2)
+    average = Average(net, decay=0.2)
     expected = 0.0
     for step, value in enumerate([1.0, 2.0, 4.0], start=1):
         with torch.no_grad():
@@ -511,13 +508,13 @@ def test_weight_average_is_validated_and_kept(synthetic_splits: Any, tmp_path: P
     # The validation accuracy in the history is the average's.
     model = tiny_net()
     model.load_state_dict(average)
-    views = training._Views(PREP, CPU, channels_last=False)
+    views = Views(PREP, CPU, channels_last=False)
     val = synthetic_splits.val
     images = build_image_cache(
         val["path"].tolist(), size=PREP.resize_size, interpolation=PREP.interpolation
     )
     labels = torch.tensor(val["label_id"].to_numpy(), dtype=torch.long)
-    _, correct, count = training._evaluate(
+    _, correct, count = steps.evaluate(
         model, images, labels, torch.ones(len(val), dtype=torch.bool), views,
         tta=True, bf16=False, batch_size=64,
     )  # fmt: skip
@@ -529,7 +526,7 @@ def test_resume_with_weight_average_reproduces_the_run(
 ) -> None:
     cfg = config(epochs=3, ema_decay=0.8)
     reference = fit(synthetic_splits, cfg)
-    original = training._evaluate
+    original = training.evaluate
     calls = {"n": 0}
 
     def interrupt_after_epoch_two(*args: Any, **kwargs: Any) -> Any:
@@ -538,7 +535,7 @@ def test_resume_with_weight_average_reproduces_the_run(
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(training, "_evaluate", interrupt_after_epoch_two)
+    monkeypatch.setattr(training, "evaluate", interrupt_after_epoch_two)
     checkpoint = tmp_path / "run.ckpt"
     assert fit(synthetic_splits, cfg, checkpoint_path=checkpoint).interrupted
     monkeypatch.undo()
@@ -558,7 +555,7 @@ def test_interrupt_in_the_head_stage_keeps_the_model_with_weight_average(
             model.head.bias.fill_(3.0)  # the head stage changed something, then Ctrl-C
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "_train_head", train_then_interrupt)
+    monkeypatch.setattr(training, "train_head", train_then_interrupt)
     result = fit(synthetic_splits, config(epochs=2, head_epochs=2, ema_decay=0.9))
     assert result.interrupted
     assert torch.equal(result.final_state["head.bias"], torch.full((4,), 3.0))
@@ -567,7 +564,7 @@ def test_interrupt_in_the_head_stage_keeps_the_model_with_weight_average(
 def test_keyboard_interrupt_keeps_the_best_weights_so_far(
     synthetic_splits: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = training._Views.augmented
+    original = Views.augmented
     batches = {"n": 0}
 
     def interrupt(self: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -576,7 +573,7 @@ def test_keyboard_interrupt_keeps_the_best_weights_so_far(
             raise KeyboardInterrupt
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(training._Views, "augmented", interrupt)
+    monkeypatch.setattr(Views, "augmented", interrupt)
     result = fit(synthetic_splits, config(epochs=3))
     assert result.interrupted and [r["epoch"] for r in result.history] == [1]
     assert result.best_epoch == 1
@@ -588,7 +585,7 @@ def test_keyboard_interrupt_in_the_head_stage(
     def interrupt(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "_train_head", interrupt)
+    monkeypatch.setattr(training, "train_head", interrupt)
     result = fit(synthetic_splits, config(epochs=3, head_epochs=2))
     assert result.interrupted and result.history == [] and result.image_passes == 0
 
@@ -690,13 +687,14 @@ _CHILD = textwrap.dedent(
     import sys, time, pandas as pd, torch
     sys.path.insert(0, {tests!r})
     from clothingclf.training import loop as training
+    from clothingclf.training.augment import Views
     from test_training import PREP, config, tiny_net
 
-    original = training._Views.augmented
+    original = Views.augmented
     def slow(self, *args, **kwargs):
         time.sleep(0.05)
         return original(self, *args, **kwargs)
-    training._Views.augmented = slow
+    Views.augmented = slow
     train = pd.read_csv({train!r})
     training.train_model(tiny_net(), train, None, class_weights=None, preprocessing=PREP,
                          **config(epochs=12).kwargs, device=torch.device("cpu"),

@@ -1,8 +1,8 @@
 """Training batches on the device: augmented and evaluation views of the image cache.
 
-:class:`_Views` turns rows of the uint8 image cache into normalised float batches, with
-random resized crops, flips and colour jitter done for a whole batch at once; :func:`_mix`
-applies Mixup/CutMix; :func:`_image_size` is the progressive-resizing schedule.
+:class:`Views` turns rows of the uint8 image cache into normalised float batches, with
+random resized crops, flips and colour jitter done for a whole batch at once; :func:`mix`
+applies Mixup/CutMix; :func:`image_size` is the progressive-resizing schedule.
 
 Crops, flips, jitter and mixing draw from the epoch's own generator (seeded by ``seed`` and
 the epoch), not from torch's global one as torchvision's ``v2.RandomResizedCrop``,
@@ -25,7 +25,7 @@ from ..settings import TrainConfig
 __all__: list[str] = []
 
 
-class _Views:
+class Views:
     """Turns rows of the uint8 cache into normalised float batches on the device."""
 
     def __init__(
@@ -49,12 +49,12 @@ class _Views:
             images = images.contiguous(memory_format=torch.channels_last)
         return images
 
-    def center(self, images: torch.Tensor, flip: bool = False) -> torch.Tensor:
+    def center(self, images: torch.Tensor) -> torch.Tensor:
         """The evaluation view, as ``predict`` sees it: the centre of the cached canvases
         (:meth:`~clothingclf.backbones.Preprocessing.network_input`), moved to the device
         as uint8 first."""
         crop = self._to_device(self.preprocessing.center_crop(images))
-        batch = self.preprocessing.network_input(crop, flip=flip)
+        batch = self.preprocessing.network_input(crop)
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         return batch
@@ -133,7 +133,7 @@ def _jitter(images: torch.Tensor, strength: float, generator: torch.Generator) -
     return (grey + factors[2] * (images - grey)).clamp_(0.0, 1.0)
 
 
-def _mix(
+def mix(
     inputs: torch.Tensor,
     generator: torch.Generator,
     *,
@@ -169,7 +169,7 @@ def _mix(
     return mixed, 1.0 - (bottom - top) * (right - left) / (height * width)
 
 
-def _batches(indices: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+def batches(indices: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
     """Consecutive batches; a last batch of one image joins the one before (BatchNorm)."""
     starts = list(range(0, len(indices), batch_size))
     if len(starts) > 1 and len(indices) - starts[-1] == 1:
@@ -179,7 +179,7 @@ def _batches(indices: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
         yield indices[start:end]
 
 
-def _image_size(config: TrainConfig, epoch: int, final: int) -> int:
+def image_size(config: TrainConfig, epoch: int, final: int) -> int:
     """Training image side of (1-based) ``epoch`` under the progressive-resizing schedule."""
     if not config.size_schedule:
         return final

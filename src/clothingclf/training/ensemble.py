@@ -26,11 +26,11 @@ import torch
 
 from ..backbones import ClothingNet, Preprocessing, build_model
 from ..checkpoint import read_training_checkpoint
-from ..predictor import to_inference_layout
+from ..probabilities import to_inference_layout
 from ..settings import RECIPE_BACKBONES, RunOptions, TrainConfig
 from .loop import TrainResult, train_model
 from .memory import return_freed_memory
-from .processes import _join_processes, _leave_processes
+from .processes import join_processes, leave_processes
 
 __all__ = ["Ensemble", "fit_networks", "network_file"]
 
@@ -101,11 +101,11 @@ def _process_group(device: torch.device, several: bool) -> Iterator[torch.device
     if not several:
         yield device
         return
-    processes, device = _join_processes(device)
+    processes, device = join_processes(device)
     try:
         yield device
     finally:
-        _leave_processes(processes)
+        leave_processes(processes)
 
 
 def fit_networks(

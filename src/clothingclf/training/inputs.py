@@ -1,6 +1,6 @@
 """This process's shard of each split, decoded once into the uint8 image cache.
 
-The training loop reads its images from here: :func:`_load_data` takes this process's rows
+The training loop reads its images from here: :func:`load_data` takes this process's rows
 of the training and validation tables (all of them outside ``torchrun``) and decodes each
 photo once (:func:`~clothingclf.data.cache.build_image_cache`) at the canvas of the
 network's :class:`~clothingclf.backbones.Preprocessing`.
@@ -17,13 +17,13 @@ import torch
 from ..backbones import Preprocessing
 from ..data.cache import build_image_cache
 from ..settings import RunOptions, TrainConfig
-from .processes import _Processes, _shard
+from .processes import Processes, shard
 
 __all__: list[str] = []
 
 
 @dataclass(frozen=True)
-class _Data:
+class Data:
     """This process's shard of each split, decoded once into the uint8 image cache."""
 
     train_images: torch.Tensor
@@ -54,22 +54,24 @@ def _decode(
     return images, torch.as_tensor(table["label_id"].to_numpy()[rows], dtype=torch.long)
 
 
-def _load_data(
+def load_data(
     train: pd.DataFrame,
     val: pd.DataFrame | None,
     prep: Preprocessing,
     config: TrainConfig,
     options: RunOptions,
-    processes: _Processes,
+    processes: Processes,
     bar: bool,
     soft: np.ndarray | None = None,
-) -> _Data:
-    train_rows, _ = _shard(len(train), processes, config.seed)
+) -> Data:
+    """This process's shard of ``train`` and ``val``, decoded (with ``soft``'s rows, a
+    teacher's probabilities, when given)."""
+    train_rows, _ = shard(len(train), processes, config.seed)
     train_images, train_labels = _decode(train, train_rows, prep, options, bar)
     train_soft = None if soft is None else torch.as_tensor(soft[train_rows], dtype=torch.float32)
     if val is None or len(val) == 0:
-        return _Data(train_images, train_labels, None, None, None, train_soft)
-    val_rows, val_real = _shard(len(val), processes, config.seed + 1)
+        return Data(train_images, train_labels, None, None, None, train_soft)
+    val_rows, val_real = shard(len(val), processes, config.seed + 1)
     val_images, val_labels = _decode(val, val_rows, prep, options, False)
     val_mask = torch.as_tensor(val_real)
-    return _Data(train_images, train_labels, val_images, val_labels, val_mask, train_soft)
+    return Data(train_images, train_labels, val_images, val_labels, val_mask, train_soft)

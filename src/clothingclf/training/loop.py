@@ -6,6 +6,12 @@ table and picks the best epoch on a validation table. It follows a
 :func:`~clothingclf.settings.resolve_config` from a named recipe) and runs as its
 :class:`~clothingclf.settings.RunOptions` say.
 
+Each epoch is trained by a function that returns its metrics (``_train_one_epoch``;
+``_train_head_stage`` for the head-only stage, epoch 0) and validated, when due, by
+``_validate`` (loss and accuracy); then ``_record`` decides what follows from its history
+row: the best weights are kept (``_keep_best``), its line is printed (``_epoch_line``) and the
+checkpoint written (:func:`~clothingclf.training.state.save_checkpoint`).
+
 The data path decodes each photo once (:mod:`clothingclf.data.cache`) and augments uint8 tensors
 in batches (random resized crop and flip of a whole batch in one
 :func:`~torch.nn.functional.grid_sample` call). The order of the data in epoch ``e``
@@ -35,27 +41,18 @@ import torch
 from torch import nn
 
 from ..backbones import ClothingNet, Preprocessing
-from ..calibration import class_prior
 from ..exceptions import (
     InvalidParameterError,
     TrainingDivergedError,
 )
 from ..settings import RunOptions, TrainConfig
-from .augment import _batches, _image_size, _mix, _Views
-from .inputs import _Data, _load_data
+from .augment import batches, image_size, mix
+from .averaging import cpu_state
 from .memory import heap_reuse_available, reused_memory, trim_kept_memory
-from .precision import _use_bf16, _use_channels_last
-from .processes import _all_sum, _join_processes, _leave_processes, _Processes
-from .state import _as_array, _cpu_state, _resume, _Run, _save_checkpoint
-from .steps import (
-    Objective,
-    _Average,
-    _evaluate,
-    _lr_factor,
-    _make_optimizer,
-    _Printer,
-    _train_head,
-)
+from .prepare import Setup, prepare_fit
+from .processes import all_sum, leave_processes
+from .state import Run, as_array, restore_checkpoint, save_checkpoint
+from .steps import evaluate, train_head
 
 __all__ = ["TrainResult", "train_model"]
 
@@ -107,23 +104,6 @@ def _reuses_memory(options: RunOptions, device: torch.device) -> bool:
     return device.type == "cpu" and heap_reuse_available()
 
 
-@dataclass(frozen=True)
-class _Setup:
-    """What every stage of one fit reads: its settings, where it runs, and its data."""
-
-    config: TrainConfig
-    prep: Preprocessing
-    device: torch.device
-    processes: _Processes
-    bf16: bool
-    views: _Views
-    printer: _Printer
-    objective: Objective
-    per_process: int  # this process's share of each batch
-    data: _Data
-    checkpoint_path: str | os.PathLike[str] | None
-
-
 def _due(config: TrainConfig, epoch: int) -> bool:
     """Whether ``epoch`` is validated (``val_every``; the last epoch always is)."""
     return (
@@ -133,14 +113,27 @@ def _due(config: TrainConfig, epoch: int) -> bool:
     )
 
 
-def _validate(setup: _Setup, run: _Run) -> tuple[float, float]:
+@dataclass(frozen=True)
+class _EpochMetrics:
+    """What one stage of training returns (the head-only stage is epoch 0)."""
+
+    train_loss: float  # mean over the epoch (the head-only stage: over its last epoch)
+    lr: float  # the last step's (the head-only stage: head_lr)
+    image_size: int
+    image_passes: int  # cumulative
+
+
+_NOT_VALIDATED = (math.nan, math.nan)
+
+
+def _validate(setup: Setup, run: Run) -> tuple[float, float]:
     """Validation loss and accuracy of the kept weights (NaN without validation)."""
     data = setup.data
     if data.val_images is None or data.val_labels is None or data.val_real is None:
-        return math.nan, math.nan
+        return _NOT_VALIDATED
     # Probabilities per row only in a single process, which sees every validation image.
     chunks: list[torch.Tensor] | None = None if setup.processes.distributed else []
-    sums = _evaluate(
+    sums = evaluate(
         run.kept(),
         data.val_images,
         data.val_labels,
@@ -154,84 +147,37 @@ def _validate(setup: _Setup, run: _Run) -> tuple[float, float]:
     )
     if chunks:
         run.last_probabilities = torch.cat(chunks)
-    loss_sum, correct, count = _all_sum(list(sums), setup.processes, setup.device)
+    loss_sum, correct, count = all_sum(list(sums), setup.processes, setup.device)
     return loss_sum / max(count, 1.0), correct / max(count, 1.0)
 
 
-def _record(setup: _Setup, run: _Run, row: dict[str, float]) -> None:
-    """Add ``row`` to the history, keep the weights if it is the best epoch so far, print
-    its line and write the checkpoint."""
-    run.history.append(row)
-    has_val = setup.data.has_val
-    accuracy = row["val_accuracy"]
-    validated = has_val and not math.isnan(accuracy)
-    if not has_val or (validated and accuracy > run.best_accuracy):
-        run.best_accuracy = accuracy if has_val else run.best_accuracy
-        run.best_epoch = int(row["epoch"])
-        run.best_state = _cpu_state(run.kept())
-        run.best_probabilities = run.last_probabilities
-    validation = (
-        f"val loss {row['val_loss']:.4f}  val acc {row['val_accuracy']:.4f}"
-        if validated
-        else "not validated (val_every)"
-        if has_val
-        else "no validation"
-    )
-    setup.printer.line(
-        f"epoch {int(row['epoch']):>3}  train loss {row['train_loss']:.4f}  {validation}  "
-        f"lr {row['lr']:.2e}  size {int(row['image_size'])}  {row['seconds']:.1f}s"
-    )
-    if setup.checkpoint_path is not None and setup.processes.main:
-        _save_checkpoint(
-            run, int(row["epoch"]), setup.config, setup.data.has_val, setup.checkpoint_path
-        )
-
-
-def _head_stage(setup: _Setup, run: _Run) -> bool:
-    """The new head alone on cached features of the frozen backbone; ``True`` when it was
-    interrupted (Ctrl-C)."""
+def _train_head_stage(setup: Setup, run: Run) -> _EpochMetrics:
+    """The new head alone on cached features of the frozen backbone."""
     config = setup.config
-    started = time.perf_counter()
-    try:
-        passes, head_loss = _train_head(
-            run.model,
-            setup.data.train_images,
-            setup.data.train_labels,
-            setup.views,
-            config=config,
-            objective=setup.objective,
-            soft=setup.data.train_soft,
-            bf16=setup.bf16,
-            processes=setup.processes,
-            batch_size=setup.per_process,
-        )
-        run.image_passes += passes
-        if run.average is not None:  # the average starts from what the head stage left
-            run.average.model.load_state_dict(run.model.state_dict())
-        val_loss, val_accuracy = _validate(setup, run) if _due(config, 0) else (math.nan,) * 2
-    except KeyboardInterrupt:
-        return True
-    row = {
-        "epoch": 0.0,
-        "train_loss": head_loss,
-        "val_loss": val_loss,
-        "val_accuracy": val_accuracy,
-        "lr": config.head_lr,
-        "seconds": time.perf_counter() - started,
-        "image_size": float(setup.prep.image_size),
-        "image_passes": float(run.image_passes),
-    }
-    _record(setup, run, row)
-    return False
+    passes, head_loss = train_head(
+        run.model,
+        setup.data.train_images,
+        setup.data.train_labels,
+        setup.views,
+        config=config,
+        objective=setup.objective,
+        soft=setup.data.train_soft,
+        bf16=setup.bf16,
+        processes=setup.processes,
+        batch_size=setup.per_process,
+    )
+    run.image_passes += passes
+    if run.average is not None:  # the average starts from what the head stage left
+        run.average.model.load_state_dict(run.model.state_dict())
+    return _EpochMetrics(head_loss, config.head_lr, setup.prep.image_size, run.image_passes)
 
 
-def _train_one_epoch(setup: _Setup, run: _Run, network: nn.Module, epoch: int) -> None:
-    """One epoch over all layers at this epoch's image size, then its validation (when
-    due), its history row and its checkpoint."""
+def _train_one_epoch(setup: Setup, run: Run, network: nn.Module, epoch: int) -> _EpochMetrics:
+    """One epoch over all layers at this epoch's image size."""
     config, data, processes = setup.config, setup.data, setup.processes
     started = time.perf_counter()
     trim_kept_memory()  # what the previous phase freed (see reuse_memory)
-    size = _image_size(config, epoch, setup.prep.image_size)
+    size = image_size(config, epoch, setup.prep.image_size)
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
     order = torch.randperm(len(data.train_labels), generator=generator).numpy()
     network.train()
@@ -241,30 +187,95 @@ def _train_one_epoch(setup: _Setup, run: _Run, network: nn.Module, epoch: int) -
                 module.eval()
     loss_sum, seen = 0.0, 0
     total = len(order) * processes.world
-    for batch_number, rows in enumerate(_batches(order, setup.per_process), start=1):
+    for batch_number, rows in enumerate(batches(order, setup.per_process), start=1):
         value = _train_step(setup, run, network, rows, size, generator, (epoch, batch_number))
         loss_sum += value * len(rows)
         seen += len(rows)
         run.image_passes += len(rows) * processes.world
         label = f"epoch {epoch}/{config.epochs}"
         setup.printer.progress(label, seen * processes.world, total, loss_sum / seen, started)
-    val_loss, val_accuracy = _validate(setup, run) if _due(config, epoch) else (math.nan,) * 2
-    row = {
+    lr = float(run.optimizer.param_groups[0]["lr"])
+    return _EpochMetrics(loss_sum / max(seen, 1), lr, size, run.image_passes)
+
+
+def _history_row(
+    epoch: int, metrics: _EpochMetrics, validation: tuple[float, float], seconds: float
+) -> dict[str, float]:
+    """The history's row of ``epoch`` (see :class:`TrainResult`)."""
+    val_loss, val_accuracy = validation
+    return {
         "epoch": float(epoch),
-        "train_loss": loss_sum / max(seen, 1),
+        "train_loss": metrics.train_loss,
         "val_loss": val_loss,
         "val_accuracy": val_accuracy,
-        "lr": float(run.optimizer.param_groups[0]["lr"]),
-        "seconds": time.perf_counter() - started,
-        "image_size": float(size),
-        "image_passes": float(run.image_passes),
+        "lr": metrics.lr,
+        "seconds": seconds,
+        "image_size": float(metrics.image_size),
+        "image_passes": float(metrics.image_passes),
     }
-    _record(setup, run, row)
+
+
+def _keep_best(run: Run, row: dict[str, float], has_val: bool) -> None:
+    """Keep the weights of ``row``'s epoch if it is the best so far: the best validation
+    accuracy, or without validation the latest epoch."""
+    accuracy = row["val_accuracy"]
+    if not has_val or (not math.isnan(accuracy) and accuracy > run.best_accuracy):
+        run.best_accuracy = accuracy if has_val else run.best_accuracy
+        run.best_epoch = int(row["epoch"])
+        run.best_state = cpu_state(run.kept())
+        run.best_probabilities = run.last_probabilities
+
+
+def _epoch_line(row: dict[str, float], has_val: bool) -> str:
+    """The line printed after an epoch."""
+    validation = (
+        f"val loss {row['val_loss']:.4f}  val acc {row['val_accuracy']:.4f}"
+        if has_val and not math.isnan(row["val_accuracy"])
+        else "not validated (val_every)"
+        if has_val
+        else "no validation"
+    )
+    return (
+        f"epoch {int(row['epoch']):>3}  train loss {row['train_loss']:.4f}  {validation}  "
+        f"lr {row['lr']:.2e}  size {int(row['image_size'])}  {row['seconds']:.1f}s"
+    )
+
+
+def _record(setup: Setup, run: Run, row: dict[str, float]) -> None:
+    """What follows an epoch: its row joins the history, its weights are kept if it is the
+    best epoch so far, its line is printed and the checkpoint written."""
+    has_val = setup.data.has_val
+    run.history.append(row)
+    _keep_best(run, row, has_val)
+    setup.printer.line(_epoch_line(row, has_val))
+    if setup.checkpoint_path is not None and setup.processes.main:
+        save_checkpoint(run, int(row["epoch"]), setup.config, has_val, setup.checkpoint_path)
+
+
+def _head_stage(setup: Setup, run: Run) -> bool:
+    """Epoch 0, the head-only stage: its training, validation (when due) and record;
+    ``True`` when it was interrupted (Ctrl-C)."""
+    started = time.perf_counter()
+    try:
+        metrics = _train_head_stage(setup, run)
+        validation = _validate(setup, run) if _due(setup.config, 0) else _NOT_VALIDATED
+    except KeyboardInterrupt:
+        return True
+    _record(setup, run, _history_row(0, metrics, validation, time.perf_counter() - started))
+    return False
+
+
+def _epoch(setup: Setup, run: Run, network: nn.Module, epoch: int) -> None:
+    """Epoch ``epoch`` over all layers: its training, validation (when due) and record."""
+    started = time.perf_counter()
+    metrics = _train_one_epoch(setup, run, network, epoch)
+    validation = _validate(setup, run) if _due(setup.config, epoch) else _NOT_VALIDATED
+    _record(setup, run, _history_row(epoch, metrics, validation, time.perf_counter() - started))
 
 
 def _train_step(
-    setup: _Setup,
-    run: _Run,
+    setup: Setup,
+    run: Run,
     network: nn.Module,
     rows: np.ndarray,
     size: int,
@@ -285,7 +296,7 @@ def _train_step(
     target = setup.data.train_labels[index].to(device, non_blocking=True)
     soft = setup.data.train_soft
     soft = None if soft is None else soft[index].to(device, non_blocking=True)
-    inputs, share = _mix(
+    inputs, share = mix(
         inputs, generator, mixup_alpha=config.mixup_alpha, cutmix_alpha=config.cutmix_alpha
     )
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=setup.bf16):
@@ -295,7 +306,7 @@ def _train_step(
     if share < 1.0:  # mixed with the reversed batch
         partner = setup.objective(scores, target.flip(0), None if soft is None else soft.flip(0))
         loss = share * loss + (1.0 - share) * partner
-    value = float(_all_sum([float(loss.detach())], processes, device)[0]) / processes.world
+    value = float(all_sum([float(loss.detach())], processes, device)[0]) / processes.world
     if not math.isfinite(value):
         raise TrainingDivergedError(
             f"The training loss became {value} in epoch {where[0]}, batch {where[1]} "
@@ -312,55 +323,15 @@ def _train_step(
     return value
 
 
-def _prepare(
-    model: ClothingNet,
-    train: pd.DataFrame,
-    val: pd.DataFrame | None,
-    class_weights: Sequence[float] | None,
-    prep: Preprocessing,
-    config: TrainConfig,
-    device: torch.device,
-    options: RunOptions,
-    checkpoint_path: str | os.PathLike[str] | None,
-    teacher_probabilities: np.ndarray | None,
-) -> tuple[_Setup, _Run]:
-    """Join the processes, place the model, decode the data, make the optimiser."""
-    processes, device = _join_processes(device)
-    printer = _Printer(options.progress and processes.main)
-    bf16 = _use_bf16(options, device)
-    channels_last = _use_channels_last(options, device, bf16)
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    data = _load_data(
-        train, val, prep, config, options, processes, printer.bar, teacher_probabilities
-    )
-    weight = None
-    if config.class_weighted and class_weights is not None:
-        weight = torch.as_tensor(list(class_weights), dtype=torch.float32, device=device)
-    # the prior that prediction adds back (the classifier stores the same class_prior)
-    prior = torch.tensor(class_prior(train["label_id"], model.num_classes), device=device)
-    per_process = max(1, config.batch_size // processes.world)
-    setup = _Setup(
-        config, prep, device, processes, bf16, _Views(prep, device, channels_last), printer,
-        Objective(config, weight, prior), per_process, data, checkpoint_path,
-    )  # fmt: skip
-    average = _Average(model, config.ema_decay) if config.ema_decay > 0 else None
-    optimizer = _make_optimizer(model, config)
-    steps_per_epoch = sum(1 for _ in _batches(np.arange(len(data.train_labels)), per_process))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(config, steps_per_epoch))
-    return setup, _Run(model, average, optimizer, scheduler)
-
-
-def _result(setup: _Setup, run: _Run, epoch: int, interrupted: bool, stopped: bool,
+def _result(setup: Setup, run: Run, epoch: int, interrupted: bool, stopped: bool,
             started: float) -> TrainResult:  # fmt: skip
     """The model ends holding what it keeps; the process group is left; the result."""
     if run.average is not None and run.average.steps > 0:
         run.model.load_state_dict(run.average.model.state_dict())
-    final_state = _cpu_state(run.model)
+    final_state = cpu_state(run.model)
     if run.best_state is None:
         run.best_state, run.best_epoch = final_state, max(0, epoch - 1 if interrupted else epoch)
-    _leave_processes(setup.processes)
+    leave_processes(setup.processes)
     has_val = setup.data.has_val
     validated = [row["val_accuracy"] for row in run.history if not math.isnan(row["val_accuracy"])]
     return TrainResult(
@@ -374,8 +345,8 @@ def _result(setup: _Setup, run: _Run, epoch: int, interrupted: bool, stopped: bo
         interrupted=interrupted,
         stopped_early=stopped,
         seconds=time.perf_counter() - started,
-        best_val_probabilities=_as_array(run.best_probabilities),
-        final_val_probabilities=_as_array(run.last_probabilities),
+        best_val_probabilities=as_array(run.best_probabilities),
+        final_val_probabilities=as_array(run.last_probabilities),
     )
 
 
@@ -457,13 +428,13 @@ def train_model(
         )
     options = options or RunOptions()
     with reused_memory(_reuses_memory(options, device)):
-        setup, run = _prepare(
+        setup, run = prepare_fit(
             model, train, val, class_weights, preprocessing, config, device, options,
             checkpoint_path, teacher_probabilities,
         )  # fmt: skip
         interrupted = False
         if resume is not None:
-            after = _resume(run, resume, config)
+            after = restore_checkpoint(run, resume, config)
             setup.printer.line(f"resumed from {str(resume)!r} after epoch {after}")
         elif config.head_epochs > 0:
             interrupted = _head_stage(setup, run)
@@ -483,7 +454,7 @@ def train_model(
                 if _stalled(setup, run, epoch):
                     stopped = True
                     break
-                _train_one_epoch(setup, run, network, epoch)
+                _epoch(setup, run, network, epoch)
         except KeyboardInterrupt:
             interrupted = True
             setup.printer.line(
@@ -492,7 +463,7 @@ def train_model(
         return _result(setup, run, epoch, interrupted, stopped, started)
 
 
-def _stalled(setup: _Setup, run: _Run, epoch: int) -> bool:
+def _stalled(setup: Setup, run: Run, epoch: int) -> bool:
     """``early_stopping``: as many epochs as it says have passed without a better one."""
     patience = setup.config.early_stopping
     return (

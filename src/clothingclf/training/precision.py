@@ -25,7 +25,8 @@ def _cpu_has_native_bf16() -> bool:
     return False
 
 
-def _use_bf16(options: RunOptions, device: torch.device) -> bool:
+def use_bf16(options: RunOptions, device: torch.device) -> bool:
+    """Whether to train under bfloat16 autocast (``amp``)."""
     if options.amp == "off":
         return False
     if options.amp == "bf16":
@@ -35,7 +36,8 @@ def _use_bf16(options: RunOptions, device: torch.device) -> bool:
     return device.type == "cpu" and _cpu_has_native_bf16()
 
 
-def _use_channels_last(options: RunOptions, device: torch.device, bf16: bool) -> bool:
+def use_channels_last(options: RunOptions, device: torch.device, bf16: bool) -> bool:
+    """Whether to put the network and its batches in the channels-last layout."""
     if options.channels_last != "auto":
         return options.channels_last == "on"
     # Measured faster in float32 and bfloat16, for ResNet-18 and EfficientNet-Lite0, on
@@ -68,8 +70,8 @@ def speed_settings(
         (False, False)
     """
     options = resolve_options(amp=amp, channels_last=channels_last)
-    bf16 = _use_bf16(options, device)
-    return bf16, _use_channels_last(options, device, bf16)
+    bf16 = use_bf16(options, device)
+    return bf16, use_channels_last(options, device, bf16)
 
 
 # --------------------------------------------------------------------------- batches

@@ -13,7 +13,9 @@ from torch.utils.data.distributed import DistributedSampler
 
 
 @dataclass(frozen=True)
-class _Processes:
+class Processes:
+    """This process's place among the processes of a fit (one, outside torchrun)."""
+
     rank: int
     world: int
     created_group: bool
@@ -27,7 +29,7 @@ class _Processes:
         return self.world > 1
 
 
-def _join_processes(device: torch.device) -> tuple[_Processes, torch.device]:
+def join_processes(device: torch.device) -> tuple[Processes, torch.device]:
     """Join the torchrun process group when the environment names one.
 
     Returns the processes and the device of this one: with several processes on GPUs,
@@ -36,17 +38,17 @@ def _join_processes(device: torch.device) -> tuple[_Processes, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     already = dist.is_available() and dist.is_initialized()
     if not already and (world <= 1 or not dist.is_available()):
-        return _Processes(0, 1, False), device
+        return Processes(0, 1, False), device
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     if already:
-        return _Processes(dist.get_rank(), dist.get_world_size(), False), device
+        return Processes(dist.get_rank(), dist.get_world_size(), False), device
     dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return _Processes(dist.get_rank(), dist.get_world_size(), True), device
+    return Processes(dist.get_rank(), dist.get_world_size(), True), device
 
 
-def _leave_processes(processes: _Processes) -> None:
+def leave_processes(processes: Processes) -> None:
     """Leave the process group this run created (after every process got here); a group
     the caller created is left to the caller."""
     if processes.created_group:
@@ -54,7 +56,8 @@ def _leave_processes(processes: _Processes) -> None:
         dist.destroy_process_group()
 
 
-def _all_sum(values: list[float], processes: _Processes, device: torch.device) -> list[float]:
+def all_sum(values: list[float], processes: Processes, device: torch.device) -> list[float]:
+    """``values`` summed over all processes (unchanged in a single process)."""
     if not processes.distributed:
         return values
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
@@ -62,7 +65,7 @@ def _all_sum(values: list[float], processes: _Processes, device: torch.device) -
     return [float(v) for v in tensor.tolist()]
 
 
-def _shard(count: int, processes: _Processes, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def shard(count: int, processes: Processes, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """This process's rows (and a mask of real, not padding, rows), equal length on all.
 
     The rows are those a :class:`~torch.utils.data.distributed.DistributedSampler` gives

@@ -1,11 +1,10 @@
 """The pieces one fit is made of: the learning-rate schedule, the loss, the optimiser, the
-validation pass, the head-only stage, the weight average and the progress output.
+validation pass, the head-only stage and the progress output (the weight average is in
+:mod:`~clothingclf.training.averaging`).
 
 The schedule is a factor for torch's :class:`~torch.optim.lr_scheduler.LambdaLR` (a linear
 warm-up then a cosine to zero, which torch's ``OneCycleLR`` cannot shape: its warm-up
-follows the same curve as its decay). The weight average is our own because its decay
-ramps up over the first steps, ``min(decay, (1 + t) / (10 + t))``, where torch's
-``get_ema_multi_avg_fn`` has a fixed decay.
+follows the same curve as its decay).
 """
 
 from __future__ import annotations
@@ -14,8 +13,7 @@ import copy
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -23,15 +21,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import ClothingNet
+from ..probabilities import TorchRunner, mirror_mean
 from ..settings import TrainConfig
-from .augment import _Views
-from .processes import _Processes
-from .state import _cpu_state
+from .augment import Views
+from .processes import Processes
+
+__all__: list[str] = []
 
 # --------------------------------------------------------------------------- schedule
 
 
-def _lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+def lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """The learning rate of each step as a factor of ``lr`` (for ``LambdaLR``)."""
     total = max(1, config.epochs * steps_per_epoch)
     warmup = min(total - 1, round(config.warmup_epochs * steps_per_epoch))
 
@@ -106,7 +107,8 @@ class Objective:
         return self.share * matched + (1.0 - self.share) * hard
 
 
-def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser of ``config``; with AdamW, biases and norms are not decayed."""
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
     for name, parameter in model.named_parameters():
@@ -131,7 +133,9 @@ def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
 # --------------------------------------------------------------------------- output
 
 
-class _Printer:
+class Printer:
+    """What a fit prints: its lines (on ``progress``) and, on a terminal, a progress bar."""
+
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.bar = enabled and sys.stderr.isatty()
@@ -162,34 +166,32 @@ class _Printer:
 
 
 @torch.inference_mode()
-def _evaluate(
+def evaluate(
     model: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
     real: torch.Tensor,
-    views: _Views,
+    views: Views,
     *,
     tta: bool,
     bf16: bool,
     batch_size: int,
     keep: list[torch.Tensor] | None = None,
 ) -> tuple[float, float, float]:
-    """(sum of losses, correct, count) over the real rows of this process's shard.
+    """(sum of losses, correct, count) over the real rows of this process's shard, on the
+    probabilities ``predict_proba(engine="torch")`` computes (:mod:`clothingclf.probabilities`).
 
     With ``keep`` (a list), each batch's probabilities are appended to it (on the CPU).
     """
     model.eval()
     loss_sum, correct, count = 0.0, 0.0, 0.0
     device = views.device
+    run = TorchRunner([model], device, bf16=bf16)
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
         target = labels[start : start + batch_size].to(device)
         mask = real[start : start + batch_size].to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            probabilities = model(views.center(chunk)).float().softmax(1)
-            if tta:
-                mirrored = model(views.center(chunk, flip=True)).float().softmax(1)
-                probabilities = (probabilities + mirrored) / 2
+        probabilities = mirror_mean(run, [views.center(chunk)], tta=tta)
         if keep is not None:
             keep.append(probabilities.detach().to("cpu", torch.float32))
         losses = F.nll_loss(probabilities.clamp_min(1e-12).log(), target, reduction="none")
@@ -203,10 +205,9 @@ def _evaluate(
 def _features(
     features: nn.Module,
     images: torch.Tensor,
-    views: _Views,
+    views: Views,
     *,
     bf16: bool,
-    flip: bool,
     batch_size: int,
 ) -> torch.Tensor:
     features.eval()
@@ -215,63 +216,21 @@ def _features(
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out.append(torch.flatten(features(views.center(chunk, flip=flip)), 1).float())
+            out.append(torch.flatten(features(views.center(chunk)), 1).float())
     return torch.cat(out) if out else torch.empty(0)
 
 
-# --------------------------------------------------------------------------- averaging
-
-
-class _Average:
-    """An exponential moving average of ``model``'s weights, as a model of its own.
-
-    ``update`` after every optimiser step moves each floating-point entry of the state
-    toward the model's by ``1 - d``, with ``d = min(decay, (1 + t) / (10 + t))`` at update
-    ``t`` (so the first steps are not drowned by the starting weights); other entries
-    (BatchNorm's step counters) are copied. The pairs of tensors are found once: the
-    optimiser and ``load_state_dict`` change both models' tensors in place.
-    """
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.steps = 0
-        self.model = copy.deepcopy(model).eval()
-        for parameter in self.model.parameters():
-            parameter.requires_grad_(False)
-        theirs_by_name = model.state_dict()
-        pairs = [(mine, theirs_by_name[name]) for name, mine in self.model.state_dict().items()]
-        self._averages = [mine for mine, theirs in pairs if mine.is_floating_point()]
-        self._targets = [theirs for mine, theirs in pairs if mine.is_floating_point()]
-        self._copies = [(mine, theirs) for mine, theirs in pairs if not mine.is_floating_point()]
-
-    @torch.no_grad()
-    def update(self) -> None:
-        self.steps += 1
-        decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        if self._averages:
-            torch._foreach_lerp_(self._averages, self._targets, 1.0 - decay)
-        for mine, theirs in self._copies:
-            mine.copy_(theirs)
-
-    def state(self) -> dict[str, Any]:
-        return {"steps": self.steps, "state": _cpu_state(self.model)}
-
-    def load(self, saved: Mapping[str, Any]) -> None:
-        self.model.load_state_dict(saved["state"])
-        self.steps = int(saved["steps"])
-
-
-def _train_head(
+def train_head(
     model: ClothingNet,
     images: torch.Tensor,
     labels: torch.Tensor,
-    views: _Views,
+    views: Views,
     *,
     config: TrainConfig,
     objective: Objective,
     soft: torch.Tensor | None,
     bf16: bool,
-    processes: _Processes,
+    processes: Processes,
     batch_size: int,
 ) -> tuple[int, float]:
     """Stage one: fit the head on cached features of the frozen backbone.
@@ -280,18 +239,18 @@ def _train_head(
     """
     # One view per image: a mirrored second view doubles this stage's cost for no gain
     # that the full fine-tune that follows does not give anyway.
-    features = _features(
-        model.features, images, views, bf16=bf16, flip=False, batch_size=batch_size
-    )
+    features = _features(model.features, images, views, bf16=bf16, batch_size=batch_size)
     targets = labels.to(views.device)
     teacher = None if soft is None else soft.to(views.device)
     if processes.distributed:
         features, targets = _gathered(features), _gathered(targets)
         teacher = None if teacher is None else _gathered(teacher)
     head = copy.deepcopy(model.head).float()
-    optimizer = torch.optim.AdamW(head.parameters(), lr=config.head_lr, weight_decay=1e-4)
+    optimizer = torch.optim.AdamW(
+        head.parameters(), lr=config.head_lr, weight_decay=config.head_weight_decay
+    )
     generator = torch.Generator().manual_seed(config.seed)
-    steps = config.head_epochs * math.ceil(len(features) / 64)
+    steps = config.head_epochs * math.ceil(len(features) / config.head_batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps))
     head.train()
     loss_sum, seen = 0.0, 0
@@ -299,8 +258,8 @@ def _train_head(
         for _ in range(config.head_epochs):
             order = torch.randperm(len(features), generator=generator).to(views.device)
             loss_sum, seen = 0.0, 0
-            for start in range(0, len(order), 64):
-                rows = order[start : start + 64]
+            for start in range(0, len(order), config.head_batch_size):
+                rows = order[start : start + config.head_batch_size]
                 taught = None if teacher is None else teacher[rows]
                 loss = objective(head(features[rows]), targets[rows], taught)
                 optimizer.zero_grad(set_to_none=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..data import label_ids
 from ..data.prepare import balanced_class_weights
 from ..data.splits import is_splits
 from ..exceptions import (
@@ -63,8 +64,7 @@ def fit_tables(
         )
     if len(train) == 0:
         raise EmptyDatasetError("The training table has no rows; nothing to train on.")
-    index = {name: i for i, name in enumerate(classes)}
-    train = _with_label_ids(train, index, "training")
+    train = _with_label_ids(train, classes, "training")
     seen = sorted({classes[i] for i in train["label_id"]})
     if len(seen) < 2:
         raise DatasetError(
@@ -76,23 +76,23 @@ def fit_tables(
         if not isinstance(val, pd.DataFrame):
             raise InvalidParameterError(f"val must be a DataFrame; found {type(val).__name__}.")
         require_columns(val, ("path", "label"), "The validation table")
-        val = _with_label_ids(val, index, "validation") if len(val) else None
+        val = _with_label_ids(val, classes, "validation") if len(val) else None
     if not weights:  # the rule prepare_dataset uses for its splits
         weights = balanced_class_weights(train["label_id"].to_numpy(), len(classes))
     return train, val, classes, weights
 
 
-def _with_label_ids(table: pd.DataFrame, index: dict[str, int], what: str) -> pd.DataFrame:
+def _with_label_ids(table: pd.DataFrame, classes: list[str], what: str) -> pd.DataFrame:
     if "label" not in table.columns:
         require_columns(table, ("path", "label_id"), f"The {what} table")
         return table
-    unknown = sorted({str(v) for v in table["label"]} - set(index))
-    if unknown:
-        raise DatasetError(
-            f"The {what} table has labels that the training classes lack: "
-            f"{', '.join(unknown)} (classes: {', '.join(index)}). Every class needs training "
-            "images; remove those rows or add training images."
-        )
+    ids = label_ids(
+        table["label"],
+        classes,
+        f"The {what} table has labels that the training classes lack: {{unknown}} (classes: "
+        "{classes}). Every class needs training images; remove those rows or add training "
+        "images.",
+    )
     table = table.copy()
-    table["label_id"] = [index[str(v)] for v in table["label"]]
+    table["label_id"] = ids
     return table
