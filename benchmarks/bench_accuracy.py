@@ -281,13 +281,12 @@ def run_recipe(
             model.to(torch.device("cpu")).eval()
         scores[which] = _report(clf, splits, trained_on_val=args.train_on_val)
     if len(clf.networks_) > 1:  # each network alone, final weights (what averaging adds)
-        every = (clf.model_, clf.preprocessing_, clf.networks_)
+        every = clf.networks_
         alone = []
-        for network in every[2]:
-            clf.model_, clf.preprocessing_ = network
-            clf.networks_ = [network]
+        for network in every:
+            clf.networks_ = [network]  # model_ and preprocessing_ follow
             alone.append(_report(clf, splits, trained_on_val=args.train_on_val))
-        clf.model_, clf.preprocessing_, clf.networks_ = every
+        clf.networks_ = every
         scores["final"]["each_network"] = alone
     return {
         "recipe": recipe,

@@ -143,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         "--compiled", action="store_true", help="also time torch.compile (minutes to build)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_predict.json")
+    parser.add_argument(
+        "--probabilities",
+        type=Path,
+        default=None,
+        help="also write every run's probabilities to this .npz (compare two versions with "
+        "benchmarks/compare_probabilities.py)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -330,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['max_abs_diff']:>10.1e}{row['top1_agreement']:>7.3f}"
             f"{row['accuracy_change'] * 100:>+8.2f}"
         )
+    if args.probabilities is not None:
+        np.savez(args.probabilities, reference=reference, torch_bfloat16=bf16_out, **outputs)
     bf16_rate = len(few) / bf16_seconds
     bf16_diff = float(np.abs(bf16_out - reference[: len(few)]).max())
     bf16_top1 = float((bf16_out.argmax(1) == reference[: len(few)].argmax(1)).mean())

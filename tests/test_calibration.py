@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from _nets import resnet_classifier, tiny_classifier, tiny_features
-from clothingclf import ClothingClassifier, calibration, classifier
+from clothingclf import ClothingClassifier, calibration, fitting
 from clothingclf.calibration import (
     Calibration,
     coverage_curve,
@@ -131,7 +131,7 @@ def calibrated(synthetic_splits: DatasetSplits) -> ClothingClassifier:
     """A small model that fit calibrated on its 9 validation photos (the minimum lowered
     for this fit only)."""
     with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
-        patch.setattr(classifier, "MIN_CALIBRATION_IMAGES", 5)
+        patch.setattr(fitting, "MIN_CALIBRATION_IMAGES", 5)
         warnings.filterwarnings("ignore", "The fitted temperature is at the limit")
         return tiny_classifier().fit(synthetic_splits)
 

@@ -142,7 +142,7 @@ def test_fit_with_a_teacher_records_its_cost_and_keeps_the_prior(
 def test_a_teacher_file_is_read_and_its_classes_matched_by_name(
     synthetic_splits: DatasetSplits, teacher: ClothingClassifier, tmp_path: Path
 ) -> None:
-    from clothingclf.classifier import teacher_probabilities
+    from clothingclf.fitting import teacher_probabilities
 
     path = tmp_path / "teacher.safetensors"
     teacher.save(path)

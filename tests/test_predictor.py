@@ -115,8 +115,8 @@ def test_auto_builds_the_graph_only_for_enough_images(
     pair: ClothingClassifier, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cpu = torch.device("cpu")
-    monkeypatch.setattr(engines, "onnxruntime_available", lambda: True)
-    monkeypatch.setattr(engines, "openvino_available", lambda: False)
+    monkeypatch.setattr(engines.choice, "onnxruntime_available", lambda: True)
+    monkeypatch.setattr(engines.choice, "openvino_available", lambda: False)
     few = engines.choose_engine(device=cpu, images=engines.AUTO_ONNX_MIN_IMAGES - 1)
     assert few.engine == "torch" and "fewer than" in few.reason
     many = engines.choose_engine(device=cpu, images=engines.AUTO_ONNX_MIN_IMAGES)
@@ -125,7 +125,7 @@ def test_auto_builds_the_graph_only_for_enough_images(
     assert built.engine == "onnxruntime"
     assert engines.choose_engine(device=torch.device("cuda"), images=10_000).engine == "torch"
     assert engines.choose_engine("auto", "bfloat16", device=cpu).engine == "torch"
-    monkeypatch.setattr(engines, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(engines.choice, "onnxruntime_available", lambda: False)
     assert engines.choose_engine(device=cpu, images=10_000).engine == "torch"
     with pytest.raises(MissingDependencyError, match=r"clothingclf\[onnx\]"):
         pair.predict_proba(np.zeros((2, 40, 30, 3), dtype=np.uint8), engine="onnxruntime")
@@ -243,8 +243,8 @@ def test_auto_without_the_extras_and_missing_extras(
     pair: ClothingClassifier, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cpu = torch.device("cpu")
-    monkeypatch.setattr(engines, "onnxruntime_available", lambda: False)
-    monkeypatch.setattr(engines, "openvino_available", lambda: False)
+    monkeypatch.setattr(engines.choice, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(engines.choice, "openvino_available", lambda: False)
     choice = engines.choose_engine(device=cpu, images=10_000)
     assert choice.engine == "torch" and "neither the onnx nor the openvino" in choice.reason
     assert engines.choose_engine("auto", "bfloat16", device=cpu).reason == (
@@ -252,7 +252,7 @@ def test_auto_without_the_extras_and_missing_extras(
     )
     with pytest.raises(MissingDependencyError, match=r"clothingclf\[openvino\]"):
         pair.predict_proba(np.zeros((2, 40, 30, 3), dtype=np.uint8), engine="openvino")
-    monkeypatch.setattr(engines, "openvino_available", lambda: True)
+    monkeypatch.setattr(engines.choice, "openvino_available", lambda: True)
     only = engines.choose_engine(device=cpu, images=10_000)
     assert only.engine == "openvino" and "installed" in only.reason
     with pytest.raises(InvalidParameterError, match="runs on the CPU"):
@@ -294,7 +294,7 @@ def test_check_precision_is_recorded_saved_and_read_by_auto(
     assert (choice.engine, choice.precision) == (timing.engine, timing.precision)
     if choice.precision == "bfloat16":
         assert "moved this model's top-1 accuracy by +0.00 points on 500 photos" in choice.reason
-    monkeypatch.setattr(engines, "native_bfloat16", lambda: False)
+    monkeypatch.setattr(engines.choice, "native_bfloat16", lambda: False)
     assert not engines.reduced_precision_allowed(zero)
 
 
@@ -362,7 +362,7 @@ def test_int8_runs_in_openvino_only_and_needs_its_extra(
     with pytest.raises(InvalidParameterError, match="on the CPU"):
         engines.choose_engine("auto", "int8", device=torch.device("cuda"))
     monkeypatch.setattr(quantization, "nncf_available", lambda: False)
-    monkeypatch.setattr(engines, "openvino_available", lambda: True)
+    monkeypatch.setattr(engines.choice, "openvino_available", lambda: True)
     with pytest.raises(MissingDependencyError, match=r"clothingclf\[int8\]"):
         engines.build_int8(*_graph_key(pair), [])
 

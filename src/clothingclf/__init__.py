@@ -31,13 +31,15 @@ if TYPE_CHECKING:
         devices,
         engines,
         exceptions,
+        inference,
         predictor,
         pretrained,
+        probabilities,
         quantization,
         settings,
         training,
     )
-    from .classifier import ClothingClassifier, Prediction
+    from .classifier import ClothingClassifier
     from .data import (
         ClothingDataset,
         DatasetReport,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     )
     from .export import ExportedModel, export_model, read_export_metadata
     from .images import open_image
+    from .inference import Prediction
     from .metrics import EvaluationReport
     from .report import ReportFiles, load_evaluation_data, write_report
 
@@ -56,7 +59,7 @@ if TYPE_CHECKING:
 # report code.
 _NAMES = {
     "ClothingClassifier": "classifier",
-    "Prediction": "classifier",
+    "Prediction": "inference",
     "ClothingDataset": "data",
     "DatasetReport": "data",
     "DatasetSplits": "data",
@@ -106,6 +109,7 @@ __all__ = [
     "engines",
     "exceptions",
     "export_model",
+    "inference",
     "load_evaluation_data",
     "load_splits",
     "open_image",
@@ -113,6 +117,7 @@ __all__ = [
     "predictor",
     "prepare_dataset",
     "pretrained",
+    "probabilities",
     "quantization",
     "read_export_metadata",
     "settings",

@@ -100,7 +100,7 @@ def label_partition(
 
 
 def _columns(top_k: int, classes: int) -> list[str]:
-    from .predictor import Prediction
+    from .inference import Prediction
 
     return ["image", *Prediction.flat_columns(min(top_k, classes)), "error"]
 

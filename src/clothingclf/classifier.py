@@ -13,61 +13,36 @@ file.
 from __future__ import annotations
 
 import inspect
-import math
 import os
-import warnings
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from sklearn.base import BaseEstimator
-from typing_extensions import Unpack
 
-from . import engines
-from .backbones import ClothingNet, Preprocessing
-from .calibration import Balance, Calibration, class_prior
-from .checkpoint import (
-    FittedModel,
-    atomic_save,
-    estimator_params,
-    model_payload,
-)
-from .data.splits import is_splits
+from .checkpoint import estimator_params
 from .devices import resolve_device
-from .exceptions import (
-    EmptyDatasetError,
-    InvalidParameterError,
-    NotFittedError,
-    did_you_mean,
-)
-from .metrics import EvaluationReport, evaluation_report
-from .predictor import InferenceOptions, Prediction, Predictor, as_images, load_for_inference
-from .quantization import CALIBRATION_PHOTOS
+from .exceptions import InvalidParameterError, did_you_mean
+from .fitted_methods import FittedMethods
+from .fitting import MIN_CALIBRATION_IMAGES, fit_model
+from .inference import Prediction
+from .predictor import load_for_inference
 from .settings import all_settings, resolve_config, resolve_options
-from .training import TrainConfig, fit_networks
-from .training.tables import fit_tables, require_columns
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
     from .data import DatasetSplits
-    from .export import ExportedModel
 
-__all__ = ["ClothingClassifier", "Prediction"]
+__all__ = ["MIN_CALIBRATION_IMAGES", "ClothingClassifier", "Prediction"]
 
-#: :meth:`~clothingclf.ClothingClassifier.fit` calibrates on a validation split of at least
-#: this many photos.
-MIN_CALIBRATION_IMAGES = 100
 
 _LEARNED_NAMES = tuple(s.name for s in all_settings() if not s.runtime)
 _OPTION_NAMES = tuple(s.name for s in all_settings() if s.runtime)
 _SETTING_NAMES = _LEARNED_NAMES + _OPTION_NAMES
 
 
-class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
+class ClothingClassifier(FittedMethods, BaseEstimator):  # type: ignore[misc]
     """Fine-tune a pretrained CNN on clothing photos, then label new photos.
 
     The default is ``recipe="fast"``: two EfficientNet-Lite0 networks (ImageNet weights
@@ -221,547 +196,25 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
             WeightsUnavailableError: The pretrained weights cannot be obtained.
             TrainingDivergedError: The loss became NaN or infinite.
         """
-        train, val_table, classes, class_weights = fit_tables(data, val_df)
         config = resolve_config(self.recipe, **{n: getattr(self, n) for n in _LEARNED_NAMES})
         options = resolve_options(**{name: getattr(self, name) for name in _OPTION_NAMES})
-        taught = None if teacher is None else teacher_probabilities(teacher, train, classes)
-        ensemble = fit_networks(
+        outcome = fit_model(
             self.backbone,
             self.weights,
-            train,
-            val_table,
-            classes=classes,
-            class_weights=class_weights,
+            data,
+            val_df,
             config=config,
             options=options,
             device=resolve_device(self.device),
-            checkpoint=checkpoint,
+            teacher=teacher,
             resume=resume,
-            teacher_probabilities=None if taught is None else taught[0],
+            checkpoint=checkpoint,
         )
-        results = ensemble.results
-        several = len(results) > 1
-        best, final = results[0].best_val_accuracy, results[0].final_val_accuracy
-        if several:
-            best, final = ensemble.averaged_accuracies(val_table)
-        fitted = FittedModel(
-            networks=ensemble.networks,
-            spec=ensemble.spec,
-            classes=list(classes),
-            config=config,
-            history=[
-                {**row, "network": float(index)} if several else dict(row)
-                for index, result in enumerate(results)
-                for row in result.history
-            ],
-            metrics={
-                "best_epoch": int(results[0].best_epoch),
-                "best_val_accuracy": best,
-                "final_val_accuracy": final,
-                **({"teacher_image_passes": taught[1]} if taught is not None else {}),
-            },
-            holds=config.keep,
-            params={},
-        )
-        if config.logit_adjustment > 0:  # prediction adds the prior back (balance)
-            fitted.calibration = Calibration(
-                prior=class_prior(train["label_id"], len(classes)),
-                logit_adjustment=config.logit_adjustment,
-            )
-        self._adopt(
-            fitted,
-            ensemble.device,
-            interrupted=any(result.interrupted for result in results),
-            stopped_early=any(result.stopped_early for result in results),
-        )
-        # On the validation probabilities the fit computed for the weights it kept (no
-        # second pass). Not after Ctrl-C: the user asked to stop, and the weights kept at
-        # that point were not validated.
-        if (
-            val_table is not None
-            and len(val_table) >= MIN_CALIBRATION_IMAGES
-            and not self.interrupted_
-        ):
-            seen = ensemble.validation_probabilities(config.keep, len(val_table))
-            if seen is None:  # a distributed fit keeps no rows: one more pass
-                self.calibrate(val_table)
-            else:
-                labels = val_table["label_id"].to_numpy()
-                self.calibration_ = Calibration.fit(seen, labels, base=fitted.calibration)
+        self._keep(outcome.fitted, outcome.device, outcome.interrupted, outcome.stopped_early)
         return self
 
-    def calibrate(
-        self, split: pd.DataFrame | DatasetSplits, *, balance: Balance | None = None
-    ) -> Self:
-        """Fit the temperature of :attr:`calibration_` on a labelled split, so that the
-        top score of ``predict_proba`` / ``predict_top`` matches how often it is right.
-
-        :meth:`fit` does this on its validation split when it has at least
-        :data:`~clothingclf.classifier.MIN_CALIBRATION_IMAGES` photos (fewer give a
-        temperature that fits their noise; the identity is kept; so does a fit stopped with
-        Ctrl-C). Call it for a model loaded from an older file, or to
-        calibrate on photos like your own (a few hundred, none of them trained on). The
-        labels, hence the accuracy, do not change; :meth:`save` stores it.
-
-        Args:
-            split: A table with columns ``path`` and ``label``; a
-                :class:`~clothingclf.DatasetSplits` is calibrated on its ``val`` split.
-            balance: For a model trained with ``logit_adjustment``: make this balance
-                (a number from 0 to 1, or ``"accuracy"``, ``"middle"``, ``"balanced"``)
-                the model's default, calibrated for it; ``None``: keep the current one.
-
-        Returns:
-            ``self``, with the new :attr:`calibration_`.
-
-        Raises:
-            NotFittedError: The classifier was not fitted or loaded.
-            MissingColumnsError: The table lacks ``path`` or ``label``.
-            EmptyDatasetError: The table has no rows.
-            DatasetError: The table has labels the model does not know.
-        """
-        table = split.val if is_splits(split) else split
-        self._check_fitted()
-        base = self.calibration_ if balance is None else self.calibration_.at(balance)
-        # on float32 probabilities, as fit calibrates, whatever engine="auto" would run here
-        y_true, probabilities = self._labelled_probabilities(
-            table, "The calibration split", False, precision="float32"
-        )
-        if len(y_true) < MIN_CALIBRATION_IMAGES:
-            warnings.warn(
-                f"Calibrating on {len(y_true)} photos: a temperature fitted on fewer than "
-                f"{MIN_CALIBRATION_IMAGES} is unreliable (it fits their noise); use a larger "
-                "labelled split the model was not trained on.",
-                stacklevel=2,
-            )
-        self.calibration_ = Calibration.fit(probabilities, y_true, base=base)
-        return self
-
-    def check_precision(
-        self,
-        split: pd.DataFrame | DatasetSplits,
-        *,
-        precision: Literal["bfloat16", "int8"] = "bfloat16",
-    ) -> dict[str, Any]:
-        """Measure what running in ``precision`` costs on a labelled split, against float32,
-        and record it in :attr:`precision_checks_` (:meth:`save` stores it).
-
-        ``engine="auto"`` runs a reduced precision only for a model whose record says its
-        top-1 accuracy moved by at most :data:`~clothingclf.engines.AUTO_MAX_TOP1_CHANGE`
-        (0.1 point), bfloat16 only where the CPU computes it natively. For ``"int8"`` the
-        networks are first quantised by NNCF on up to
-        :data:`~clothingclf.quantization.CALIBRATION_PHOTOS` photos of the split (a random
-        sample; the cost is then measured on all of it, those photos included); the
-        quantised graph is kept in memory for this process (``precision="int8"`` then runs
-        it); after a restart, call this again to rebuild it.
-
-        Args:
-            split: A table with columns ``path`` and ``label`` the model was not trained
-                on (a few hundred photos); a :class:`~clothingclf.DatasetSplits` is
-                checked on its ``val`` split.
-            precision: ``"bfloat16"`` or ``"int8"`` (both run by OpenVINO).
-
-        Returns:
-            The record: ``top1_change`` (accuracy in ``precision`` minus in float32, a
-            fraction), ``labels_changed`` (share of photos whose label changed),
-            ``max_probability_change`` and ``photos``.
-
-        Raises:
-            NotFittedError: The classifier was not fitted or loaded.
-            InvalidParameterError: ``precision`` cannot run here (bfloat16 on a CPU
-                without it natively, the model on a GPU).
-            MissingDependencyError: The openvino extra (bfloat16) or the int8 extra is
-                not installed.
-            MissingColumnsError, EmptyDatasetError, DatasetError: As :meth:`evaluate`.
-        """
-        table = split.val if is_splits(split) else split
-        if precision not in ("bfloat16", "int8"):
-            raise InvalidParameterError(
-                f"precision must be 'bfloat16' or 'int8'; found {precision!r}."
-            )
-        self._check_fitted()
-        engines.choose_engine("openvino", precision, device=self.device_)  # can it run here?
-        y_true, reference = self._labelled_probabilities(
-            table, "The checked split", True, precision="float32"
-        )
-        predictor = self.predictor()
-        if precision == "int8":
-            spread = table.sample(min(len(table), CALIBRATION_PHOTOS), random_state=0)
-            calibration = predictor.network_inputs(spread["path"].tolist(), CALIBRATION_PHOTOS)
-            models = [model for model, _ in predictor.networks]
-            engines.build_int8(models, [p.input_shape for _, p in predictor.networks], calibration)
-        reduced = predictor.probabilities(table, engine="openvino", precision=precision)
-        check = {
-            "top1_change": float(
-                (reduced.argmax(1) == y_true).mean() - (reference.argmax(1) == y_true).mean()
-            ),
-            "labels_changed": float((reduced.argmax(1) != reference.argmax(1)).mean()),
-            "max_probability_change": float(np.abs(reduced - reference).max()),
-            "photos": len(y_true),
-        }
-        self.precision_checks_.update({precision: check})
-        return check
-
-    def _adopt(
-        self,
-        fitted: FittedModel,
-        device: torch.device,
-        *,
-        interrupted: bool = False,
-        stopped_early: bool = False,
-    ) -> None:
-        """Take the learned state of a fit or a model file: the attributes ending in ``_``."""
-        self.networks_: list[tuple[ClothingNet, Preprocessing]] = list(fitted.networks)
-        self.model_: ClothingNet = fitted.networks[0][0]
-        self.preprocessing_: Preprocessing = fitted.networks[0][1]
-        self.config_: TrainConfig = fitted.config
-        self.model_spec_: dict[str, Any] = fitted.spec
-        self.device_: torch.device = device
-        self.classes_: list[str] = list(fitted.classes)
-        self.history_: list[dict[str, float]] = fitted.history
-        self.best_epoch_: int = int(fitted.metrics.get("best_epoch", 0))
-        self.best_val_accuracy_: float | None = _maybe_float(
-            fitted.metrics.get("best_val_accuracy")
-        )
-        self.final_val_accuracy_: float | None = _maybe_float(
-            fitted.metrics.get("final_val_accuracy")
-        )
-        self.kept_: str = fitted.holds
-        teacher = fitted.metrics.get("teacher_image_passes")
-        self.teacher_image_passes_: int | None = (
-            int(teacher) if isinstance(teacher, (int, float)) and math.isfinite(teacher) else None
-        )
-        self.interrupted_: bool = interrupted
-        self.stopped_early_: bool = stopped_early
-        self.model_card_: dict[str, Any] | None = fitted.model_card
-        self.calibration_ = fitted.calibration
-        self.precision_checks_: dict[str, dict[str, Any]] = dict(fitted.precision_checks)
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "model_")
-
-    def _check_fitted(self) -> ClothingNet:
-        if not hasattr(self, "model_"):
-            raise NotFittedError(
-                "This ClothingClassifier is not fitted yet: call fit(...) first, or get a "
-                "trained one with ClothingClassifier.load(path)."
-            )
-        return self.model_
-
-    def predictor(self) -> Predictor:
-        """The fitted networks with their preprocessing: what ``predict``, the export and
-        the report run (a :class:`~clothingclf.predictor.Predictor`).
-
-        Raises:
-            NotFittedError: The classifier was not fitted or loaded.
-        """
-        model = self._check_fitted()
-        rest = list(getattr(self, "networks_", [])[1:])
-        return Predictor(
-            networks=((model, self.preprocessing_), *rest),
-            classes=tuple(self.classes_),
-            device=self.device_,
-            tta=bool(getattr(self.config_, "tta", False)),
-            calibration=getattr(self, "calibration_", Calibration()),
-            precision_checks=self.precision_checks_,
-        )
-
-    # ------------------------------------------------------------------ prediction
-
-    def predict_proba(self, x: Any, **options: Unpack[InferenceOptions]) -> np.ndarray:
-        """Class probabilities of one or several images.
-
-        Args:
-            x: A path (str or :class:`~pathlib.Path`), the bytes of an image file, a
-                :class:`PIL.Image.Image`, an array (H×W×3 ``uint8`` or H×W greyscale; N×H×W×3
-                for several), a tensor (3×H×W; N×3×H×W for several), a list of any of these,
-                or a table with a ``path`` column (a split).
-            **options: How to run it, each optional
-                (:class:`~clothingclf.predictor.InferenceOptions`): ``tta`` (average with
-                the mirror image, twice the work; default: the model's own),
-                ``batch_size`` (images per forward pass, 32), ``engine`` (``"auto"``,
-                ``"torch"``, ``"onnxruntime"``, ``"openvino"``), ``precision`` (``"auto"``: float32,
-                ``"float32"``, ``"bfloat16"``), ``decode_threads`` (photos decoded while
-                the network runs; up to 4), ``balance`` (for a model trained with
-                ``logit_adjustment``, like the bundled one: ``"accuracy"`` for the most
-                photos right, ``"balanced"`` for every class alike, or a number between;
-                default: the model's own).
-
-        Returns:
-            An array of shape (number of images, number of classes); each row sums to 1;
-            columns in :attr:`classes_` order.
-
-        Raises:
-            NotFittedError: The classifier was not fitted or loaded.
-            ImageNotFoundError: A path does not exist (the message names it).
-            InvalidImageError: An input is not a decodable image (the message names it).
-            InvalidParameterError: An unknown option or a value it does not take.
-            MissingDependencyError: ``engine="onnxruntime"`` or ``"openvino"`` without
-                its extra.
-        """
-        return self.predictor().probabilities(x, **options)
-
-    @overload
-    def predict(
-        self,
-        x: str | os.PathLike[str] | bytes | Image.Image,
-        **options: Unpack[InferenceOptions],
-    ) -> str: ...
-    @overload
-    def predict(
-        self,
-        x: list[Any] | tuple[Any, ...] | pd.DataFrame | pd.Series,
-        **options: Unpack[InferenceOptions],
-    ) -> list[str]: ...
-    @overload
-    def predict(
-        self,
-        x: np.ndarray | torch.Tensor,
-        **options: Unpack[InferenceOptions],
-    ) -> str | list[str]: ...
-
-    def predict(self, x: Any, **options: Unpack[InferenceOptions]) -> str | list[str]:
-        """The most probable class of one image, or of each of several.
-
-        Args:
-            x: Any input of :meth:`predict_proba`.
-            **options: The options of :meth:`predict_proba` (``tta``, ``batch_size``,
-                ``engine``, ``precision``, ``decode_threads``).
-
-        Returns:
-            A class name for one image (a path, bytes, a Pillow image, an H×W(×3) array, a
-            3×H×W tensor); a list of class names for a list, a table, an N×H×W×3 array or
-            an N×3×H×W tensor.
-
-        Raises:
-            NotFittedError: The classifier was not fitted or loaded.
-            ImageNotFoundError: A path does not exist.
-            InvalidImageError: An input is not a decodable image.
-        """
-        probabilities = self.predict_proba(x, **options)
-        labels = [self.classes_[i] for i in probabilities.argmax(1)] if len(probabilities) else []
-        return labels[0] if as_images(x)[1] else labels
-
-    @overload
-    def predict_top(
-        self,
-        x: str | os.PathLike[str] | bytes | Image.Image,
-        k: int = 3,
-        *,
-        min_score: float | None = None,
-        **options: Unpack[InferenceOptions],
-    ) -> Prediction: ...
-    @overload
-    def predict_top(
-        self,
-        x: list[Any] | tuple[Any, ...] | pd.DataFrame | pd.Series,
-        k: int = 3,
-        *,
-        min_score: float | None = None,
-        **options: Unpack[InferenceOptions],
-    ) -> list[Prediction]: ...
-    @overload
-    def predict_top(
-        self,
-        x: np.ndarray | torch.Tensor,
-        k: int = 3,
-        *,
-        min_score: float | None = None,
-        **options: Unpack[InferenceOptions],
-    ) -> Prediction | list[Prediction]: ...
-
-    def predict_top(
-        self,
-        x: Any,
-        k: int = 3,
-        *,
-        min_score: float | None = None,
-        **options: Unpack[InferenceOptions],
-    ) -> Prediction | list[Prediction]:
-        """The most probable class with its probability, and the ``k`` most probable;
-        with ``min_score``, abstain on the photos the model is not sure of.
-
-        The probabilities are calibrated (:attr:`calibration_`), so a threshold means what
-        it says: :meth:`evaluate`'s coverage curve gives, for each ``min_score``, the share
-        of photos labelled and their accuracy (for the bundled model, see the model card).
-
-        Args:
-            x: Any input of :meth:`predict_proba`.
-            k: How many ``(label, probability)`` pairs to give (at most the number of
-                classes).
-            min_score: Give ``label=None`` (abstain: leave the photo to a person) where the
-                top probability is below this (0 to 1); ``None``: always label.
-            **options: The options of :meth:`predict_proba`.
-
-        Returns:
-            A :class:`Prediction` for one image, a list of them for several (same rule as
-            :meth:`predict`).
-
-        Raises:
-            InvalidParameterError: ``k`` is not a positive int, or ``min_score`` is not a
-                number from 0 to 1.
-            NotFittedError: The classifier was not fitted or loaded.
-
-        Example:
-            >>> from clothingclf.pretrained import sample_photos
-            >>> clf = ClothingClassifier.pretrained(device="cpu")
-            >>> sure = clf.predict_top(sample_photos()["path"], min_score=0.9)
-            >>> all(p.label is None or p.score >= 0.9 for p in sure)
-            True
-        """
-        predictions = self.predictor().top(x, k, min_score=min_score, **options)
-        return predictions[0] if as_images(x)[1] else predictions
-
-    def evaluate(
-        self, split: pd.DataFrame | DatasetSplits, *, balance: Balance | None = None
-    ) -> EvaluationReport:
-        """Accuracy, balanced accuracy, macro F1, per-class scores, confusion matrix, and
-        how far the returned probabilities can be trusted: expected calibration error with
-        its reliability table, and the coverage curve (accuracy at each ``min_score``).
-
-        Args:
-            split: A table with columns ``path`` and ``label`` (e.g. ``splits.test``); a
-                :class:`~clothingclf.DatasetSplits` is evaluated on its ``test`` split.
-            balance: Evaluate the labels of this ``balance`` (see :meth:`predict_proba`);
-                ``None``: the model's own.
-
-        Returns:
-            The :class:`~clothingclf.EvaluationReport`.
-
-        Raises:
-            NotFittedError: The classifier was not fitted or loaded.
-            MissingColumnsError: The table lacks ``path`` or ``label``.
-            EmptyDatasetError: The table has no rows.
-            DatasetError: The table has labels the model does not know.
-        """
-        table = split.test if is_splits(split) else split
-        y_true, probabilities = self._labelled_probabilities(
-            table, "The evaluated split", True, balance
-        )
-        return evaluation_report(
-            y_true, probabilities.argmax(1), classes=self.classes_, probabilities=probabilities
-        )
-
-    def _labelled_probabilities(
-        self,
-        table: Any,
-        what: str,
-        calibrated: bool,
-        balance: Balance | None = None,
-        precision: Literal["auto", "float32"] = "auto",
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The label ids and the probabilities of a labelled split table."""
-        predictor = self.predictor()
-        if not isinstance(table, pd.DataFrame):
-            raise InvalidParameterError(
-                f"{what} must be a table with path and label columns, or DatasetSplits; "
-                f"found {type(table).__name__}."
-            )
-        require_columns(table, ("path", "label"), what)
-        if len(table) == 0:
-            raise EmptyDatasetError(f"{what} has no rows.")
-        y_true = predictor.label_ids(table, what)
-        probabilities = predictor.probabilities(
-            table, calibrated=calibrated, balance=balance, precision=precision
-        )
-        return y_true, probabilities
-
-    # ------------------------------------------------------------------ files
-
-    def save(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        weights_dtype: Literal["float32", "float16", "bfloat16"] = "float32",
-        model_card: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Save the fitted model in one safetensors file that loads without running code.
-
-        The file (see :mod:`clothingclf.checkpoint`) holds the weights of every network as
-        tensors, and as JSON in its header the architecture, the class names, each
-        network's preprocessing, the training configuration, the validation metrics (best
-        and final), which of the two weight sets it holds, the history, the library and
-        format versions, and a SHA-256 of the tensors. It is written atomically: an
-        interrupted save leaves any previous file intact.
-
-        Args:
-            path: The file to write (conventionally ``*.safetensors``); parent folders are
-                created.
-            weights_dtype: Store floating-point weights in this type: ``"float16"`` halves
-                the file (:meth:`load` computes in float32 again; measure the effect on
-                your test split, as ``docs/model_card.rst`` does for the bundled model).
-            model_card: What the model is for, its data, licence and test metrics: a dict
-                of plain values, stored as is and given back as :attr:`model_card_`.
-
-        Raises:
-            NotFittedError: The classifier was not fitted or loaded.
-            InvalidParameterError: ``weights_dtype`` is not one of the three, or
-                ``model_card`` holds something other than plain values.
-            SaveError: The file could not be written (disk full, permissions).
-        """
-        networks = list(self.predictor().networks)
-        card = model_card if model_card is not None else getattr(self, "model_card_", None)
-        if card is not None and not isinstance(card, Mapping):
-            raise InvalidParameterError(
-                "model_card must be a mapping of plain values (str keys; str, number, bool, "
-                f"None, lists and mappings of them); found {type(card).__name__}."
-            )
-        fitted = FittedModel(
-            networks=networks,
-            spec=self.model_spec_,
-            classes=self.classes_,
-            config=self.config_,
-            history=self.history_,
-            metrics={
-                "best_val_accuracy": self.best_val_accuracy_,
-                "final_val_accuracy": self.final_val_accuracy_,
-                "best_epoch": self.best_epoch_,
-                **(
-                    {"teacher_image_passes": self.teacher_image_passes_}
-                    if self.teacher_image_passes_ is not None
-                    else {}
-                ),
-            },
-            holds=self.kept_,
-            params=estimator_params(self.get_params(deep=False), skip=("device", *_OPTION_NAMES)),
-            model_card=dict(card) if card is not None else None,
-            calibration=getattr(self, "calibration_", Calibration()),
-            precision_checks=self.precision_checks_,
-        )
-        atomic_save(model_payload(fitted, weights_dtype), path)
-
-    def export(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        format: Literal["onnx", "torchscript"] = "onnx",
-        opset: int | None = None,
-        verify: bool = True,
-    ) -> ExportedModel:
-        """Export to ONNX or TorchScript (see :func:`~clothingclf.export_model`).
-
-        The graph maps normalised float32 images N×3×H×W (any N) to probabilities N×C;
-        ``<path>.json`` beside it holds the class names and the preprocessing. A model of
-        several networks becomes one graph with an input per network (``input``,
-        ``input_2``, ...: each network's view of the same photos) that averages their
-        probabilities, as :meth:`predict_proba` does.
-
-        Args:
-            path: The file to write (``model.onnx``, ``model.ts.pt``).
-            format: ``"onnx"`` (needs ``pip install "clothingclf[onnx]"``) or
-                ``"torchscript"``.
-            opset: The ONNX opset (default 17).
-            verify: Compare the exported model with this one on random batches of 1 and 3.
-
-        Returns:
-            The :class:`~clothingclf.ExportedModel` (paths, metadata, measured difference).
-
-        Raises:
-            NotFittedError: The classifier was not fitted or loaded.
-            ExportError: The export failed or is not faithful to 1e-4; no file is written.
-        """
-        from .export import export_model
-
-        return export_model(self, path, format=format, opset=opset, verify=verify)
+    def _file_params(self) -> dict[str, Any]:
+        return estimator_params(self.get_params(deep=False), skip=("device", *_OPTION_NAMES))
 
     @classmethod
     def pretrained(
@@ -829,39 +282,11 @@ class ClothingClassifier(BaseEstimator):  # type: ignore[misc]
         if fitted.spec.get("kind") == "module":
             kwargs["backbone"] = backbone
         clf = cls(**kwargs)
-        clf._adopt(fitted, resolved)
+        clf._keep(fitted, resolved, interrupted=False, stopped_early=False)
         return clf
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def teacher_probabilities(
-    teacher: ClothingClassifier | str | os.PathLike[str], train: pd.DataFrame, classes: Any
-) -> tuple[np.ndarray, int]:
-    """A teacher's uncalibrated probabilities for each row of ``train`` (columns in
-    ``classes`` order), and the network passes they cost."""
-    if isinstance(teacher, (str, os.PathLike)):
-        teacher = ClothingClassifier.load(teacher)
-    if not isinstance(teacher, ClothingClassifier):
-        raise InvalidParameterError(
-            "teacher must be a fitted ClothingClassifier or the path of a model file; "
-            f"found {type(teacher).__name__}."
-        )
-    teacher._check_fitted()
-    missing = [name for name in classes if name not in teacher.classes_]
-    if missing:
-        raise InvalidParameterError(
-            f"The teacher does not know the classes {missing} of the training table; "
-            f"it was trained on {teacher.classes_}. Use a teacher of the same classes."
-        )
-    predictor = teacher.predictor()
-    probabilities = predictor.probabilities(train, calibrated=False)
-    columns = [teacher.classes_.index(name) for name in classes]
-    taught = probabilities[:, columns]
-    taught = taught / np.clip(taught.sum(1, keepdims=True), 1e-12, None)
-    passes = len(train) * len(predictor.networks) * (2 if predictor.tta else 1)
-    return taught, passes
 
 
 def _unknown_parameter(name: str) -> InvalidParameterError:
@@ -886,7 +311,3 @@ def _with_settings_in_signature(init: Any) -> None:
 
 
 _with_settings_in_signature(ClothingClassifier.__init__)
-
-
-def _maybe_float(value: Any) -> float | None:
-    return None if value is None else float(value)

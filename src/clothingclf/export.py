@@ -46,11 +46,10 @@ from torch import nn
 
 from ._paths import checked_path, refuse_to_replace_non_file, replacing, write_error
 from ._version import __version__
-from .engines import (
-    ONNX_HINT,
+from .engines.choice import ONNX_HINT
+from .engines.onnx import (
     ONNX_OPSET,
     OUTPUT_NAME,
-    ProbabilityGraph,
     cpu_copy,
     input_names,
     onnx_session,
@@ -65,6 +64,7 @@ from .exceptions import (
     first_line,
 )
 from .predictor import HasPredictor, Predictor
+from .probabilities import ProbabilityGraph
 
 if TYPE_CHECKING:
     from .backbones import Preprocessing

@@ -17,7 +17,7 @@ import contextlib
 import os
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -26,52 +26,37 @@ from PIL import Image
 from typing_extensions import Unpack
 
 from . import engines
-from ._kinds import is_real
 from .backbones import ClothingNet, Preprocessing
 from .calibration import Balance, Calibration
-from .data import ClothingDataset
+from .data import ClothingDataset, label_ids
 from .exceptions import (
-    DatasetError,
     ImageNotFoundError,
     InvalidImageError,
     InvalidParameterError,
     MissingColumnsError,
-    did_you_mean,
 )
+from .inference import (
+    DEFAULT_BATCH_SIZE,
+    InferenceOptions,
+    Prediction,
+    as_images,
+    check_min_score,
+    check_options,
+)
+from .probabilities import Runner, mirror_mean, to_inference_layout
 
 if TYPE_CHECKING:
     from .checkpoint import FittedModel
 
 __all__ = [
-    "DEFAULT_BATCH_SIZE",
-    "INFERENCE_LAYOUT",
     "HasPredictor",
-    "InferenceOptions",
-    "Prediction",
     "Predictor",
-    "as_images",
     "load_for_inference",
-    "to_inference_layout",
 ]
 
-#: Images per forward pass when ``predict`` is given several and no ``batch_size``.
-DEFAULT_BATCH_SIZE = 32
 #: Decoding threads when ``decode_threads`` is not given (more do not help on 2-8 cores,
 #: where the network, not the decoding, is the bottleneck).
 _DEFAULT_DECODE_THREADS = min(4, os.cpu_count() or 1)
-
-#: Prediction runs in float32 in the channels-last layout, faster than the default layout
-#: on the CPU (oneDNN) and on GPUs (cuDNN) with probabilities equal to ~1e-7. Fitted and
-#: loaded models both use it, so save -> load gives identical probabilities.
-INFERENCE_LAYOUT = torch.channels_last
-
-_SINGLE_TYPES = (str, os.PathLike, bytes, bytearray, Image.Image)
-
-
-def to_inference_layout(model: ClothingNet, device: torch.device) -> None:
-    """Move ``model`` to ``device`` in the layout prediction uses, in evaluation mode."""
-    model.to(device)
-    model.to(memory_format=INFERENCE_LAYOUT).eval()
 
 
 def load_for_inference(
@@ -99,38 +84,6 @@ def load_for_inference(
     return fitted, resolved
 
 
-def as_images(x: Any) -> tuple[list[Any], bool]:
-    """The images in ``x`` as a list, and whether ``x`` was a single image.
-
-    Raises:
-        MissingColumnsError: A table without a ``path`` column.
-        InvalidImageError: ``x`` is of a kind that holds no images.
-    """
-    if isinstance(x, pd.DataFrame):
-        if "path" not in x.columns:
-            raise MissingColumnsError(
-                f"The table lacks column 'path' (found: {', '.join(map(str, x.columns))}); "
-                "expected a split of prepare_dataset() or a table of image paths."
-            )
-        return [str(p) for p in x["path"]], False
-    if isinstance(x, pd.Series):
-        return list(x), False
-    if isinstance(x, _SINGLE_TYPES):
-        return [x], True
-    if isinstance(x, np.ndarray):
-        return (list(x), False) if x.ndim == 4 else ([x], True)
-    if isinstance(x, torch.Tensor):
-        if x.layout != torch.strided or x.device.type == "meta":
-            return [x], True  # open_image says why it holds no pixels to read
-        return (list(x), False) if x.ndim == 4 else ([x], True)
-    if isinstance(x, (list, tuple)):
-        return list(x), False
-    raise InvalidImageError(
-        f"Cannot read images from a {type(x).__name__}; expected a path, bytes, a PIL.Image, "
-        "an array, a tensor, a list of these, or a table with a path column."
-    )
-
-
 class _Canvases:
     """One decoded image as the uint8 canvas of every network's view (picklable, for
     DataLoader workers); :meth:`Preprocessing.network_input` finishes them batch-wise."""
@@ -150,150 +103,6 @@ def _inputs(items: Sequence[Any], preprocessings: Sequence[Preprocessing]) -> Cl
         max(prep.draft_size[1] for prep in preprocessings),
     )
     return ClothingDataset(items, _Canvases(preprocessings), draft_size=draft)
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The label of one image, its probability, and the ``k`` most probable labels.
-
-    Attributes:
-        label: The most probable class; ``None`` when asked to abstain below a
-            ``min_score`` that ``score`` does not reach (the photo is left to a person,
-            ``top_k`` still lists the candidates).
-        score: The most probable class's probability (0 to 1).
-        top_k: ``(label, probability)`` pairs, most probable first.
-
-    Example:
-        >>> p = Prediction(label="Hat", score=0.9, top_k=(("Hat", 0.9), ("Shoes", 0.1)))
-        >>> p.to_dict()["top_k"]
-        [{'label': 'Hat', 'score': 0.9}, {'label': 'Shoes', 'score': 0.1}]
-    """
-
-    label: str | None
-    score: float
-    top_k: tuple[tuple[str, float], ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict: ``label``, ``score`` and ``top_k`` as a list of dicts."""
-        return {
-            "label": self.label,
-            "score": self.score,
-            "top_k": [{"label": label, "score": score} for label, score in self.top_k],
-        }
-
-    def flat(self) -> dict[str, Any]:
-        """One table row: ``label``, ``score``, then ``label_2``, ``score_2``, ... for the
-        rest of :attr:`top_k` (the columns of :meth:`flat_columns`).
-
-        Example:
-            >>> Prediction("Hat", 0.9, (("Hat", 0.9), ("Shoes", 0.1))).flat()
-            {'label': 'Hat', 'score': 0.9, 'label_2': 'Shoes', 'score_2': 0.1}
-        """
-        row: dict[str, Any] = {"label": self.label, "score": self.score}
-        for rank, (label, score) in enumerate(self.top_k[1:], start=2):
-            row[f"label_{rank}"], row[f"score_{rank}"] = label, score
-        return row
-
-    @staticmethod
-    def flat_columns(k: int) -> list[str]:
-        """The columns of :meth:`flat` for ``k`` labels per image."""
-        names = ["label", "score"]
-        for rank in range(2, k + 1):
-            names += [f"label_{rank}", f"score_{rank}"]
-        return names
-
-
-class InferenceOptions(TypedDict, total=False):
-    """The keyword options of ``predict``, ``predict_proba``, ``predict_top`` and
-    :meth:`Predictor.probabilities`; each may be left out.
-
-    Attributes:
-        tta: Average each image's probabilities with its mirror image's (twice the
-            work); ``None`` (the default): the model's own default.
-        batch_size: Images per forward pass (``None``: :data:`DEFAULT_BATCH_SIZE`).
-        engine: ``"auto"`` (the default), ``"torch"``, ``"onnxruntime"`` or
-            ``"openvino"`` (:mod:`clothingclf.engines` says what ``auto`` picks).
-        precision: ``"auto"`` (the default: float32, or a reduced precision the model's
-            ``precision_checks_`` allow), ``"float32"``, ``"bfloat16"`` (OpenVINO where
-            the CPU computes it natively, about twice as fast there; torch elsewhere and on
-            GPUs; probabilities change by up to a few hundredths) or ``"int8"`` (OpenVINO,
-            once ``check_precision(split, precision="int8")`` has quantised the model).
-        decode_threads: Threads that decode and resize the next photos while the
-            network runs (``None``: up to 4; 0: decode in the calling thread).
-        calibrated: Apply the model's :class:`~clothingclf.calibration.Calibration`
-            (the default, ``True``); ``False``: the networks' own averaged
-            probabilities. The labels are the same either way, except for a model
-            trained with ``logit_adjustment``, whose networks' own scores are those of
-            ``balance="balanced"``.
-        balance: For a model trained with ``logit_adjustment`` (the bundled one): from 0
-            (``"accuracy"``: the most photos right) to 1 (``"balanced"``: every class
-            alike, the rare ones found more often); ``"middle"`` is 0.5. ``None``: the
-            model's own (its card says which, and what each costs).
-    """
-
-    tta: bool | None
-    batch_size: int | None
-    engine: Literal["auto", "torch", "onnxruntime", "openvino"]
-    precision: Literal["auto", "float32", "bfloat16", "int8"]
-    decode_threads: int | None
-    calibrated: bool
-    balance: Balance | None
-
-
-_OPTION_DEFAULTS: dict[str, Any] = {
-    "tta": None,
-    "batch_size": None,
-    "engine": "auto",
-    "precision": "auto",
-    "decode_threads": None,
-    "calibrated": True,
-    "balance": None,
-}
-
-
-def check_min_score(min_score: Any) -> None:
-    """Raise :class:`InvalidParameterError` unless ``min_score`` is ``None`` or a number
-    from 0 to 1."""
-    if min_score is None:
-        return
-    if not is_real(min_score):
-        raise InvalidParameterError(
-            f"min_score must be a number from 0 to 1 or None; found {min_score!r}."
-        )
-    if not 0.0 <= float(min_score) <= 1.0:
-        raise InvalidParameterError(f"min_score must be from 0 to 1; found {min_score!r}.")
-
-
-def _count(value: Any, *, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
-def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The options with their defaults filled in, each checked."""
-    unknown = sorted(set(options) - set(_OPTION_DEFAULTS))
-    if unknown:
-        hint = did_you_mean(unknown[0], _OPTION_DEFAULTS)
-        raise InvalidParameterError(
-            f"Prediction has no option {unknown[0]!r}.{hint} Its options: "
-            f"{', '.join(_OPTION_DEFAULTS)}."
-        )
-    settings = {**_OPTION_DEFAULTS, **options}
-    if settings["tta"] is not None and not isinstance(settings["tta"], bool):
-        raise InvalidParameterError(f"tta must be True, False or None; found {settings['tta']!r}.")
-    if not isinstance(settings["calibrated"], bool):
-        raise InvalidParameterError(
-            f"calibrated must be True or False; found {settings['calibrated']!r}."
-        )
-    if settings["batch_size"] is not None and not _count(settings["batch_size"], low=1):
-        raise InvalidParameterError(
-            f"batch_size must be a positive int; found {settings['batch_size']!r}."
-        )
-    threads = settings["decode_threads"]
-    if threads is not None and not _count(threads, low=0):
-        raise InvalidParameterError(
-            f"decode_threads must be an int >= 0 (0: decode in this thread); found {threads!r}."
-        )
-    return settings
 
 
 #: What decoding one item gives: its canvases (one per network), or why it cannot be read.
@@ -370,11 +179,16 @@ class Predictor:
             ModelFileError: What :meth:`ClothingClassifier.load
                 <clothingclf.ClothingClassifier.load>` raises for the file.
         """
-        fitted, resolved = load_for_inference(path, device=device)
+        return cls.from_fitted(*load_for_inference(path, device=device))
+
+    @classmethod
+    def from_fitted(cls, fitted: FittedModel, device: torch.device) -> Predictor:
+        """The predictor of a :class:`~clothingclf.checkpoint.FittedModel` whose networks
+        are on ``device`` in the inference layout (what a fit or a model file gives)."""
         return cls(
             networks=tuple(fitted.networks),
             classes=tuple(fitted.classes),
-            device=resolved,
+            device=device,
             tta=fitted.config.tta,
             calibration=fitted.calibration,
             precision_checks=fitted.precision_checks,
@@ -382,7 +196,7 @@ class Predictor:
 
     def calibration_at(self, balance: Balance | None) -> Calibration:
         """The calibration ``probabilities`` applies at ``balance`` (``None``: the
-        model's own; see :class:`InferenceOptions`).
+        model's own; see :class:`~clothingclf.inference.InferenceOptions`).
 
         Raises:
             InvalidParameterError: Not a balance, or a model trained without
@@ -396,8 +210,9 @@ class Predictor:
         Args:
             x: A path, bytes, a Pillow image, an array, a tensor, a list of these, or a
                 table with a ``path`` column.
-            **options: The :class:`InferenceOptions`: ``tta``, ``batch_size``, ``engine``,
-                ``precision``, ``decode_threads``, ``calibrated``, ``balance``.
+            **options: The :class:`~clothingclf.inference.InferenceOptions`: ``tta``,
+                ``batch_size``, ``engine``, ``precision``, ``decode_threads``,
+                ``calibrated``, ``balance``.
 
         Returns:
             ``(number of images, number of classes)`` float64 probabilities.
@@ -408,7 +223,7 @@ class Predictor:
             ImageNotFoundError: A path does not exist.
             InvalidImageError: An input is not a decodable image.
         """
-        settings = _check_options(options)
+        settings = check_options(options)
         settings["calibration"] = self.calibration_at(settings["balance"])
         items, _ = as_images(x)
         if not items:
@@ -435,7 +250,7 @@ class Predictor:
         Raises:
             InvalidParameterError: An unknown option or a value it does not take.
         """
-        settings = _check_options(options)
+        settings = check_options(options)
         settings["calibration"] = self.calibration_at(settings["balance"])
         items = list(items)
         choice = self.engine(settings["engine"], settings["precision"], images=len(items))
@@ -486,7 +301,7 @@ class Predictor:
 
         With both the onnx and the openvino extras, the first ``"auto"`` call that would
         run a compiled engine builds both graphs and times them (a few seconds, once per
-        model and process: :func:`~clothingclf.engines.fastest_engine`).
+        model and process: :func:`~clothingclf.engines.timing.fastest_engine`).
 
         Raises:
             InvalidParameterError: An unknown value, or a pair that cannot run here.
@@ -522,20 +337,14 @@ class Predictor:
                 break
         return inputs
 
-    def _mean(self, run: engines.Runner, canvases: Sequence[torch.Tensor], tta: bool) -> np.ndarray:
+    def _mean(self, run: Runner, canvases: Sequence[torch.Tensor], tta: bool) -> np.ndarray:
         """The mean over the networks of each one's probabilities for its own view
         (``canvases``: uint8 batches, one per network), with its mirror image's if ``tta``."""
         inputs = [
             prep.network_input(canvas.to(self.device))
             for (_, prep), canvas in zip(self.networks, canvases, strict=True)
         ]
-        if tta:  # the photos and their mirror images in one run: one call's overhead, not two
-            both = run([torch.cat([batch, batch.flip(-1)]) for batch in inputs])
-            count = len(inputs[0])
-            probabilities = (both[:count] + both[count:]) / 2
-        else:
-            probabilities = run(inputs)
-        mean: np.ndarray = probabilities.cpu().numpy()
+        mean: np.ndarray = mirror_mean(run, inputs, tta=tta).cpu().numpy()
         return mean
 
     def top(
@@ -546,8 +355,9 @@ class Predictor:
         min_score: float | None = None,
         **options: Unpack[InferenceOptions],
     ) -> list[Prediction]:
-        """A :class:`Prediction` (label, probability, the ``k`` most probable) per image;
-        with ``min_score``, the label is ``None`` where the top probability is below it.
+        """A :class:`~clothingclf.Prediction` (label, probability, the ``k`` most probable)
+        per image; with ``min_score``, the label is ``None`` where the top probability is
+        below it.
 
         Raises:
             InvalidParameterError: ``k`` is not a positive int, ``min_score`` not a number
@@ -562,7 +372,7 @@ class Predictor:
     def prediction(
         self, probabilities: np.ndarray, k: int = 3, *, min_score: float | None = None
     ) -> Prediction:
-        """The :class:`Prediction` of one image's probabilities (``k`` capped at the
+        """The :class:`~clothingclf.Prediction` of one image's probabilities (``k`` capped at the
         number of classes; label ``None`` below ``min_score``)."""
         order = np.argsort(-probabilities, kind="stable")[: min(k, len(self.classes))]
         top = tuple((self.classes[i], float(probabilities[i])) for i in order)
@@ -580,14 +390,12 @@ class Predictor:
             raise MissingColumnsError(
                 f"{what} lacks column 'label' (found: {', '.join(map(str, table.columns))})."
             )
-        index = {str(name): i for i, name in enumerate(self.classes)}
-        unknown = sorted({str(v) for v in table["label"]} - set(index))
-        if unknown:
-            raise DatasetError(
-                f"{what} has labels the model was not trained on: {', '.join(unknown)} "
-                f"(model classes: {', '.join(index)}). Remove those rows or train on them."
-            )
-        return np.array([index[str(v)] for v in table["label"]], dtype=np.int64)
+        return label_ids(
+            table["label"],
+            self.classes,
+            f"{what} has labels the model was not trained on: {{unknown}} (model classes: "
+            "{classes}). Remove those rows or train on them.",
+        )
 
     def predictor(self) -> Predictor:
         """Itself: a Predictor is accepted wherever a fitted classifier is."""

@@ -33,6 +33,17 @@ CROP_FRACTION = 0.875
 ASPECT_RANGE = (0.25, 4.0)
 
 
+def mirrored(batch: torch.Tensor) -> torch.Tensor:
+    """The mirror images (left to right) of a batch ``N x C x H x W``: the one flip of
+    test-time augmentation, for canvases and network inputs alike.
+
+    Example:
+        >>> mirrored(torch.arange(3.0).reshape(1, 1, 1, 3)).tolist()
+        [[[[2.0, 1.0, 0.0]]]]
+    """
+    return batch.flip(-1)
+
+
 def valid_aspect(value: Any) -> bool:
     """Whether ``value`` is a height / width that a view may have (a number, not a bool,
     within :data:`ASPECT_RANGE`; NaN is not)."""
@@ -261,9 +272,7 @@ class Preprocessing:
             torch.Size([1, 3, 2, 2])
         """
         batch = self.center_crop(canvases).float().div_(255.0)
-        if flip:
-            batch = batch.flip(-1)
-        return self.normalize(batch)
+        return self.normalize(mirrored(batch) if flip else batch)
 
     def eval_transform(self) -> Callable[[Image.Image], torch.Tensor]:
         """The evaluation view of one image: :meth:`canvas`, then :meth:`network_input`.

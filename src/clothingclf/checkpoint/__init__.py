@@ -58,8 +58,12 @@ from .model_file import (
 from .training_checkpoint import (
     CHECKPOINT_FORMAT,
     RESUME_FIELDS,
+    TrainingCheckpoint,
     check_resume_settings,
+    damaged_checkpoint,
+    load_training_checkpoint,
     read_training_checkpoint,
+    write_training_checkpoint,
 )
 
 __all__ = [
@@ -69,14 +73,18 @@ __all__ = [
     "MODEL_FILE_KEYS",
     "RESUME_FIELDS",
     "FittedModel",
+    "TrainingCheckpoint",
     "atomic_save",
     "check_payload",
     "check_resume_settings",
+    "damaged_checkpoint",
     "estimator_params",
+    "load_training_checkpoint",
     "model_payload",
     "read_fitted_model",
     "read_model_file",
     "read_training_checkpoint",
     "safe_load",
     "validate_model_payload",
+    "write_training_checkpoint",
 ]

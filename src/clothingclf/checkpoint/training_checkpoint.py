@@ -1,20 +1,28 @@
-"""The training checkpoint of ``fit(checkpoint=...)``: its reader and the settings a resumed
-fit must share with it."""
+"""The training checkpoint of ``fit(checkpoint=...)``, written and read here: its fields
+(:class:`TrainingCheckpoint`), and the settings a resumed fit must share with it."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from ..exceptions import InvalidParameterError, ModelFileError
-from .files import safe_load
+import torch
+
+from ..exceptions import InvalidParameterError, ModelFileError, first_line
+from ..settings import implied_values, resume_settings
+from .files import atomic_save, safe_load
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "RESUME_FIELDS",
+    "TrainingCheckpoint",
     "check_resume_settings",
+    "damaged_checkpoint",
+    "load_training_checkpoint",
     "read_training_checkpoint",
+    "write_training_checkpoint",
 ]
 
 #: The ``format`` of a training checkpoint (``fit(checkpoint=...)``).
@@ -38,47 +46,111 @@ def read_training_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return saved
 
 
-#: Training settings that shape the schedule and the data order: resuming a training
-#: checkpoint needs the same values.
-RESUME_FIELDS = (
-    "epochs",
-    "batch_size",
-    "optimizer",
-    "lr",
-    "momentum",
-    "weight_decay",
-    "schedule",
-    "warmup_epochs",
-    "head_epochs",
-    "size_schedule",
-    "seed",
-    "class_weighted",
-    "label_smoothing",
-    "image_size",
-    "aspect",
-    "ema_decay",
-    "mixup_alpha",
-    "cutmix_alpha",
-    "color_jitter",
-    "distill_weight",
-    "distill_temperature",
-    "logit_adjustment",
-)
+@dataclass
+class TrainingCheckpoint:
+    """What a training checkpoint holds: the state of a fit after ``epoch`` (the head-only
+    stage is epoch 0), enough to go on exactly as an uninterrupted fit would.
 
-# Settings added after checkpoints were first written, as a checkpoint without them ran:
-# these features did not exist, so they were off. (Its image size is not known; it is not
-# compared.)
-_ADDED_OFF = {
-    "ema_decay": 0.0,
-    "mixup_alpha": 0.0,
-    "cutmix_alpha": 0.0,
-    "color_jitter": 0.0,
-    "aspect": 1.0,
-    "logit_adjustment": 0.0,
-    # used only with a teacher, which no fit before them had: their defaults
-    "distill_weight": 0.7,
-    "distill_temperature": 2.0,
-}
+    ``model``, ``best_state``: weights (``best_state``: those of ``best_epoch``);
+    ``average``: the moving average's state, if the fit keeps one; ``optimizer``,
+    ``scheduler``: their ``state_dict``; ``rng``: the random state of torch, NumPy and
+    Python; ``config``: ``TrainConfig.to_dict()``; the validation probabilities of the
+    best and of the latest validated epoch (``None`` in a distributed fit).
+    """
+
+    epoch: int
+    config: dict[str, Any]
+    model: dict[str, torch.Tensor]
+    average: dict[str, Any] | None
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    history: list[dict[str, float]]
+    best_state: dict[str, torch.Tensor] | None
+    best_epoch: int
+    best_val_accuracy: float | None
+    best_val_probabilities: torch.Tensor | None
+    val_probabilities: torch.Tensor | None
+    image_passes: int
+    rng: dict[str, Any]
+
+
+def write_training_checkpoint(checkpoint: TrainingCheckpoint, path: str | os.PathLike[str]) -> None:
+    """Write ``checkpoint`` to ``path`` atomically (a crash leaves the previous one)."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "epoch": checkpoint.epoch,
+        "model": checkpoint.model,
+        "average": checkpoint.average,
+        "optimizer": checkpoint.optimizer,
+        "scheduler": checkpoint.scheduler,
+        "scaler": None,  # bfloat16 autocast needs no gradient scaler
+        "history": checkpoint.history,
+        "best_state": checkpoint.best_state,
+        "best_epoch": checkpoint.best_epoch,
+        "best_val_accuracy": checkpoint.best_val_accuracy,
+        "best_val_probabilities": checkpoint.best_val_probabilities,
+        "val_probabilities": checkpoint.val_probabilities,
+        "image_passes": checkpoint.image_passes,
+        "rng": checkpoint.rng,
+        "config": checkpoint.config,
+    }
+    atomic_save(payload, path)
+
+
+def load_training_checkpoint(path: str | os.PathLike[str]) -> TrainingCheckpoint:
+    """Read a training checkpoint and check the kind of each field.
+
+    Raises:
+        ModelFileError: What :func:`read_training_checkpoint` raises, or a field missing or
+            of the wrong kind (a damaged file).
+    """
+    saved = read_training_checkpoint(path)
+    try:
+        best = saved["best_val_accuracy"]
+        return TrainingCheckpoint(
+            epoch=int(saved["epoch"]),
+            config=dict(saved["config"]),
+            model=_tensors(saved["model"], "model"),
+            average=saved["average"],
+            optimizer=dict(saved["optimizer"]),
+            scheduler=dict(saved["scheduler"]),
+            history=[dict(row) for row in saved["history"]],
+            best_state=_tensors(saved["best_state"], "best_state"),
+            best_epoch=int(saved["best_epoch"]),
+            best_val_accuracy=None if best is None else float(best),
+            best_val_probabilities=_optional_tensor(saved.get("best_val_probabilities")),
+            val_probabilities=_optional_tensor(saved.get("val_probabilities")),
+            image_passes=int(saved["image_passes"]),
+            rng=dict(saved["rng"]),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise damaged_checkpoint(path, error) from None
+
+
+def damaged_checkpoint(path: str | os.PathLike[str], error: Exception) -> ModelFileError:
+    """The error for a training checkpoint that cannot be resumed from."""
+    return ModelFileError(
+        f"{str(path)!r} is a damaged training checkpoint ({type(error).__name__}: "
+        f"{first_line(error)}). Resume from an earlier copy, or start the fit again."
+    )
+
+
+def _tensors(value: Any, what: str) -> dict[str, torch.Tensor]:
+    if not isinstance(value, dict) or not all(isinstance(v, torch.Tensor) for v in value.values()):
+        raise TypeError(f"{what} is not a dict of tensors")
+    return value
+
+
+def _optional_tensor(value: Any) -> torch.Tensor | None:
+    if value is not None and not isinstance(value, torch.Tensor):
+        raise TypeError("validation probabilities are not a tensor")
+    return value
+
+
+#: Training settings that shape the schedule, the data order or the loss (declared with
+#: ``resume=True`` in :mod:`clothingclf.settings`): resuming a training checkpoint needs
+#: the same values.
+RESUME_FIELDS: tuple[str, ...] = resume_settings()
 
 
 def check_resume_settings(
@@ -91,7 +163,9 @@ def check_resume_settings(
     Raises:
         InvalidParameterError: The fields that differ, with both values.
     """
-    recorded = {**_ADDED_OFF, "image_size": current["image_size"], **saved}
+    # What a checkpoint written before a setting was added ran with; its image size it does
+    # not tell (the classifier's parameter then), so that one is not compared.
+    recorded = {**implied_values(), "image_size": current["image_size"], **saved}
     different = [
         f"{name} (checkpoint {recorded.get(name)!r}, now {current[name]!r})"
         for name in RESUME_FIELDS

@@ -22,13 +22,14 @@ from .prepare import prepare_dataset
 from .report import DatasetReport
 from .sources import open_splits
 from .splits import DatasetSplits, load_splits
-from .tables import IMAGE_FOLDERS
+from .tables import IMAGE_FOLDERS, label_ids
 
 __all__ = [
     "IMAGE_FOLDERS",
     "ClothingDataset",
     "DatasetReport",
     "DatasetSplits",
+    "label_ids",
     "load_splits",
     "open_splits",
     "prepare_dataset",

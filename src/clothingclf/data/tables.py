@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from ..exceptions import (
     UnsafePathError,
 )
 
-__all__ = ["IMAGE_FOLDERS", "file_name", "find_images_dir", "locate", "read_rows"]
+__all__ = ["IMAGE_FOLDERS", "file_name", "find_images_dir", "label_ids", "locate", "read_rows"]
 
 #: Folder names searched, in this order, for the images beside ``images.csv``: the GitHub
 #: release uses ``images/``; the Kaggle release ships ``images_compressed/`` (used by the
@@ -214,3 +215,22 @@ def find_images_dir(root: Path, images_dir: str | None) -> Path:
         f"{str(root)!r} has no images folder (looked for {', '.join(candidates)}). Expected "
         "the photos as images/<image>.jpg beside images.csv."
     )
+
+
+def label_ids(labels: pd.Series, classes: Sequence[str], problem: str) -> np.ndarray:
+    """The index in ``classes`` of each label: the one mapping of labels to the network's
+    outputs, for fitting and for scoring alike.
+
+    Raises:
+        DatasetError: Labels outside ``classes``: ``problem`` with ``{unknown}`` and
+            ``{classes}`` filled in (each a comma-separated list).
+
+    Example:
+        >>> label_ids(pd.Series(["Hat", "Dress"]), ["Dress", "Hat"], "{unknown}").tolist()
+        [1, 0]
+    """
+    index = {str(name): i for i, name in enumerate(classes)}
+    unknown = sorted({str(v) for v in labels} - set(index))
+    if unknown:
+        raise DatasetError(problem.format(unknown=", ".join(unknown), classes=", ".join(index)))
+    return np.array([index[str(v)] for v in labels], dtype=np.int64)
