@@ -5,6 +5,8 @@
 A refactoring that must not change what ``predict_proba`` returns is checked this way: run
 ``bench_predict.py --probabilities`` on the commit before and the commit after (same
 machine, same photos), then compare. Prints one line per run and exits 1 if any differs.
+Two rows may differ for reasons of their own: ``engine='auto'`` (which engine wins the
+timing) and int8 (the quantisation).
 """
 
 from __future__ import annotations

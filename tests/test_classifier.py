@@ -473,3 +473,45 @@ def test_half_precision_that_overflows_is_refused_before_writing(
             )  # its range is float32's
         finally:
             fitted.model_.head.bias.copy_(original)
+
+
+def test_learned_attributes_are_read_from_the_fitted_model(
+    fitted: ClothingClassifier, synthetic_splits: DatasetSplits
+) -> None:
+    import copy
+    import pickle
+
+    assert fitted.classes_ is fitted.fitted_.classes
+    assert fitted.model_ is fitted.networks_[0][0]
+    with pytest.raises(AttributeError, match="set networks_ instead"):
+        fitted.model_ = fitted.model_
+    # a shallow copy's attributes are set apart from the original's
+    other = copy.copy(fitted)
+    other.history_ = []
+    assert fitted.history_ and other.fitted_ is not fitted.fitted_
+    # a classifier pickled by 0.2 kept each attribute apart: it comes back fitted
+    old = {k: v for k, v in vars(fitted).items() if k != "fitted_"}
+    model = fitted.fitted_
+    old.update(
+        networks_=model.networks,
+        model_=model.networks[0][0],
+        preprocessing_=model.networks[0][1],
+        config_=model.config,
+        model_spec_=model.spec,
+        classes_=model.classes,
+        history_=model.history,
+        best_epoch_=fitted.best_epoch_,
+        best_val_accuracy_=fitted.best_val_accuracy_,
+        final_val_accuracy_=fitted.final_val_accuracy_,
+        kept_=model.holds,
+        teacher_image_passes_=None,
+        model_card_=None,
+        calibration_=model.calibration,
+        precision_checks_={},
+    )
+    restored = ClothingClassifier.__new__(ClothingClassifier)
+    restored.__setstate__(pickle.loads(pickle.dumps(old)))
+    assert restored.__sklearn_is_fitted__() and "model_" not in vars(restored)
+    assert (restored.best_epoch_, restored.kept_) == (fitted.best_epoch_, fitted.kept_)
+    paths = list(synthetic_splits.test["path"][:4])
+    np.testing.assert_array_equal(restored.predict_proba(paths), fitted.predict_proba(paths))

@@ -405,6 +405,30 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(
     assert resumed.best_epoch == reference.best_epoch
 
 
+def test_a_checkpoint_written_before_the_first_validation_resumes(
+    synthetic_splits: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # val_every=2: epoch 1 is not validated, so its checkpoint holds no best weights yet
+    cfg = config(epochs=3, head_epochs=0, val_every=2)
+    reference = fit(synthetic_splits, cfg)
+
+    def interrupt_at_the_first_validation(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "evaluate", interrupt_at_the_first_validation)
+    checkpoint = tmp_path / "run.ckpt"
+    stopped = fit(synthetic_splits, cfg, checkpoint_path=checkpoint)
+    monkeypatch.undo()
+    saved = safe_load(checkpoint, what="training checkpoint")
+    assert stopped.interrupted and saved["epoch"] == 1 and saved["best_state"] is None
+
+    resumed = fit(synthetic_splits, cfg, model=tiny_net(seed=123), resume=checkpoint)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    for key, value in reference.final_state.items():
+        assert torch.equal(value, resumed.final_state[key]), key
+    assert resumed.best_epoch == reference.best_epoch
+
+
 # ------------------------------------------------------------------ mixup and cutmix
 
 

@@ -21,13 +21,13 @@ import torch
 from sklearn.base import BaseEstimator
 
 from .checkpoint import estimator_params
-from .devices import resolve_device
 from .exceptions import InvalidParameterError, did_you_mean
 from .fitted_methods import FittedMethods
 from .fitting import MIN_CALIBRATION_IMAGES, fit_model
 from .inference import Prediction
 from .predictor import load_for_inference
 from .settings import all_settings, resolve_config, resolve_options
+from .training.tables import fit_tables
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -105,6 +105,8 @@ class ClothingClassifier(FittedMethods, BaseEstimator):  # type: ignore[misc]
         precision_checks_: What each reduced precision was measured to cost, by
             :meth:`check_precision` (``{}`` without one); ``engine="auto"`` reads it.
         device_: The :class:`torch.device` the model lives on.
+        fitted_: The :class:`~clothingclf.checkpoint.FittedModel` every attribute above
+            (but ``device_``) is read from: what :meth:`save` writes.
 
     Example:
         >>> import tempfile, clothingclf
@@ -196,16 +198,16 @@ class ClothingClassifier(FittedMethods, BaseEstimator):  # type: ignore[misc]
             WeightsUnavailableError: The pretrained weights cannot be obtained.
             TrainingDivergedError: The loss became NaN or infinite.
         """
+        tables = fit_tables(data, val_df)
         config = resolve_config(self.recipe, **{n: getattr(self, n) for n in _LEARNED_NAMES})
         options = resolve_options(**{name: getattr(self, name) for name in _OPTION_NAMES})
         outcome = fit_model(
             self.backbone,
             self.weights,
-            data,
-            val_df,
+            tables,
             config=config,
             options=options,
-            device=resolve_device(self.device),
+            device=self.device,
             teacher=teacher,
             resume=resume,
             checkpoint=checkpoint,

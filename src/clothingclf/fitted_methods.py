@@ -26,7 +26,7 @@ from typing_extensions import Unpack
 
 from .backbones import ClothingNet, Preprocessing
 from .calibration import Balance, Calibration
-from .checkpoint import FittedModel, atomic_save, model_payload
+from .checkpoint import FittedModel, atomic_save, gathered_state, model_payload
 from .data.splits import is_splits
 from .exceptions import InvalidParameterError, NotFittedError
 from .fitting import fit_calibration, labelled_probabilities, measure_precision
@@ -50,8 +50,11 @@ class Learned(Generic[T]):
     """A learned attribute (``classes_``, ...): read from the :class:`FittedModel` the
     estimator keeps, and written to it where ``field`` names one of its fields."""
 
-    def __init__(self, read: Callable[[FittedModel], T] | str) -> None:
+    def __init__(self, read: Callable[[FittedModel], T] | str, source: str = "") -> None:
+        """``read``: the name of a field of the :class:`FittedModel`, or a function of it;
+        ``source`` (read-only attributes): what to set instead, for the error."""
         self.field = read if isinstance(read, str) else None
+        self.source = f"; set {source} instead" if source else " and cannot be set"
         self.read = read if callable(read) else lambda fitted: getattr(fitted, str(self.field))
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -66,7 +69,7 @@ class Learned(Generic[T]):
 
     def __set__(self, obj: FittedMethods, value: T) -> None:
         if self.field is None:
-            raise AttributeError(f"{self.name} is read from networks_ and the metrics; set those.")
+            raise AttributeError(f"{self.name} is read from the fitted model{self.source}.")
         setattr(obj._fitted(), self.field, value)
 
 
@@ -84,8 +87,8 @@ class FittedMethods:
     :class:`~clothingclf.ClothingClassifier`, which documents each)."""
 
     networks_ = Learned[list[tuple[ClothingNet, Preprocessing]]]("networks")
-    model_ = Learned[ClothingNet](lambda fitted: fitted.networks[0][0])
-    preprocessing_ = Learned[Preprocessing](lambda fitted: fitted.networks[0][1])
+    model_ = Learned[ClothingNet](lambda fitted: fitted.networks[0][0], "networks_")
+    preprocessing_ = Learned[Preprocessing](lambda fitted: fitted.networks[0][1], "networks_")
     config_ = Learned[TrainConfig]("config")
     model_spec_ = Learned[dict[str, Any]]("spec")
     classes_ = Learned[list[str]]("classes")
@@ -103,9 +106,21 @@ class FittedMethods:
     interrupted_: bool
     stopped_early_: bool
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle; a classifier pickled by 0.2, which kept each learned attribute apart,
+        gets them gathered into its :class:`FittedModel`."""
+        if "networks_" in state and "fitted_" not in state:
+            state = gathered_state(state)
+        restore = getattr(super(), "__setstate__", None)
+        if restore is not None:
+            restore(state)
+        else:
+            self.__dict__.update(state)
+
     def __copy__(self) -> Self:
-        """A shallow copy whose learned attributes are set apart from the original's: it
-        holds a copy of the :class:`FittedModel` (sharing its networks and values)."""
+        """A shallow copy whose learned attributes can be set apart from the original's:
+        it holds a shallow copy of the :class:`FittedModel` (the networks, and mutable
+        values such as ``precision_checks_``, are shared, as ``copy.copy`` shares them)."""
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         if "fitted_" in vars(self):

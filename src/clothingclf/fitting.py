@@ -25,13 +25,14 @@ import torch
 
 from .calibration import Balance, Calibration, class_prior
 from .checkpoint import FittedModel
+from .devices import resolve_device
 from .engines import build_int8, choose_engine
 from .exceptions import EmptyDatasetError, InvalidParameterError
 from .predictor import HasPredictor, Predictor
 from .quantization import CALIBRATION_PHOTOS
 from .settings import RunOptions, TrainConfig
 from .training import fit_networks
-from .training.tables import fit_tables, require_columns
+from .training.tables import FitTables, require_columns
 
 __all__ = [
     "MIN_CALIBRATION_IMAGES",
@@ -62,21 +63,21 @@ class FitOutcome:
 def fit_model(
     backbone: Any,
     weights: Any,
-    data: Any,
-    val_df: pd.DataFrame | None,
+    tables: FitTables,
     *,
     config: TrainConfig,
     options: RunOptions,
-    device: torch.device,
+    device: str | torch.device,
     teacher: HasPredictor | str | os.PathLike[str] | None = None,
     resume: str | os.PathLike[str] | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
 ) -> FitOutcome:
-    """Train the networks of ``config`` on ``data`` (see
+    """Train the networks of ``config`` on ``tables`` (what
+    :func:`~clothingclf.training.tables.fit_tables` made of ``fit``'s arguments; see
     :meth:`ClothingClassifier.fit <clothingclf.ClothingClassifier.fit>` for the arguments
     and errors) and calibrate them on the validation split when it has at least
     :data:`MIN_CALIBRATION_IMAGES` photos and the fit was not interrupted."""
-    train, val_table, classes, class_weights = fit_tables(data, val_df)
+    train, val_table, classes, class_weights = tables
     taught = None if teacher is None else teacher_probabilities(teacher, train, classes)
     ensemble = fit_networks(
         backbone,
@@ -87,7 +88,7 @@ def fit_model(
         class_weights=class_weights,
         config=config,
         options=options,
-        device=device,
+        device=resolve_device(device),
         checkpoint=checkpoint,
         resume=resume,
         teacher_probabilities=None if taught is None else taught[0],
@@ -209,8 +210,8 @@ def measure_precision(
     if precision == "int8":
         spread = table.sample(min(len(table), CALIBRATION_PHOTOS), random_state=0)
         calibration = predictor.network_inputs(spread["path"].tolist(), CALIBRATION_PHOTOS)
-        models = [model for model, _ in predictor.networks]
-        build_int8(models, [p.input_shape for _, p in predictor.networks], calibration)
+        networks = [network for network, _ in predictor.networks]
+        build_int8(networks, [p.input_shape for _, p in predictor.networks], calibration)
     reduced = predictor.probabilities(table, engine="openvino", precision=precision)
     return {
         "top1_change": float(

@@ -393,8 +393,9 @@ class Predictor:
         return label_ids(
             table["label"],
             self.classes,
-            f"{what} has labels the model was not trained on: {{unknown}} (model classes: "
+            "{what} has labels the model was not trained on: {unknown} (model classes: "
             "{classes}). Remove those rows or train on them.",
+            what=what,
         )
 
     def predictor(self) -> Predictor:

@@ -95,22 +95,31 @@ def mirror_mean(
 
 
 class TorchRunner:
-    """A :data:`Runner` of networks in eager PyTorch on their device: channels-last
-    inputs, float32 (or under bfloat16 autocast with ``bf16``), the softmax in float64."""
+    """A :data:`Runner` of networks in eager PyTorch on their device: inputs in ``layout``
+    (:data:`INFERENCE_LAYOUT` unless a fit runs without it), float32 (or under bfloat16
+    autocast with ``bf16``), the softmax in float64 (on the CPU for a device without
+    float64, such as Apple's MPS)."""
 
     def __init__(
-        self, models: Sequence[torch.nn.Module], device: torch.device, *, bf16: bool
+        self,
+        models: Sequence[torch.nn.Module],
+        device: torch.device,
+        *,
+        bf16: bool,
+        layout: torch.memory_format = INFERENCE_LAYOUT,
     ) -> None:
         self.models = list(models)
         self.device = device
         self.bf16 = bf16
+        self.layout = layout
 
     def __call__(self, batches: Sequence[torch.Tensor]) -> torch.Tensor:
         outputs = []
         for model, batch in zip(self.models, batches, strict=True):
-            batch = batch.contiguous(memory_format=INFERENCE_LAYOUT)
+            batch = batch.contiguous(memory_format=self.layout)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                outputs.append(model(batch).double())
+                scores = model(batch)
+            outputs.append((scores.cpu() if scores.device.type == "mps" else scores).double())
         return network_mean(outputs)
 
 

@@ -47,7 +47,13 @@ previous file as it was.
 from __future__ import annotations
 
 from .files import atomic_save, check_payload, safe_load
-from .fitted import FittedModel, estimator_params, model_payload, read_fitted_model
+from .fitted import (
+    FittedModel,
+    estimator_params,
+    gathered_state,
+    model_payload,
+    read_fitted_model,
+)
 from .model_file import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -79,6 +85,7 @@ __all__ = [
     "check_resume_settings",
     "damaged_checkpoint",
     "estimator_params",
+    "gathered_state",
     "load_training_checkpoint",
     "model_payload",
     "read_fitted_model",

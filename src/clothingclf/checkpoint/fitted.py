@@ -23,7 +23,13 @@ from ..settings import TrainConfig, implied_values
 from .files import check_payload
 from .model_file import FORMAT_NAME, FORMAT_VERSION, read_model_file
 
-__all__ = ["FittedModel", "estimator_params", "model_payload", "read_fitted_model"]
+__all__ = [
+    "FittedModel",
+    "estimator_params",
+    "gathered_state",
+    "model_payload",
+    "read_fitted_model",
+]
 
 WeightsDtype = Literal["float32", "float16", "bfloat16"]
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -130,6 +136,33 @@ def model_payload(fitted: FittedModel, weights_dtype: WeightsDtype = "float32") 
             for (_, prep), state in zip(fitted.networks[1:], states[1:], strict=True)
         ]
     return payload
+
+
+def gathered_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The pickled state of a classifier of 0.2, which kept each learned attribute apart
+    (``classes_``, ``config_``, ...), with them gathered into its ``fitted_``."""
+    state = dict(state)
+    metrics = ("best_epoch", "best_val_accuracy", "final_val_accuracy")
+    passes = state.pop("teacher_image_passes_", None)
+    state["fitted_"] = FittedModel(
+        networks=state.pop("networks_"),
+        spec=state.pop("model_spec_"),
+        classes=state.pop("classes_"),
+        config=state.pop("config_"),
+        history=state.pop("history_"),
+        metrics={
+            **{name: state.pop(name + "_", None) for name in metrics},
+            **({"teacher_image_passes": passes} if passes is not None else {}),
+        },
+        holds=state.pop("kept_"),
+        params={},
+        model_card=state.pop("model_card_", None),
+        calibration=state.pop("calibration_", Calibration()),
+        precision_checks=state.pop("precision_checks_", {}),
+    )
+    for derived in ("model_", "preprocessing_"):
+        state.pop(derived, None)
+    return state
 
 
 def read_fitted_model(

@@ -115,7 +115,10 @@ def load_training_checkpoint(path: str | os.PathLike[str]) -> TrainingCheckpoint
             optimizer=dict(saved["optimizer"]),
             scheduler=dict(saved["scheduler"]),
             history=[dict(row) for row in saved["history"]],
-            best_state=_tensors(saved["best_state"], "best_state"),
+            # None until an epoch is validated (val_every > 1)
+            best_state=None
+            if saved["best_state"] is None
+            else _tensors(saved["best_state"], "best_state"),
             best_epoch=int(saved["best_epoch"]),
             best_val_accuracy=None if best is None else float(best),
             best_val_probabilities=_optional_tensor(saved.get("best_val_probabilities")),

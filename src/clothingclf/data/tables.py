@@ -217,13 +217,13 @@ def find_images_dir(root: Path, images_dir: str | None) -> Path:
     )
 
 
-def label_ids(labels: pd.Series, classes: Sequence[str], problem: str) -> np.ndarray:
+def label_ids(labels: pd.Series, classes: Sequence[str], problem: str, **names: str) -> np.ndarray:
     """The index in ``classes`` of each label: the one mapping of labels to the network's
     outputs, for fitting and for scoring alike.
 
     Raises:
         DatasetError: Labels outside ``classes``: ``problem`` with ``{unknown}`` and
-            ``{classes}`` filled in (each a comma-separated list).
+            ``{classes}`` filled in (each a comma-separated list), and the ``names``.
 
     Example:
         >>> label_ids(pd.Series(["Hat", "Dress"]), ["Dress", "Hat"], "{unknown}").tolist()
@@ -232,5 +232,6 @@ def label_ids(labels: pd.Series, classes: Sequence[str], problem: str) -> np.nda
     index = {str(name): i for i, name in enumerate(classes)}
     unknown = sorted({str(v) for v in labels} - set(index))
     if unknown:
-        raise DatasetError(problem.format(unknown=", ".join(unknown), classes=", ".join(index)))
+        listed = {"unknown": ", ".join(unknown), "classes": ", ".join(index)}
+        raise DatasetError(problem.format(**names, **listed))
     return np.array([index[str(v)] for v in labels], dtype=np.int64)

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from .config import RECIPE_NAMES, TrainConfig, resolve_config
-from .declaration import Setting, _declared
+from .declaration import Setting, declared_settings
 from .derived import all_settings, implied_values, resume_settings, settings_table
 from .options import RunOptions, resolve_options
 
@@ -52,5 +52,6 @@ RECIPE_BACKBONES: dict[str, str] = {"seed": "resnet18", "fast": "efficientnet_li
 #: ``"seed"``, the original study exactly, and ``"fast"``, two networks (the centre square
 #: and the whole photo) averaged, more accurate than the study in 40 % of its image-passes.
 RECIPES: dict[str, dict[str, Any]] = {
-    recipe: {s.name: s.defaults[recipe] for s in _declared(TrainConfig)} for recipe in RECIPE_NAMES
+    recipe: {s.name: s.defaults[recipe] for s in declared_settings(TrainConfig)}
+    for recipe in RECIPE_NAMES
 }

@@ -12,14 +12,15 @@ from .._kinds import IMAGE_SIDES, MAX_LOGIT_ADJUSTMENT, Choice, Flag, Int, Numbe
 from ..backbones import ASPECT_RANGE, valid_aspect
 from ..exceptions import InvalidParameterError
 from .declaration import (
-    _AMOUNT,
-    _ASPECT,
-    _COUNT,
-    _FRACTION,
-    _OFF,
-    _POSITIVE,
-    _declared,
-    _resolved,
+    AMOUNT,
+    ASPECT_RANGE_TEXT,
+    COUNT,
+    FRACTION,
+    OFF,
+    OFF_SINCE_0_2,
+    POSITIVE,
+    declared_settings,
+    resolved_values,
     setting,
 )
 
@@ -41,14 +42,14 @@ class TrainConfig:
     recipe: str
     epochs: int = setting(
         "epochs over all layers (the head-only stage not counted)",
-        _POSITIVE,
+        POSITIVE,
         seed=50,
         fast=10,
         resume=True,
     )
     batch_size: int = setting(
         "images per optimiser step, summed over all processes",
-        _POSITIVE,
+        POSITIVE,
         seed=32,
         fast=32,
         resume=True,
@@ -66,7 +67,7 @@ class TrainConfig:
         "height / width of the images the network sees: 1 the centre square of each photo, "
         "4/3 the whole of a 3:4 portrait photo",
         Number(
-            f"a number {_ASPECT} (height / width)",
+            f"a number {ASPECT_RANGE_TEXT} (height / width)",
             low=ASPECT_RANGE[0],
             high=ASPECT_RANGE[1],
             high_open=False,
@@ -92,10 +93,10 @@ class TrainConfig:
         resume=True,
     )
     momentum: float = setting(
-        "SGD momentum (beta1 for AdamW)", _FRACTION, seed=0.9, fast=0.9, resume=True
+        "SGD momentum (beta1 for AdamW)", FRACTION, seed=0.9, fast=0.9, resume=True
     )
     weight_decay: float = setting(
-        "decoupled for AdamW, L2 for SGD", _AMOUNT, seed=0.0, fast=0.05, resume=True
+        "decoupled for AdamW, L2 for SGD", AMOUNT, seed=0.0, fast=0.05, resume=True
     )
     class_weighted: bool = setting(
         "weight the loss by the inverse class frequency of the training set",
@@ -112,7 +113,7 @@ class TrainConfig:
     )
     seed: int = setting(
         "seeds the new head, the data order and the augmentations",
-        _COUNT,
+        COUNT,
         seed=0,
         fast=0,
         resume=True,
@@ -135,18 +136,18 @@ class TrainConfig:
     )
     warmup_epochs: float = setting(
         "length of the warm-up, in epochs (may be fractional)",
-        _AMOUNT,
+        AMOUNT,
         seed=0.0,
         fast=0.5,
         resume=True,
     )
     label_smoothing: float = setting(
-        "label smoothing of the cross-entropy", _FRACTION, seed=0.0, fast=0.1, resume=True
+        "label smoothing of the cross-entropy", FRACTION, seed=0.0, fast=0.1, resume=True
     )
     head_epochs: int = setting(
         "epochs of a first stage that trains the new head alone on cached features of the "
         "frozen backbone (0: none)",
-        _COUNT,
+        COUNT,
         seed=0,
         fast=20,
         resume=True,
@@ -179,33 +180,21 @@ class TrainConfig:
     )
     mixup_alpha: float = setting(
         "Mixup: each training image blended with another of its batch by a Beta(a, a) "
-        "share, and its target too" + _OFF,
-        Number("a finite number >= 0" + _OFF),
-        seed=0.0,
-        fast=0.0,
-        resume=True,
-        added="0.2",
-        implied=0.0,
+        "share, and its target too" + OFF,
+        Number("a finite number >= 0" + OFF),
+        **OFF_SINCE_0_2,
     )
     cutmix_alpha: float = setting(
         "CutMix: a box of another image of the batch pasted in, its area share drawn the "
-        "same way (with Mixup too, each batch takes one of the two)" + _OFF,
-        Number("a finite number >= 0" + _OFF),
-        seed=0.0,
-        fast=0.0,
-        resume=True,
-        added="0.2",
-        implied=0.0,
+        "same way (with Mixup too, each batch takes one of the two)" + OFF,
+        Number("a finite number >= 0" + OFF),
+        **OFF_SINCE_0_2,
     )
     color_jitter: float = setting(
         "brightness, contrast and saturation of each training image scaled by factors in "
-        "[1 - s, 1 + s]" + _OFF,
-        Number("a number in [0, 1)" + _OFF, high=1.0),
-        seed=0.0,
-        fast=0.0,
-        resume=True,
-        added="0.2",
-        implied=0.0,
+        "[1 - s, 1 + s]" + OFF,
+        Number("a number in [0, 1)" + OFF, high=1.0),
+        **OFF_SINCE_0_2,
     )
     tta: bool = setting(
         "test-time augmentation: validate on each image and its mirror image, averaging "
@@ -227,7 +216,7 @@ class TrainConfig:
         "the photos at about the first one's pixels; prediction averages their "
         "probabilities (empty: one network)",
         Numbers(
-            f"a sequence of aspects (height / width, each {_ASPECT}), for example "
+            f"a sequence of aspects (height / width, each {ASPECT_RANGE_TEXT}), for example "
             "(4 / 3,); () for one network",
             item=valid_aspect,
         ),
@@ -247,11 +236,7 @@ class TrainConfig:
         "keep an exponential moving average of the weights with this decay per step, used "
         "for validation and the final weights (0: off)",
         Number("a number in [0, 1) (0: no weight averaging)", high=1.0),
-        seed=0.0,
-        fast=0.0,
-        resume=True,
-        added="0.2",
-        implied=0.0,
+        **OFF_SINCE_0_2,
     )
     distill_weight: float = setting(
         "with fit(teacher=...): the share of the loss that matches the teacher's "
@@ -276,9 +261,9 @@ class TrainConfig:
     logit_adjustment: float = setting(
         "train on logits plus this times the log of the training set's class frequencies "
         "(the logit-adjusted loss): the network learns scores free of the class prior, "
-        "and prediction adds the prior back by the model's balance" + _OFF,
+        "and prediction adds the prior back by the model's balance" + OFF,
         Number(
-            f"a number from 0 to {MAX_LOGIT_ADJUSTMENT:g}" + _OFF,
+            f"a number from 0 to {MAX_LOGIT_ADJUSTMENT:g}" + OFF,
             high=MAX_LOGIT_ADJUSTMENT,
             high_open=False,
         ),
@@ -290,7 +275,7 @@ class TrainConfig:
     )
     head_weight_decay: float = setting(
         "AdamW weight decay of the head-only stage",
-        _AMOUNT,
+        AMOUNT,
         seed=1e-4,
         fast=1e-4,
         resume=True,
@@ -299,7 +284,7 @@ class TrainConfig:
     )
     head_batch_size: int = setting(
         "cached feature vectors per optimiser step of the head-only stage",
-        _POSITIVE,
+        POSITIVE,
         seed=64,
         fast=64,
         resume=True,
@@ -346,7 +331,7 @@ class TrainConfig:
             >>> TrainConfig.from_dict(config.to_dict()) == config
             True
         """
-        known = {s.name for s in _declared(cls)}
+        known = {s.name for s in declared_settings(cls)}
         values = {k: v for k, v in data.items() if k in known}
         return resolve_config(cast(RecipeName, data.get("recipe", "seed")), **values)
 
@@ -371,7 +356,7 @@ def resolve_config(recipe: RecipeName = "seed", **overrides: Any) -> TrainConfig
         raise InvalidParameterError(
             f"Unknown recipe {recipe!r}; expected one of {', '.join(map(repr, RECIPE_NAMES))}."
         )
-    declared = list(_declared(TrainConfig))
+    declared = list(declared_settings(TrainConfig))
     base = {s.name: s.defaults[recipe] for s in declared}  # the recipe (RECIPES)
-    values = _resolved(declared, base, overrides, "a training setting")
+    values = resolved_values(declared, base, overrides, "a training setting")
     return TrainConfig(recipe=recipe, **values)

@@ -23,7 +23,7 @@ class _Unknown:
         return "unknown"
 
 
-_UNKNOWN: Any = _Unknown()
+UNKNOWN: Any = _Unknown()
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class Setting:
     flag: str
     resume: bool = False
     added: str | None = None
-    implied: Any = _UNKNOWN
+    implied: Any = UNKNOWN
 
     def check(self, value: Any) -> Any:
         """``value`` normalised (a list of numbers to a tuple, a path to a str).
@@ -88,7 +88,7 @@ def setting(
     flag: str | None = None,
     resume: bool = False,
     added: str | None = None,
-    implied: Any = _UNKNOWN,
+    implied: Any = UNKNOWN,
 ) -> Any:
     """Declare a field of :class:`TrainConfig`: learned with and saved (see :class:`Setting`
     for ``resume``, ``added`` and ``implied``)."""
@@ -120,7 +120,7 @@ def option(
     return field(default=default, metadata={"setting": declared})
 
 
-def _declared(cls: type) -> Iterator[Setting]:
+def declared_settings(cls: type) -> Iterator[Setting]:
     for item in fields(cls):
         if "setting" in item.metadata:
             declared = dict(item.metadata["setting"])
@@ -128,7 +128,7 @@ def _declared(cls: type) -> Iterator[Setting]:
             yield Setting(name=item.name, **declared)
 
 
-def _resolved(
+def resolved_values(
     declared: list[Setting], base: dict[str, Any], overrides: Mapping[str, Any], what: str
 ) -> dict[str, Any]:
     by_name = {s.name: s for s in declared}
@@ -143,9 +143,18 @@ def _resolved(
     return {name: by_name[name].check(value) for name, value in values.items()}
 
 
-_POSITIVE = Int("a positive int", low=1)
-_COUNT = Int("an int >= 0", low=0)
-_FRACTION = Number("a number in [0, 1)", high=1.0)
-_AMOUNT = Number("a finite number >= 0")
-_ASPECT = f"from {ASPECT_RANGE[0]} to {ASPECT_RANGE[1]}"
-_OFF = " (0: off)"
+POSITIVE = Int("a positive int", low=1)
+COUNT = Int("an int >= 0", low=0)
+FRACTION = Number("a number in [0, 1)", high=1.0)
+AMOUNT = Number("a finite number >= 0")
+ASPECT_RANGE_TEXT = f"from {ASPECT_RANGE[0]} to {ASPECT_RANGE[1]}"
+OFF = " (0: off)"
+#: The declaration of a feature added in 0.2 that both recipes leave off, as files written
+#: before it ran: ``setting(help, kind, **OFF_SINCE_0_2)``.
+OFF_SINCE_0_2: dict[str, Any] = {
+    "seed": 0.0,
+    "fast": 0.0,
+    "resume": True,
+    "added": "0.2",
+    "implied": 0.0,
+}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .config import TrainConfig
-from .declaration import _UNKNOWN, Setting, _declared
+from .declaration import UNKNOWN, Setting, declared_settings
 from .options import RunOptions
 
 __all__ = ["all_settings", "implied_values", "resume_settings", "settings_table"]
@@ -14,7 +14,7 @@ __all__ = ["all_settings", "implied_values", "resume_settings", "settings_table"
 
 def all_settings() -> list[Setting]:
     """Every declared setting: :class:`TrainConfig`'s, then :class:`RunOptions`'."""
-    return [*_declared(TrainConfig), *_declared(RunOptions)]
+    return [*declared_settings(TrainConfig), *declared_settings(RunOptions)]
 
 
 def resume_settings() -> tuple[str, ...]:
@@ -25,7 +25,7 @@ def resume_settings() -> tuple[str, ...]:
         >>> resume_settings()[:4]
         ('epochs', 'batch_size', 'image_size', 'aspect')
     """
-    return tuple(s.name for s in _declared(TrainConfig) if s.resume)
+    return tuple(s.name for s in declared_settings(TrainConfig) if s.resume)
 
 
 def implied_values() -> dict[str, Any]:
@@ -41,8 +41,8 @@ def implied_values() -> dict[str, Any]:
     """
     return {
         s.name: list(s.implied) if isinstance(s.implied, tuple) else s.implied
-        for s in _declared(TrainConfig)
-        if s.added is not None and s.implied is not _UNKNOWN
+        for s in declared_settings(TrainConfig)
+        if s.added is not None and s.implied is not UNKNOWN
     }
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .._kinds import Choice, Flag, Folder
-from .declaration import _COUNT, _declared, _resolved, option
+from .declaration import COUNT, declared_settings, option, resolved_values
 
 __all__ = ["RunOptions", "resolve_options"]
 
@@ -24,7 +24,7 @@ class RunOptions:
 
     num_workers: int = option(
         "processes that decode images into the cache (0: this one)",
-        _COUNT,
+        COUNT,
         default=min(4, os.cpu_count() or 1),
         flag="--workers",
     )
@@ -67,6 +67,6 @@ def resolve_options(**overrides: Any) -> RunOptions:
     Raises:
         InvalidParameterError: An unknown option or a value that cannot work.
     """
-    declared = list(_declared(RunOptions))
+    declared = list(declared_settings(RunOptions))
     base = {s.name: s.defaults["*"] for s in declared}
-    return RunOptions(**_resolved(declared, base, overrides, "a run option"))
+    return RunOptions(**resolved_values(declared, base, overrides, "a run option"))

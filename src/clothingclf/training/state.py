@@ -122,7 +122,9 @@ def restore_checkpoint(run: Run, resume: str | os.PathLike[str], config: TrainCo
         run.optimizer.load_state_dict(saved.optimizer)
         run.scheduler.load_state_dict(saved.scheduler)
         if run.average is not None:  # check_resume_settings saw the run kept one too
-            run.average.load(saved.average)  # type: ignore[arg-type]
+            if saved.average is None:
+                raise TypeError("the checkpoint holds no weight average")
+            run.average.load(saved.average)
         run.history = saved.history
         run.best_state = saved.best_state
         run.best_epoch = saved.best_epoch

@@ -186,12 +186,15 @@ def evaluate(
     model.eval()
     loss_sum, correct, count = 0.0, 0.0, 0.0
     device = views.device
-    run = TorchRunner([model], device, bf16=bf16)
+    layout = torch.channels_last if views.channels_last else torch.contiguous_format
+    run = TorchRunner([model], device, bf16=bf16, layout=layout)
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
         target = labels[start : start + batch_size].to(device)
         mask = real[start : start + batch_size].to(device)
-        probabilities = mirror_mean(run, [views.center(chunk)], tta=tta)
+        # the mirror images in a pass of their own: validation's memory stays that of a batch
+        both = mirror_mean(run, [views.center(chunk)], tta=tta, together=False)
+        probabilities = both.to(device, torch.float32)
         if keep is not None:
             keep.append(probabilities.detach().to("cpu", torch.float32))
         losses = F.nll_loss(probabilities.clamp_min(1e-12).log(), target, reduction="none")

@@ -18,7 +18,11 @@ from ..exceptions import (
     MissingColumnsError,
 )
 
-__all__ = ["fit_tables", "require_columns"]
+__all__ = ["FitTables", "fit_tables", "require_columns"]
+
+#: What :func:`fit_tables` gives: the training table and the validation table (each with
+#: ``label_id``; ``None``: no validation), the classes and their weights.
+FitTables = tuple[pd.DataFrame, pd.DataFrame | None, list[str], list[float]]
 
 
 def require_columns(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -31,9 +35,7 @@ def require_columns(table: pd.DataFrame, columns: Sequence[str], what: str) -> N
         )
 
 
-def fit_tables(
-    data: Any, val: pd.DataFrame | None
-) -> tuple[pd.DataFrame, pd.DataFrame | None, list[str], list[float]]:
+def fit_tables(data: Any, val: pd.DataFrame | None) -> FitTables:
     """The training table and the validation table (each with ``label_id``), the classes
     and their balanced weights, from ``fit``'s arguments.
 
@@ -89,9 +91,10 @@ def _with_label_ids(table: pd.DataFrame, classes: list[str], what: str) -> pd.Da
     ids = label_ids(
         table["label"],
         classes,
-        f"The {what} table has labels that the training classes lack: {{unknown}} (classes: "
+        "The {what} table has labels that the training classes lack: {unknown} (classes: "
         "{classes}). Every class needs training images; remove those rows or add training "
         "images.",
+        what=what,
     )
     table = table.copy()
     table["label_id"] = ids
