@@ -65,13 +65,13 @@ def check_payload(value: Any, where: str) -> None:
         return
     if type(value) in _PLAIN:
         if type(value) is int and abs(value) >= 2**63:
-            raise InvalidParameterError(f"{where} is an int beyond 64 bits, {_short(value, 40)}.")
+            raise InvalidParameterError(f"{where} is an int beyond 64 bits, {clip(value, 40)}.")
         return
     if type(value) in (dict, collections.OrderedDict):
         for key, item in value.items():
             if type(key) not in _PLAIN:
                 raise InvalidParameterError(
-                    f"{where} has a key of type {type(key).__name__}: {_short(key, 40)}."
+                    f"{where} has a key of type {type(key).__name__}: {clip(key, 40)}."
                 )
             check_payload(item, f"{where}[{key!r}]")
         return
@@ -340,7 +340,7 @@ def _tensor_entries_problem(header: Mapping[str, Any]) -> str | None:
             return f"the header's entry {key!r} is not a tensor description"
         if entry["dtype"] not in _DTYPES.values():
             return (
-                f"the tensor {key!r} is of type {_short(entry['dtype'], 40)}, which clothingclf "
+                f"the tensor {key!r} is of type {clip(entry['dtype'], 40)}, which clothingclf "
                 f"never writes (it writes {', '.join(_DTYPES.values())})"
             )
         numbers = [*entry["shape"], *entry["data_offsets"]] if _lists(entry) else None
@@ -365,7 +365,7 @@ def _data_length(header: Mapping[str, Any]) -> int:
     return max(ends, default=0)
 
 
-def _short(value: Any, width: int = 80) -> str:
+def clip(value: Any, width: int = 80) -> str:
     """``repr(value)`` cut to ``width`` characters, for a message quoting a file's value."""
     text = repr(value)
     return text if len(text) <= width else text[: width - 3] + "..."

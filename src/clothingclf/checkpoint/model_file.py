@@ -13,7 +13,7 @@ import torch
 
 from .._kinds import IMAGE_SIDES, is_number
 from ..exceptions import ModelFileError, UnsupportedFormatError
-from .files import _short, safe_load
+from .files import clip, safe_load
 from .training_checkpoint import CHECKPOINT_FORMAT
 
 __all__ = [
@@ -146,7 +146,7 @@ def validate_model_payload(payload: Mapping[str, Any]) -> str | None:
     ):
         return (
             f"'classes' must be a list of 1 to {_MAX_CLASSES} non-empty names; found "
-            f"{_short(classes)}."
+            f"{clip(classes)}."
         )
     counts = collections.Counter(classes)
     twice = [c for c, n in counts.items() if n > 1]
@@ -174,12 +174,12 @@ def validate_model_payload(payload: Mapping[str, Any]) -> str | None:
     for key in ("best_val_accuracy", "final_val_accuracy"):
         value = metrics.get(key)
         if value is not None and not (is_number(value) and 0.0 <= value <= 1.0):
-            return f"metrics[{key!r}] must be a number in [0, 1] or null; found {_short(value)}."
+            return f"metrics[{key!r}] must be a number in [0, 1] or null; found {clip(value)}."
     if payload.get("holds") not in ("best", "final"):
-        return f"'holds' must be 'best' or 'final'; found {_short(payload.get('holds'))}."
+        return f"'holds' must be 'best' or 'final'; found {clip(payload.get('holds'))}."
     epoch = metrics.get("best_epoch", 0)
     if not (isinstance(epoch, int) and not isinstance(epoch, bool) and 0 <= epoch <= 100_000):
-        return f"metrics['best_epoch'] must be an epoch number; found {_short(epoch)}."
+        return f"metrics['best_epoch'] must be an epoch number; found {clip(epoch)}."
     history = payload.get("history")
     if not isinstance(history, list) or not all(
         isinstance(row, dict) and all(is_number(v) for v in row.values()) for row in history
@@ -195,7 +195,7 @@ def _spec_problem(spec: Any, num_classes: int) -> str | None:
         return "the architecture spec lacks the backbone's name."
     if spec.get("num_classes") != num_classes:
         return (
-            f"the architecture scores {_short(spec.get('num_classes'))} classes but the file "
+            f"the architecture scores {clip(spec.get('num_classes'))} classes but the file "
             f"names {num_classes}."
         )
     features = spec.get("num_features")
@@ -203,8 +203,7 @@ def _spec_problem(spec: Any, num_classes: int) -> str | None:
         1 <= features <= _MAX_FEATURES
     ):
         return (
-            f"the architecture's num_features must be 1 to {_MAX_FEATURES}; found "
-            f"{_short(features)}."
+            f"the architecture's num_features must be 1 to {_MAX_FEATURES}; found {clip(features)}."
         )
     kwargs = spec.get("builder_kwargs", {})
     if not isinstance(kwargs, dict) or not all(
@@ -213,14 +212,14 @@ def _spec_problem(spec: Any, num_classes: int) -> str | None:
         allowed = ", ".join(f"{key} ({kind.__name__})" for key, kind in _BUILDER_KWARGS.items())
         return (
             f"the architecture's builder_kwargs may hold only {allowed}, the arguments "
-            f"clothingclf records; found {_short(kwargs)}."
+            f"clothingclf records; found {clip(kwargs)}."
         )
     size = kwargs.get("image_size")
     if size is not None and not (
         isinstance(size, int) and IMAGE_SIDES[0] <= size <= IMAGE_SIDES[1]
     ):
         low, high = IMAGE_SIDES
-        return f"builder_kwargs['image_size'] must be {low} to {high}; found {_short(size)}."
+        return f"builder_kwargs['image_size'] must be {low} to {high}; found {clip(size)}."
     return None
 
 
@@ -233,7 +232,7 @@ def _preprocessing_problem(prep: Any, where: str) -> str | None:
         if not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
             return (
                 f"preprocessing{where}[{key!r}] must be an int from {low} to {high}; found "
-                f"{_short(value)}."
+                f"{clip(value)}."
             )
     for key in ("mean", "std"):
         values = prep.get(key)
@@ -242,9 +241,7 @@ def _preprocessing_problem(prep: Any, where: str) -> str | None:
             or len(values) != 3
             or not all(is_number(v) and math.isfinite(v) for v in values)
         ):
-            return (
-                f"preprocessing{where}[{key!r}] must be 3 finite numbers; found {_short(values)}."
-            )
+            return f"preprocessing{where}[{key!r}] must be 3 finite numbers; found {clip(values)}."
     if not all(v > 0 for v in prep["std"]):
         return f"preprocessing{where}['std'] must be positive; found {prep['std']}."
     return None

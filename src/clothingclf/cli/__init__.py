@@ -20,14 +20,14 @@ from collections.abc import Callable, Sequence
 
 from .._version import __version__
 from ..exceptions import ClothingClfError
-from .analyze import _add_analyze
-from .demo import _add_demo
-from .export import _add_export
-from .predict import _add_predict
-from .prepare import _add_prepare
-from .report import _add_report
-from .shared import _Parser
-from .train import _add_evaluate, _add_train
+from .analyze import add_analyze
+from .demo import add_demo
+from .export import add_export
+from .predict import add_predict
+from .prepare import add_prepare
+from .report import add_report
+from .shared import Parser
+from .train import add_evaluate, add_train
 
 __all__ = ["exit_status", "main"]
 
@@ -36,19 +36,19 @@ _Runner = Callable[[argparse.Namespace], int]
 # Each entry adds one sub-command parser and sets ``func`` to its runner; ``--help`` lists
 # the sub-commands in this order.
 _COMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
-    _add_prepare,
-    _add_analyze,
-    _add_train,
-    _add_evaluate,
-    _add_predict,
-    _add_demo,
-    _add_report,
-    _add_export,
+    add_prepare,
+    add_analyze,
+    add_train,
+    add_evaluate,
+    add_predict,
+    add_demo,
+    add_report,
+    add_export,
 )
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = _Parser(
+    parser: argparse.ArgumentParser = Parser(
         prog="clothingclf",
         description="Classify clothing photos, prepare datasets, and analyse CNNs.",
     )

@@ -6,10 +6,10 @@ import argparse
 from typing import Any
 
 from .flags import int_in
-from .shared import _POSITIVE
+from .shared import POSITIVE
 
 
-def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "analyze",
         help="count the FLOPs and compute the receptive field of a network",
@@ -28,7 +28,7 @@ def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument(
         "--network",
-        type=_POSITIVE,
+        type=POSITIVE,
         default=1,
         help="which network of a model file that holds several (1, the first, by default)",
     )

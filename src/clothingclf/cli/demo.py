@@ -30,7 +30,7 @@ class _DemoSettings:
 DEMO = _DemoSettings()
 
 
-def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
         help="label real photos with the bundled model, then train a small one (offline)",

@@ -8,7 +8,7 @@ import argparse
 from .flags import int_in
 
 
-def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "export",
         help="export a saved classifier to ONNX or TorchScript",

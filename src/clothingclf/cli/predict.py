@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .flags import number_in
-from .shared import _POSITIVE, _add_model_options
+from .shared import POSITIVE, add_model_options
 
 if TYPE_CHECKING:
     from ..inference import Prediction
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
-def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "predict",
         help="label images (with the bundled model, or --model FILE)",
@@ -57,7 +57,7 @@ def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         metavar="FILE",
         help="model file written by train or save() (default: the bundled model)",
     )
-    p.add_argument("--top-k", type=_POSITIVE, default=1, metavar="K", help="labels per image (1)")
+    p.add_argument("--top-k", type=POSITIVE, default=1, metavar="K", help="labels per image (1)")
     p.add_argument(
         "--min-score",
         type=number_in(0.0, 1.0),
@@ -83,7 +83,7 @@ def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         metavar="FILE",
         help="append the labels to FILE (.csv or .jsonl) as they are made; resumable",
     )
-    p.add_argument("--batch-size", type=_POSITIVE, default=32, help="images per forward pass (32)")
+    p.add_argument("--batch-size", type=POSITIVE, default=32, help="images per forward pass (32)")
     p.add_argument(
         "--engine",
         default="auto",
@@ -106,7 +106,7 @@ def _add_predict(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument(
         "--no-progress", action="store_true", help="no progress line on stderr (with --output)"
     )
-    _add_model_options(p)
+    add_model_options(p)
     p.set_defaults(func=_run_predict)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from .shared import _POSITIVE
+from .shared import POSITIVE
 
 
-def _add_prepare(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_prepare(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "prepare",
         help="verify a clothing dataset and split it into train/val/test",
@@ -31,7 +31,7 @@ def _add_prepare(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--seed", type=int, default=42, help="seed of the shuffles (42)")
     p.add_argument("--no-verify", action="store_true", help="do not decode every image")
     p.add_argument("--images-dir", metavar="NAME", help="images folder name inside ROOT")
-    p.add_argument("--workers", type=_POSITIVE, help="threads that verify images (all cores)")
+    p.add_argument("--workers", type=POSITIVE, help="threads that verify images (all cores)")
     p.set_defaults(func=_run_prepare)
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 
 from .flags import int_in
-from .shared import _POSITIVE, _add_model_options
+from .shared import POSITIVE, add_model_options
 
 
-def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "report",
         help="write an HTML/Markdown evaluation report with figures",
@@ -33,8 +33,8 @@ def _add_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument(
         "--force", action="store_true", help="replace files of the report's names not made by it"
     )
-    p.add_argument("--batch-size", type=_POSITIVE, help="images per forward pass")
-    _add_model_options(p)
+    p.add_argument("--batch-size", type=POSITIVE, help="images per forward pass")
+    add_model_options(p)
     p.set_defaults(func=_run_report)
 
 

@@ -12,22 +12,22 @@ if TYPE_CHECKING:
     from ..data import DatasetSplits
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse, with a usage error on one line: ``clothingclf CMD: error: ...`` (status 2)."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-_POSITIVE = int_in(1)
+POSITIVE = int_in(1)
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
+def add_model_options(p: argparse.ArgumentParser) -> None:
     """The options of every sub-command that runs a model."""
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, ...")
 
 
-def _load_data(data: str) -> DatasetSplits:
+def load_data(data: str) -> DatasetSplits:
     """A dataset root (prepared here) or a folder written by ``clothingclf prepare``: the
     splits of :func:`~clothingclf.open_splits`, with what preparing dropped printed."""
     import sys
@@ -43,7 +43,7 @@ def _load_data(data: str) -> DatasetSplits:
     return splits
 
 
-def _check_output_file(path: str, option: str) -> None:
+def check_output_file(path: str, option: str) -> None:
     """Refuse, before any work, an output file path that a save at the end would refuse."""
     from pathlib import Path
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 
 from .flags import add_setting_flag
-from .shared import _add_model_options, _check_output_file, _load_data
+from .shared import add_model_options, check_output_file, load_data
 
 
-def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "train",
         help="fine-tune a classifier on a dataset and save it",
@@ -45,18 +45,18 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--checkpoint", metavar="FILE", help="write a checkpoint after every epoch")
     p.add_argument("--resume", metavar="FILE", help="continue from such a checkpoint")
-    _add_model_options(p)
+    add_model_options(p)
     p.set_defaults(func=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> int:
     from ..classifier import ClothingClassifier
 
-    _check_output_file(args.output, "--output")
+    check_output_file(args.output, "--output")
     if args.checkpoint is not None:
-        _check_output_file(args.checkpoint, "--checkpoint")
+        check_output_file(args.checkpoint, "--checkpoint")
     teacher = _teacher(args.teacher)
-    splits = _load_data(args.data)
+    splits = load_data(args.data)
     print(
         f"{len(splits.train)} train, {len(splits.val)} val, {len(splits.test)} test images; "
         f"{len(splits.classes)} classes"
@@ -92,7 +92,7 @@ def _teacher(name: str | None) -> str | None:
     return str(pretrained_file(bundled[name])) if name in bundled else name
 
 
-def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "evaluate",
         help="evaluate a saved classifier on a dataset split",
@@ -104,7 +104,7 @@ def _add_evaluate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("data", metavar="DATA", help="dataset root or prepared splits folder")
     p.add_argument("--split", choices=("test", "val", "train"), default="test", help="(test)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
-    _add_model_options(p)
+    add_model_options(p)
     p.set_defaults(func=_run_evaluate)
 
 
@@ -114,7 +114,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from ..classifier import ClothingClassifier
 
     clf = ClothingClassifier.load(args.model, device=args.device)
-    splits = _load_data(args.data)
+    splits = load_data(args.data)
     report = clf.evaluate(getattr(splits, args.split))
     print(json.dumps(report.to_dict(), indent=2) if args.json else report)
     return 0

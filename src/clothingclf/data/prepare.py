@@ -29,7 +29,7 @@ from .._paths import refuse_blocked_folder
 from ..exceptions import EmptyDatasetError, InvalidParameterError, UnsafePathError
 from ..images import check_image
 from .report import DatasetReport
-from .splits import DatasetSplits, _save
+from .splits import DatasetSplits, save_splits
 from .splitting import SPLIT_NAMES, assign_splits
 from .tables import file_name, find_images_dir, locate, read_rows
 
@@ -165,7 +165,7 @@ def prepare_dataset(
         report=report,
     )
     if output_dir is not None:
-        _save(splits, Path(output_dir))
+        save_splits(splits, Path(output_dir))
     return splits
 
 

@@ -121,7 +121,7 @@ def _text_columns(splits: DatasetSplits) -> list[str]:
     ]
 
 
-def _save(splits: DatasetSplits, output_dir: Path) -> None:
+def save_splits(splits: DatasetSplits, output_dir: Path) -> None:
     """Write the three splits as CSV, ``report.json`` (what :func:`load_splits` needs to read
     them back exactly) and ``report.txt`` (for people), each atomically."""
     try:
