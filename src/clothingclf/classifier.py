@@ -27,7 +27,7 @@ from .fitting import MIN_CALIBRATION_IMAGES, fit_model
 from .inference import Prediction
 from .predictor import load_for_inference
 from .settings import all_settings, resolve_config, resolve_options
-from .training.tables import fit_tables
+from .training import fit_tables
 
 if TYPE_CHECKING:
     from typing_extensions import Self

@@ -27,7 +27,7 @@ from typing_extensions import Unpack
 from .backbones import ClothingNet, Preprocessing
 from .calibration import Balance, Calibration
 from .checkpoint import FittedModel, atomic_save, gathered_state, model_payload
-from .data.splits import is_splits
+from .data import is_splits
 from .exceptions import InvalidParameterError, NotFittedError
 from .fitting import fit_calibration, labelled_probabilities, measure_precision
 from .inference import InferenceOptions, Prediction, as_images

@@ -31,8 +31,7 @@ from .exceptions import EmptyDatasetError, InvalidParameterError
 from .predictor import HasPredictor, Predictor
 from .quantization import CALIBRATION_PHOTOS
 from .settings import RunOptions, TrainConfig
-from .training import fit_networks
-from .training.tables import FitTables, require_columns
+from .training import FitTables, fit_networks, require_columns
 
 __all__ = [
     "MIN_CALIBRATION_IMAGES",

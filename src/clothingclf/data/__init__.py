@@ -17,11 +17,12 @@ clothingclf's lower layers (images, backbones, exceptions, path helpers):
 
 from __future__ import annotations
 
+from .cache import build_image_cache
 from .dataset import ClothingDataset
-from .prepare import prepare_dataset
+from .prepare import balanced_class_weights, prepare_dataset
 from .report import DatasetReport
 from .sources import open_splits
-from .splits import DatasetSplits, load_splits
+from .splits import DatasetSplits, is_splits, load_splits
 from .tables import IMAGE_FOLDERS, label_ids
 
 __all__ = [
@@ -29,6 +30,9 @@ __all__ = [
     "ClothingDataset",
     "DatasetReport",
     "DatasetSplits",
+    "balanced_class_weights",
+    "build_image_cache",
+    "is_splits",
     "label_ids",
     "load_splits",
     "open_splits",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from ..data.splits import is_splits
+from ..data import is_splits
 from ..exceptions import (
     DatasetNotFoundError,
     EmptyDatasetError,

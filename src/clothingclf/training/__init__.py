@@ -33,15 +33,19 @@ from ..settings import RECIPES, RunOptions, TrainConfig, resolve_config, resolve
 from .ensemble import Ensemble, fit_networks, network_file
 from .loop import TrainResult, train_model
 from .precision import speed_settings
+from .tables import FitTables, fit_tables, require_columns
 
 __all__ = [
     "RECIPES",
     "Ensemble",
+    "FitTables",
     "RunOptions",
     "TrainConfig",
     "TrainResult",
     "fit_networks",
+    "fit_tables",
     "network_file",
+    "require_columns",
     "resolve_config",
     "resolve_options",
     "speed_settings",

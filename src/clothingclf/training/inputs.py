@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from ..backbones import Preprocessing
-from ..data.cache import build_image_cache
+from ..data import build_image_cache
 from ..settings import RunOptions, TrainConfig
 from .processes import Processes, shard
 

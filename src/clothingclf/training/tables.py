@@ -8,9 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..data import label_ids
-from ..data.prepare import balanced_class_weights
-from ..data.splits import is_splits
+from ..data import balanced_class_weights, is_splits, label_ids
 from ..exceptions import (
     DatasetError,
     EmptyDatasetError,
@@ -26,6 +24,8 @@ FitTables = tuple[pd.DataFrame, pd.DataFrame | None, list[str], list[float]]
 
 
 def require_columns(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """Raise :class:`~clothingclf.exceptions.MissingColumnsError` naming the ``columns``
+    that ``table`` (``what``, in the message) lacks."""
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise MissingColumnsError(
