@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from ._kinds import is_real
+from ._kinds import is_int, is_real
 from .calibration import Balance
 from .exceptions import InvalidImageError, InvalidParameterError, MissingColumnsError, did_you_mean
 
@@ -178,10 +178,6 @@ def check_min_score(min_score: Any) -> None:
         raise InvalidParameterError(f"min_score must be from 0 to 1; found {min_score!r}.")
 
 
-def _count(value: Any, *, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
 def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """The options with their defaults filled in, each checked."""
     unknown = sorted(set(options) - set(_OPTION_DEFAULTS))
@@ -198,12 +194,11 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidParameterError(
             f"calibrated must be True or False; found {settings['calibrated']!r}."
         )
-    if settings["batch_size"] is not None and not _count(settings["batch_size"], low=1):
-        raise InvalidParameterError(
-            f"batch_size must be a positive int; found {settings['batch_size']!r}."
-        )
+    batch = settings["batch_size"]
+    if batch is not None and not (is_int(batch) and batch >= 1):
+        raise InvalidParameterError(f"batch_size must be a positive int; found {batch!r}.")
     threads = settings["decode_threads"]
-    if threads is not None and not _count(threads, low=0):
+    if threads is not None and not (is_int(threads) and threads >= 0):
         raise InvalidParameterError(
             f"decode_threads must be an int >= 0 (0: decode in this thread); found {threads!r}."
         )
